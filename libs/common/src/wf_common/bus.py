@@ -1,0 +1,322 @@
+"""NATS helpers: connect, declare the topology, publish models, and consume with explicit acks.
+
+The consumer loop hands each message to a handler as a `Delivery`, which decides its fate:
+`ack()` once the work is durable, `nak(delay)` for transient failures, `term(reason)` for poison
+messages (the reason goes to the server and the log), and `in_progress()` heartbeats for long jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+from pydantic import BaseModel, ValidationError
+
+from wf_common import subjects
+from wf_common.config import BusConfig
+from wf_common.errors import BusError
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_WINDOW_SECONDS = 15 * 60
+
+
+async def connect(url: str, name: str, **kwargs: Any) -> NATS:
+    """Connect with unlimited reconnects; the first connect fails fast with a clear message."""
+
+    async def on_error(err: Exception) -> None:
+        log.warning("nats: %s", err)
+
+    try:
+        return await nats.connect(
+            url,
+            name=name,
+            connect_timeout=5,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            error_cb=on_error,
+            **kwargs,
+        )
+    except Exception as err:  # nats raises several unrelated types for "cannot connect"
+        raise BusError(
+            f"could not connect to NATS at {url}: {err or type(err).__name__}. "
+            "Is the stack running (`wf start`), or is nats.url in config.yaml right?"
+        ) from err
+
+
+async def _ensure_stream(js: JetStreamContext, cfg: StreamConfig) -> None:
+    try:
+        await js.add_stream(cfg)
+    except BadRequestError as err:
+        # Exists with another config (e.g. retention changed in config.yaml): update what may change.
+        if err.err_code == 10058:
+            await js.update_stream(cfg)
+        else:
+            raise
+
+
+async def ensure_topology(js: JetStreamContext, bus: BusConfig, stages: Iterable[str]) -> None:
+    """Declare streams, consumers and KV buckets. Idempotent: every service may call it at start."""
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=subjects.JOBS_STREAM,
+            subjects=[f"{subjects.JOBS_PREFIX}.>"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        ),
+    )
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=subjects.RESULTS_STREAM,
+            subjects=[f"{subjects.RESULTS_PREFIX}.>"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        ),
+    )
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=subjects.EVENTS_STREAM,
+            subjects=[f"{subjects.EVENTS_PREFIX}.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            max_age=bus.events_max_age_days * 86400,
+            max_bytes=bus.events_max_bytes,
+            discard=DiscardPolicy.OLD,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        ),
+    )
+    for stage in stages:
+        await ensure_consumer(
+            js,
+            subjects.JOBS_STREAM,
+            ConsumerConfig(
+                durable_name=subjects.job_consumer(stage),
+                filter_subject=subjects.job_subject(stage),
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=bus.ack_wait_seconds,
+                max_deliver=bus.max_deliver,
+                max_ack_pending=1000,
+                deliver_policy=DeliverPolicy.ALL,
+            ),
+        )
+    await ensure_consumer(
+        js,
+        subjects.RESULTS_STREAM,
+        ConsumerConfig(
+            durable_name=subjects.RESULTS_CONSUMER,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=30,
+            max_deliver=-1,  # results are never dropped: a failing apply is retried until it works
+            max_ack_pending=1000,
+            deliver_policy=DeliverPolicy.ALL,
+        ),
+    )
+    await ensure_kv(js, subjects.CONTROL_BUCKET, history=10)
+    await ensure_kv(js, subjects.RUNNERS_BUCKET, ttl=3 * 10.0)
+
+
+async def ensure_consumer(js: JetStreamContext, stream: str, cfg: ConsumerConfig) -> None:
+    try:
+        await js.add_consumer(stream, cfg)
+    except BadRequestError as err:
+        # 10148: exists with different settings (e.g. ack_wait changed): update in place.
+        if err.err_code in (10148, 10013):
+            await js.add_consumer(stream, cfg)  # add is create-or-update on 2.10+ servers
+        else:
+            raise
+
+
+async def ensure_kv(js: JetStreamContext, bucket: str, *, history: int = 1, ttl: float | None = None) -> None:
+    try:
+        await js.key_value(bucket)
+    except (NotFoundError, BucketNotFound):
+        await js.create_key_value(KeyValueConfig(bucket=bucket, history=history, ttl=ttl))
+
+
+try:  # older nats-py raises BucketNotFoundError under another name
+    from nats.js.errors import BucketNotFoundError as BucketNotFound
+except ImportError:  # pragma: no cover
+    BucketNotFound = NotFoundError  # type: ignore[misc,assignment]
+
+
+async def publish(
+    js: JetStreamContext, subject: str, payload: BaseModel, *, msg_id: str | None = None
+) -> int:
+    """Publish a model as JSON and wait for the stream's ack; returns the stream sequence."""
+    headers = {"Nats-Msg-Id": msg_id} if msg_id else None
+    ack = await js.publish(subject, payload.model_dump_json().encode(), headers=headers)
+    return int(ack.seq)
+
+
+class Delivery:
+    """One JetStream message and the decisions a handler can make about it."""
+
+    def __init__(self, msg: Msg, nc: NATS) -> None:
+        self.msg = msg
+        self._nc = nc
+        self.settled = False
+
+    @property
+    def data(self) -> bytes:
+        return self.msg.data
+
+    @property
+    def num_delivered(self) -> int:
+        return int(self.msg.metadata.num_delivered or 1)
+
+    @property
+    def stream_seq(self) -> int:
+        return int(self.msg.metadata.sequence.stream)
+
+    async def ack(self) -> None:
+        if not self.settled:
+            await self.msg.ack_sync()
+            self.settled = True
+
+    async def nak(self, delay: float | None = None) -> None:
+        if not self.settled:
+            await self.msg.nak(delay=delay)
+            self.settled = True
+
+    async def term(self, reason: str) -> None:
+        """Stop redelivery for good; servers ≥2.10.4 record the reason in their advisory."""
+        if not self.settled:
+            log.error("terminating message %s seq=%s: %s", self.msg.subject, self.stream_seq, reason)
+            await self._nc.publish(self.msg.reply, b"+TERM " + reason.encode()[:1000])
+            self.settled = True
+
+    async def in_progress(self) -> None:
+        if not self.settled:
+            await self.msg.in_progress()
+
+    @contextlib.asynccontextmanager
+    async def heartbeat(self, every: float) -> AsyncIterator[None]:
+        """Keep telling the server we are still working, so a long job is not redelivered."""
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(every)
+                with contextlib.suppress(Exception):
+                    await self.in_progress()
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+async def consume(
+    nc: NATS,
+    js: JetStreamContext,
+    *,
+    stream: str,
+    durable: str,
+    handler: Handler,
+    stop: asyncio.Event,
+    batch: int = 1,
+    concurrency: int = 1,
+    fetch_timeout: float = 1.0,
+) -> None:
+    """Pull from a durable consumer until `stop` is set, running up to `concurrency` handlers at once.
+
+    A handler that raises gets its message nak'ed with a short delay; an unsettled message after a
+    handler returns is acked (the handler finished its work).
+    """
+    psub = await js.pull_subscribe_bind(durable=durable, stream=stream)
+    slots = asyncio.Semaphore(concurrency)
+    running: set[asyncio.Task[None]] = set()
+
+    async def run(d: Delivery) -> None:
+        try:
+            await handler(d)
+            await d.ack()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("handler failed for %s (delivery %s); will retry", d.msg.subject, d.num_delivered)
+            with contextlib.suppress(Exception):
+                await d.nak(delay=min(30.0, 0.5 * d.num_delivered))
+        finally:
+            slots.release()
+
+    try:
+        while not stop.is_set():
+            free = 0
+            await slots.acquire()
+            free = 1
+            # Take as many free slots as are available without waiting, up to the batch size.
+            while free < min(batch, concurrency) and not slots.locked():
+                await slots.acquire()
+                free += 1
+            try:
+                msgs = await psub.fetch(free, timeout=fetch_timeout)
+            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                msgs = []
+            except Exception as err:
+                if stop.is_set():
+                    msgs = []
+                else:
+                    log.warning("fetch from %s/%s failed: %s", stream, durable, err)
+                    msgs = []
+                    await asyncio.sleep(0.5)
+            for _ in range(free - len(msgs)):
+                slots.release()
+            for m in msgs:
+                t = asyncio.create_task(run(Delivery(m, nc)))
+                running.add(t)
+                t.add_done_callback(running.discard)
+    finally:
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await psub.unsubscribe()
+
+
+async def request(nc: NATS, subject: str, payload: BaseModel, timeout: float = 10.0) -> bytes:
+    try:
+        reply = await nc.request(subject, payload.model_dump_json().encode(), timeout=timeout)
+    except nats.errors.NoRespondersError:
+        raise BusError(f"nobody answers on {subject}: is the orchestrator running?") from None
+    except (nats.errors.TimeoutError, asyncio.TimeoutError):
+        raise BusError(f"no answer on {subject} within {timeout:.0f}s: is the orchestrator overloaded?") from None
+    return bytes(reply.data)
+
+
+__all__ = [
+    "Delivery",
+    "ValidationError",
+    "connect",
+    "consume",
+    "ensure_topology",
+    "publish",
+    "request",
+]

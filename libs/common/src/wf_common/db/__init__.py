@@ -1,0 +1,1 @@
+"""Database schema shared by the orchestrator (the only writer) and the board API (reads only)."""

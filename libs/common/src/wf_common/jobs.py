@@ -1,0 +1,195 @@
+"""Messages between the orchestrator and the agent runners: jobs (wf.jobs.<stage>) and results
+(wf.results.<stage>). Both carry `schema_version` so fields can be added without breaking readers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from wf_common.states import Verdict
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Message(BaseModel):
+    # Unknown fields from newer senders are ignored, so readers can be upgraded after writers.
+    model_config = ConfigDict(extra="ignore")
+    schema_version: int = SCHEMA_VERSION
+
+
+class ProjectRef(BaseModel):
+    slug: str
+    name: str
+    workspace: str
+    test_command: str
+
+
+class TaskRef(BaseModel):
+    key: str
+    title: str
+    description: str = ""
+    acceptance_criteria: list[str] = Field(default_factory=list)
+    priority: int = 5
+    parent_key: str | None = None
+
+
+class BugRef(BaseModel):
+    key: str
+    title: str
+    description: str = ""
+    source_stage: str
+    reproduction: dict[str, Any] = Field(default_factory=dict)
+
+
+class FeedbackRef(BaseModel):
+    text: str
+    actor: str
+    at: datetime
+
+
+class Job(Message):
+    job_id: int                 # the execution id
+    idempotency_key: str        # <project>/<task>/<stage>/<attempt>, also the Nats-Msg-Id
+    stage: str
+    role: str
+    attempt: int
+    project: ProjectRef
+    task: TaskRef
+    idea: str | None = None     # for the PM: the idea to break down
+    feedback: list[FeedbackRef] = Field(default_factory=list)
+    bugs: list[BugRef] = Field(default_factory=list)
+    handoff: dict[str, Any] = Field(default_factory=dict)   # what the previous stage passed on
+    max_turns: int = 30
+    timeout_seconds: int = 900
+    schema_retries: int = 2
+    issued_at: datetime = Field(default_factory=utcnow)
+
+
+def idempotency_key(project: str, task_key: str, stage: str, attempt: int) -> str:
+    return f"{project}/{task_key}/{stage}/{attempt}"
+
+
+class PlannedTask(BaseModel):
+    """One task of the PM's breakdown: the structured-output schema the model must follow."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=3, max_length=200)
+    description: str = Field(min_length=1, max_length=20_000)
+    acceptance_criteria: list[str] = Field(min_length=1, max_length=30)
+    priority: int = Field(ge=1, le=10)
+    depends_on: list[int] = Field(default_factory=list)
+
+    @field_validator("acceptance_criteria")
+    @classmethod
+    def _non_empty(cls, v: list[str]) -> list[str]:
+        if any(not c.strip() for c in v):
+            raise ValueError("acceptance criteria must not be empty strings")
+        return v
+
+
+class Breakdown(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tasks: list[PlannedTask] = Field(min_length=1, max_length=50)
+
+    @model_validator(mode="after")
+    def _dependencies(self) -> Breakdown:
+        n = len(self.tasks)
+        for i, t in enumerate(self.tasks):
+            for d in t.depends_on:
+                if not 0 <= d < n:
+                    raise ValueError(f"tasks[{i}].depends_on: {d} is not an index into tasks (0..{n - 1})")
+                if d == i:
+                    raise ValueError(f"tasks[{i}].depends_on: a task cannot depend on itself")
+        # Kahn's algorithm: a cycle would leave tasks that never become ready.
+        indegree = [len(set(t.depends_on)) for t in self.tasks]
+        ready = [i for i in range(n) if indegree[i] == 0]
+        seen = 0
+        while ready:
+            j = ready.pop()
+            seen += 1
+            for i, t in enumerate(self.tasks):
+                if j in t.depends_on:
+                    indegree[i] -= 1
+                    if indegree[i] == 0:
+                        ready.append(i)
+        if seen != n:
+            raise ValueError("depends_on forms a cycle; dependencies must point to other tasks without loops")
+        return self
+
+
+def breakdown_json_schema() -> dict[str, Any]:
+    """The JSON schema published to the model as its structured-output format."""
+    return Breakdown.model_json_schema()
+
+
+class TestRun(BaseModel):
+    command: str
+    exit_code: int | None
+    passed: bool
+    failed_tests: list[str] = Field(default_factory=list)
+    output_tail: str = ""
+    duration_ms: float = 0
+    timed_out: bool = False
+
+
+class Finding(BaseModel):
+    rule: str
+    path: str
+    line: int | None = None
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    kind: str              # e.g. llm_unavailable, invalid_output, runner_crash, timeout
+    message: str
+    retryable: bool = False
+
+
+class Usage(BaseModel):
+    model: str | None = None
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    duration_ms: float = 0
+
+
+class Result(Message):
+    job_id: int
+    idempotency_key: str
+    project: str
+    task_key: str
+    stage: str
+    attempt: int
+    status: Verdict
+    summary: str = ""
+    escalate: bool = False          # a human must look (agent asked, or output kept failing)
+    breakdown: Breakdown | None = None
+    test_run: TestRun | None = None
+    findings: list[Finding] = Field(default_factory=list)
+    commits: list[str] = Field(default_factory=list)
+    files_changed: list[str] = Field(default_factory=list)
+    error: ErrorInfo | None = None
+    usage: Usage = Field(default_factory=Usage)
+    runner_id: str = ""
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime = Field(default_factory=utcnow)
+
+
+class RunnerHeartbeat(Message):
+    """Put in the wf_runners KV bucket by each runner; entries expire when a runner stops beating."""
+
+    runner_id: str
+    stages: list[str]
+    pid: int
+    host: str
+    busy: list[str] = Field(default_factory=list)   # idempotency keys being worked on
+    at: datetime = Field(default_factory=utcnow)
+
+
+Role = Literal["pm", "dev", "qa", "sec", "docs", "testing"]

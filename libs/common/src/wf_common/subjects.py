@@ -1,0 +1,68 @@
+"""Every NATS name Workflow Hub uses: streams, subjects, consumers and KV buckets.
+
+Operators use the standard `nats` CLI against these, e.g.::
+
+    nats sub 'wf.events.>'                  # everything that happens
+    nats sub 'wf.events.listsnap.T-002.>'   # one task
+    nats consumer info WF_JOBS dev          # the DEV job queue
+    nats kv get wf_control paused
+
+docs/architecture.md describes what flows on each.
+"""
+
+from __future__ import annotations
+
+import re
+
+JOBS_STREAM = "WF_JOBS"
+RESULTS_STREAM = "WF_RESULTS"
+EVENTS_STREAM = "WF_EVENTS"
+
+JOBS_PREFIX = "wf.jobs"
+RESULTS_PREFIX = "wf.results"
+EVENTS_PREFIX = "wf.events"
+COMMANDS_PREFIX = "wf.cmd"
+
+RESULTS_CONSUMER = "orchestrator"
+COMMANDS_QUEUE = "orchestrator"
+
+CONTROL_BUCKET = "wf_control"
+PAUSED_KEY = "paused"
+RUNNERS_BUCKET = "wf_runners"
+
+# JetStream tells us when a job ran out of deliveries; the orchestrator fails its task.
+MAX_DELIVERIES_ADVISORY = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{JOBS_STREAM}.*"
+
+# Tokens that are safe in a subject: no dots, spaces or wildcards.
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+SYSTEM_TOKEN = "_"
+
+
+def token(value: str) -> str:
+    if not _TOKEN.match(value):
+        raise ValueError(f"{value!r} cannot be used in a NATS subject (letters, digits, - and _ only)")
+    return value
+
+
+def job_subject(stage: str) -> str:
+    return f"{JOBS_PREFIX}.{token(stage)}"
+
+
+def job_consumer(stage: str) -> str:
+    """The durable pull consumer all runners of a stage share."""
+    return token(stage)
+
+
+def result_subject(stage: str) -> str:
+    return f"{RESULTS_PREFIX}.{token(stage)}"
+
+
+def event_subject(project: str | None, task_key: str | None, event_type: str) -> str:
+    """wf.events.<project>.<task key>.<type> where type is dotted, e.g. task.stage_changed."""
+    p = token(project) if project else SYSTEM_TOKEN
+    t = token(task_key) if task_key else SYSTEM_TOKEN
+    return f"{EVENTS_PREFIX}.{p}.{t}.{event_type}"
+
+
+def command_subject(name: str) -> str:
+    return f"{COMMANDS_PREFIX}.{token(name)}"

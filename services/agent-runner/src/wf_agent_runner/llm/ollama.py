@@ -1,0 +1,260 @@
+"""Adapter for Ollama's HTTP API (`POST /api/chat`, streamed NDJSON).
+
+Reference: https://github.com/ollama/ollama/blob/main/docs/api.md
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from typing import Any
+
+import httpx
+
+from wf_agent_runner.llm.base import ChatResult, LLMAdapter, Message, TokenCallback, ToolCall, Usage, emit
+from wf_agent_runner.llm.errors import (
+    LLMError,
+    LLMModelNotFound,
+    LLMProtocolError,
+    LLMStreamError,
+    LLMUnavailable,
+)
+
+# Connecting to a local server is instant when it is up; don't wait the whole generation budget.
+_CONNECT_TIMEOUT = 10.0
+
+
+class OllamaAdapter(LLMAdapter):
+    def __init__(
+        self,
+        host: str,
+        model: str,
+        *,
+        num_ctx: int = 8192,
+        timeout_seconds: float = 300,
+        options: dict[str, Any] | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.host = host.rstrip("/")
+        self.model = model
+        self.num_ctx = num_ctx
+        self.timeout_seconds = timeout_seconds
+        self.options = dict(options or {})
+        self._owns_client = client is None
+        self._client = client or httpx.AsyncClient()
+        # Read timeout = longest silence between chunks; the whole call is also capped (see chat).
+        self._timeout = httpx.Timeout(timeout_seconds, connect=min(_CONNECT_TIMEOUT, timeout_seconds))
+
+    @property
+    def chat_url(self) -> str:
+        return f"{self.host}/api/chat"
+
+    def __repr__(self) -> str:
+        return f"OllamaAdapter(host={self.host!r}, model={self.model!r})"
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    def _body(
+        self, messages: list[Message], tools: list[dict[str, Any]] | None, format: dict[str, Any] | str | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "stream": True,
+            "options": {"num_ctx": self.num_ctx, **self.options},
+        }
+        if tools:
+            body["tools"] = tools
+        if format is not None:
+            body["format"] = format
+        return body
+
+    async def chat(
+        self,
+        messages: list[Message],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        format: dict[str, Any] | str | None = None,
+        on_token: TokenCallback | None = None,
+    ) -> ChatResult:
+        deadline = asyncio.timeout(self.timeout_seconds)
+        try:
+            async with deadline:
+                return await _Stream(self, on_token).run(self._body(messages, tools, format))
+        except TimeoutError as exc:
+            if not deadline.expired():  # a TimeoutError of the caller's on_token, not ours
+                raise
+            raise LLMUnavailable(
+                f"the Ollama server at {self.host} did not finish answering within "
+                f"{self.timeout_seconds:g}s. The model may be too big for this machine or still loading; "
+                "use a smaller model or raise llm_backend.timeout_seconds in config.yaml",
+                url=self.chat_url,
+            ) from exc
+
+
+class _Stream:
+    """State of one streamed /api/chat call."""
+
+    def __init__(self, adapter: OllamaAdapter, on_token: TokenCallback | None) -> None:
+        self.a = adapter
+        self.on_token = on_token
+        self.pieces: list[str] = []
+        self.tool_calls: list[ToolCall] = []
+        self.received_any = False
+
+    async def run(self, body: dict[str, Any]) -> ChatResult:
+        a = self.a
+        started = time.monotonic()
+        try:
+            async with a._client.stream("POST", a.chat_url, json=body, timeout=a._timeout) as resp:
+                if resp.status_code >= 400:
+                    await resp.aread()
+                    raise _http_error(a, resp)
+                async for line in resp.aiter_lines():
+                    if not line.strip():
+                        continue
+                    self.received_any = True
+                    final = await self._chunk(_parse_line(a, line))
+                    if final is not None:
+                        return self._result(final, started)
+        except httpx.TimeoutException as exc:
+            raise LLMUnavailable(
+                f"the Ollama server at {a.host} did not respond within {a.timeout_seconds:g}s "
+                f"({_reason(exc)}). The model may still be loading or the machine is overloaded; "
+                "raise llm_backend.timeout_seconds in config.yaml or use a smaller model",
+                url=a.chat_url,
+            ) from exc
+        except httpx.TransportError as exc:
+            if self.received_any:
+                raise LLMStreamError(
+                    f"the connection to the Ollama server at {a.chat_url} broke mid-answer ({_reason(exc)})",
+                    url=a.chat_url,
+                ) from exc
+            raise LLMUnavailable(
+                f"could not reach the Ollama server at {a.host} ({_reason(exc)}). "
+                "Start it with `ollama serve`, or set llm_backend.host in config.yaml",
+                url=a.chat_url,
+            ) from exc
+        raise LLMStreamError(
+            f"the answer stream from {a.chat_url} ended without a final `done: true` chunk",
+            url=a.chat_url,
+        )
+
+    async def _chunk(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Consume one chunk; return it if it is the final one."""
+        if "error" in obj:
+            raise LLMStreamError(
+                f"the Ollama server at {self.a.chat_url} reported an error mid-answer: {obj['error']}",
+                url=self.a.chat_url,
+            )
+        message = obj.get("message")
+        if message is not None:
+            if not isinstance(message, dict):
+                raise self._protocol(f"`message` is not an object: {message!r}")
+            content = message.get("content") or ""
+            if not isinstance(content, str):
+                raise self._protocol(f"`message.content` is not a string: {content!r}")
+            if content:
+                self.pieces.append(content)
+                await emit(self.on_token, content)
+            # Ollama sends a call once, complete, in whichever chunk its parser finished it.
+            for raw in message.get("tool_calls") or []:
+                self.tool_calls.append(self._tool_call(raw))
+        return obj if obj.get("done") is True else None
+
+    def _tool_call(self, raw: Any) -> ToolCall:
+        fn = raw.get("function") if isinstance(raw, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise self._protocol(f"tool call without a function name: {raw!r}")
+        args = fn.get("arguments")
+        if isinstance(args, str):  # some models/templates produce the arguments as JSON text
+            try:
+                args = json.loads(args) if args.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise self._protocol(f"tool call {fn['name']!r} has arguments that are not JSON: {args!r}") from exc
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            raise self._protocol(f"tool call {fn['name']!r} arguments are not an object: {args!r}")
+        return ToolCall(name=fn["name"], arguments=args)
+
+    def _result(self, final: dict[str, Any], started: float) -> ChatResult:
+        total_ns = final.get("total_duration")
+        duration_ms = (
+            total_ns / 1e6 if isinstance(total_ns, int | float) else (time.monotonic() - started) * 1000
+        )
+        return ChatResult(
+            content="".join(self.pieces),
+            tool_calls=self.tool_calls,
+            usage=Usage(
+                prompt_tokens=int(final.get("prompt_eval_count") or 0),
+                completion_tokens=int(final.get("eval_count") or 0),
+                duration_ms=duration_ms,
+            ),
+            model=str(final.get("model") or self.a.model),
+            done_reason=final.get("done_reason"),
+        )
+
+    def _protocol(self, what: str) -> LLMProtocolError:
+        return LLMProtocolError(
+            f"unexpected answer from the Ollama server at {self.a.chat_url}: {what}", url=self.a.chat_url
+        )
+
+
+def _parse_line(a: OllamaAdapter, line: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise LLMProtocolError(
+            f"the server at {a.chat_url} sent a line that is not JSON: {line[:200]!r}. "
+            "Is llm_backend.host really an Ollama server?",
+            url=a.chat_url,
+        ) from exc
+    if not isinstance(obj, dict):
+        raise LLMProtocolError(
+            f"the server at {a.chat_url} sent a JSON line that is not an object: {line[:200]!r}",
+            url=a.chat_url,
+        )
+    return obj
+
+
+def _http_error(a: OllamaAdapter, resp: httpx.Response) -> LLMError:
+    try:
+        detail = str(resp.json().get("error") or resp.text)
+    except (ValueError, AttributeError):
+        detail = resp.text.strip()[:500] or resp.reason_phrase
+    if resp.status_code == 404:
+        return LLMModelNotFound(
+            f"model {a.model!r} is not available on the Ollama server at {a.host} ({detail}). "
+            f"Download it with `ollama pull {a.model}`, or change the model in config.yaml (llm_backend)",
+            model=a.model,
+            url=a.chat_url,
+        )
+    return LLMError(
+        f"the Ollama server at {a.chat_url} answered HTTP {resp.status_code}: {detail}",
+        url=a.chat_url,
+        # 503 is Ollama's "server busy" (request queue full); 429 likewise means "later".
+        retryable=resp.status_code in (429, 503),
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    """The root cause in a few words: httpx wraps it in several layers of generic messages."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, socket.gaierror):
+            return "host name could not be resolved"
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect timeout"
+    if isinstance(exc, httpx.ReadTimeout):
+        return "read timeout"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    return str(exc) or type(exc).__name__
