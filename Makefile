@@ -1,0 +1,41 @@
+# Workflow Hub — `make run` sets up and runs the product; `make test` sets up and runs the tests.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+# uv comes from PyPI into a project-local tools venv when it is not on PATH already.
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: help install run test lint bench clean
+
+help: ## Show the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+$(STAMP): pyproject.toml uv.lock libs/common/pyproject.toml cli/pyproject.toml services/*/pyproject.toml | $(UV)
+	$(UV) sync --frozen --all-packages
+	@touch $@
+
+install: $(STAMP) ## Create .venv with every service and the `wf` command (idempotent)
+	@echo "installed: $(VENV)/bin/wf"
+
+run: install ## Install if needed, then start everything with `wf start`
+	$(VENV)/bin/wf start $(ARGS)
+
+test: install ## Install if needed, then run the whole test suite
+	$(VENV)/bin/python -m pytest $(ARGS)
+
+lint: install ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy libs/common/src cli/src services/*/src
+
+bench: install ## Benchmarks: JetStream latency, orchestration overhead, transitions/s
+	$(VENV)/bin/python -m benchmarks $(ARGS)
+
+clean: ## Remove the virtual environments and caches
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""`make bench`: JetStream latency, orchestration overhead and pipeline throughput on this machine."""

@@ -1,0 +1,3 @@
+"""Fixtures shared by the whole suite: real NATS and PostgreSQL servers (tests/fixtures/servers.py)."""
+
+pytest_plugins = ["tests.fixtures.servers"]

@@ -1,0 +1,227 @@
+"""End to end, as a user does it: `wf start` runs every service as its own process on an embedded NATS
+and PostgreSQL; the `wf` command creates a project, submits an idea, approves the breakdown and the
+deploys, and two tasks go through every stage — one failing QA once and coming back through DEV —
+ending done with their commits in the workspace. Then a runner is killed with SIGKILL in the middle of
+a job: the job is redelivered, finishes, and nothing happens twice.
+
+The only thing not ours is the model, played by a scripted server speaking Ollama's HTTP API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.e2e.scenario import CalculatorModel
+from tests.fakes.ollama import ScriptedOllama
+from wf_common.embedded.ports import free_port
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent
+STAGES = ["pm", "dev", "qa", "sec", "docs", "deploy", "testing"]
+
+
+class Stack:
+    def __init__(self, tmp: Path, model_url: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data = tmp / "data"
+        self.config = tmp / "config.yaml"
+        self.config.write_text(
+            yaml.safe_dump(
+                {
+                    "llm_backend": {"adapter": "ollama", "model": "qwen2.5-coder:0.5b", "host": model_url},
+                    "runner": {"count": 2, "retry_delays": [0.5, 0.5]},
+                    # Short ack_wait so a killed runner's job is redelivered within seconds.
+                    "bus": {"ack_wait_seconds": 3, "max_deliver": 5},
+                }
+            ),
+            encoding="utf-8",
+        )
+        self.log = (tmp / "wf-start.log").open("wb")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [BIN / "wf", "start", "--config", self.config, "--data-dir", self.data, "--port", str(self.port)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(lambda: self._healthy(), timeout=120, what="GET /health to answer 200")
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"wf start exited with {self.proc.returncode}; see {self.log.name}")
+        try:
+            return httpx.get(f"{self.url}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # Ctrl-C
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                raise
+
+    def wf(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [BIN / "wf", "--url", self.url, *args], capture_output=True, text=True, timeout=60
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"wf {' '.join(args)} failed ({done.returncode}): {done.stderr}{done.stdout}")
+        return done
+
+    def status(self) -> dict[str, Any]:
+        return json.loads(self.wf("status", "--json").stdout)
+
+    def show(self, key: str) -> dict[str, Any]:
+        return json.loads(self.wf("show", key, "--project", "calc", "--json").stdout)
+
+    def task(self, title: str) -> dict[str, Any]:
+        return next(t for t in self.status()["tasks"] if t["title"] == title)
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def git_log(workspace: Path) -> list[str]:
+    out = subprocess.run(
+        ["git", "-C", str(workspace), "log", "--format=%s%n%b%x00"], capture_output=True, text=True, check=True
+    )
+    return [c.strip() for c in out.stdout.split("\x00") if c.strip()]
+
+
+@pytest.fixture
+def model() -> Iterator[tuple[ScriptedOllama, CalculatorModel]]:
+    responder = CalculatorModel(hang_once_on="dev:subtract")
+    with ScriptedOllama(responder) as server:
+        yield server, responder
+
+
+@pytest.fixture
+def stack(tmp_path: Path, model: tuple[ScriptedOllama, CalculatorModel]) -> Iterator[Stack]:
+    s = Stack(tmp_path, model[0].url)
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def test_idea_to_committed_tested_code_and_a_runner_killed_mid_job(
+    stack: Stack, model: tuple[ScriptedOllama, CalculatorModel], tmp_path: Path
+) -> None:
+    workspace = tmp_path / "calc"
+    stack.wf("project", "create", "calc", "--workspace", str(workspace),
+             "--test-command", f"{sys.executable} -m pytest -q")
+    assert (workspace / ".git").is_dir(), "project create makes the workspace a git repository"
+
+    out = stack.wf("idea", "Calculator library with add and multiply", "--project", "calc")
+    idea_key = "T-001"
+    assert idea_key in out.stdout
+
+    # The PM's breakdown waits for a human.
+    wait_for(lambda: stack.task("Calculator library with add and multiply")["state"] == "awaiting_approval",
+             timeout=60, what="the PM breakdown to wait for approval")
+    drafts = [t for t in stack.status()["tasks"] if t["parent"] == idea_key]
+    assert sorted(t["title"] for t in drafts) == ["Add function add", "Add function multiply"]
+    assert all(t["state"] == "draft" for t in drafts)
+
+    # Approving a task that is not at a gate is refused with a clear message.
+    refused = stack.wf("approve", drafts[0]["key"], "--project", "calc", check=False)
+    assert refused.returncode != 0 and "not waiting for approval" in (refused.stderr + refused.stdout)
+
+    stack.wf("approve", idea_key, "--project", "calc")
+    add_key = stack.task("Add function add")["key"]
+    mul_key = stack.task("Add function multiply")["key"]
+    assert stack.show(mul_key)["blocked_by"] == [add_key]
+
+    # Each task stops at the deploy gate; a human approves it.
+    for key in (add_key, mul_key):
+        wait_for(lambda k=key: stack.show(k)["stage"] == "deploy" and stack.show(k)["state"] == "awaiting_approval",
+                 timeout=120, what=f"{key} to reach the deploy gate")
+        stack.wf("approve", key, "--project", "calc")
+    for key in (add_key, mul_key):
+        wait_for(lambda k=key: stack.show(k)["state"] == "done", timeout=60, what=f"{key} to be done")
+    wait_for(lambda: stack.task("Calculator library with add and multiply")["state"] == "done",
+             timeout=30, what="the idea to be done once its tasks are")
+
+    # add went straight through every stage.
+    add = stack.show(add_key)
+    path = [(h["from_stage"], h["to_stage"]) for h in add["handoffs"]]
+    assert path == [("backlog", "dev"), ("dev", "qa"), ("qa", "sec"), ("sec", "docs"), ("docs", "deploy"),
+                    ("deploy", "testing"), ("testing", "done")]
+    assert add["bugs"] == []
+
+    # multiply failed QA once: a bug with the failing test, back to DEV, then through.
+    mul = stack.show(mul_key)
+    assert [(h["from_stage"], h["to_stage"]) for h in mul["handoffs"]][:4] == [
+        ("backlog", "dev"), ("dev", "qa"), ("qa", "dev"), ("dev", "qa")]
+    assert mul["handoffs"][-1]["to_stage"] == "done"
+    assert len(mul["bugs"]) == 1
+    bug = mul["bugs"][0]
+    assert bug["source_stage"] == "qa" and bug["status"] == "fixed"
+    assert any("test_multiply" in t for t in bug["reproduction"]["failed_tests"])
+    deploy = next(h for h in mul["handoffs"] if h["from_stage"] == "deploy")
+    assert deploy["approved_by"], "the deploy approval records who approved"
+    qa_runs = [e for e in mul["executions"] if e["stage"] == "qa"]
+    assert [e["result_status"] for e in qa_runs] == ["fail", "pass"]
+
+    # The code is committed and actually works.
+    log = git_log(workspace)
+    assert any(c.startswith(f"{add_key}:") for c in log) and any(c.startswith(f"{mul_key}:") for c in log)
+    check = subprocess.run([sys.executable, "-m", "pytest", "-q"], cwd=workspace, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+    assert "return a * b" in (workspace / "calc" / "multiply.py").read_text()
+
+    # --- kill -9 a runner in the middle of a job ---------------------------------------------------
+    server, responder = model
+    stack.wf("idea", "Also subtract", "--project", "calc")
+    follow = wait_for(lambda: next((t for t in stack.status()["tasks"]
+                                     if t["title"] == "Also subtract" and t["state"] == "awaiting_approval"), None),
+                      timeout=60, what="the second breakdown")
+    stack.wf("approve", follow["key"], "--project", "calc")
+    sub_key = wait_for(lambda: next((t["key"] for t in stack.status()["tasks"]
+                                     if t["title"] == "Add function subtract"), None), timeout=30, what="subtract")
+    assert responder.hung.wait(60), "DEV never asked the model about subtract"
+    runners = httpx.get(f"{stack.url}/api/runners", timeout=5).json()
+    busy = [r for r in runners if any(f"/{sub_key}/dev/" in k for k in r["busy"])]
+    assert len(busy) == 1, runners
+    os.kill(busy[0]["pid"], signal.SIGKILL)
+
+    wait_for(lambda: stack.show(sub_key)["state"] == "awaiting_approval", timeout=120,
+             what="the redelivered DEV job to finish and the task to reach the deploy gate")
+    sub = stack.show(sub_key)
+    dev_runs = [e for e in sub["executions"] if e["stage"] == "dev"]
+    assert len(dev_runs) == 1 and dev_runs[0]["status"] == "completed", dev_runs
+    assert [(h["from_stage"], h["to_stage"]) for h in sub["handoffs"]].count(("dev", "qa")) == 1
+    commits = [c for c in git_log(workspace) if c.startswith(f"{sub_key}:") and "Implement subtract" in c]
+    assert len(commits) == 1, commits
+    dev_requests = [r for r in server.requests
+                    if "Add function subtract" in json.dumps(r.get("messages", [])[:2])
+                    and "Check for existing patterns" in json.dumps(r.get("messages", [])[:1])]
+    assert len(dev_requests) >= 4, "the job was started twice: once by the killed runner, once after redelivery"
