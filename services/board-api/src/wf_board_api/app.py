@@ -1,0 +1,102 @@
+"""The FastAPI application: `create_app(settings)`.
+
+The lifespan opens what every request shares (NATS, JetStream, the database engine) and yields it
+as typed state (`AppState`), which handlers get through the dependencies in `state.py`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+from typing import TypedDict
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from wf_common import bus
+
+from wf_board_api import exception_handlers
+from wf_board_api.attachments.endpoints import router as attachments_router
+from wf_board_api.board.endpoints import router as board_router
+from wf_board_api.bugs.endpoints import router as bugs_router
+from wf_board_api.control.endpoints import router as control_router
+from wf_board_api.db import make_engine
+from wf_board_api.events.endpoints import router as events_router
+from wf_board_api.gateway import CommandGateway
+from wf_board_api.health.endpoints import router as health_router
+from wf_board_api.middleware import SecurityHeaders
+from wf_board_api.projects.endpoints import router as projects_router
+from wf_board_api.settings import BoardSettings
+from wf_board_api.state import AppState
+from wf_board_api.tasks.endpoints import router as tasks_router
+
+log = logging.getLogger(__name__)
+
+
+class LifespanState(TypedDict):
+    app: AppState
+
+
+def create_app(settings: BoardSettings) -> FastAPI:
+    # Resolve now so a missing NATS/database URL is reported at start, naming the setting to fix.
+    nats_url = settings.resolved_nats_url()
+    database_url = settings.resolved_database_url()
+    # Created here, not in the lifespan, so the server's signal handler (__main__) can hold it first.
+    stopping = threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[LifespanState]:
+        nc = await bus.connect(nats_url, name="board-api")
+        js = nc.jetstream()
+        workflow = settings.workflow
+        try:
+            # Idempotent, and every service may do it: the board can start before the orchestrator.
+            await bus.ensure_topology(js, workflow.bus, workflow.pipeline.agent_stages)
+        except Exception as err:  # the board still serves reads; /health and /api/events say what's wrong
+            log.warning("could not declare the NATS streams and buckets: %s", err)
+        engine = make_engine(database_url)
+        state = AppState(
+            settings=settings,
+            nc=nc,
+            js=js,
+            engine=engine,
+            gateway=CommandGateway(nc, settings.board_command_timeout),
+            stopping=stopping,
+        )
+        try:
+            yield {"app": state}
+        finally:
+            state.stopping.set()
+            with contextlib.suppress(Exception):
+                await nc.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Workflow Hub board API",
+        version="0.1.0",
+        summary="Read the board, send commands to the orchestrator, follow events live.",
+        lifespan=lifespan,
+    )
+    app.state.stopping = stopping
+    app.add_middleware(SecurityHeaders)
+    if settings.board_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.board_cors_origins,
+            allow_methods=["GET", "POST", "PATCH"],
+            allow_headers=["Content-Type", "X-WF-Actor", "Last-Event-ID"],
+        )
+    exception_handlers.register(app)
+    for router in (
+        health_router,
+        projects_router,
+        tasks_router,
+        board_router,
+        bugs_router,
+        attachments_router,
+        control_router,
+        events_router,
+    ):
+        app.include_router(router)
+    return app

@@ -1,0 +1,145 @@
+"""Every error becomes ``{"error": code, "message": text}`` here, and nowhere else.
+
+Validation errors also carry ``fields``: one entry per wrong value, named the way a client wrote it
+(``body.priority``, ``query.stage``, ``path.key``, ``header.X-WF-Actor``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from wf_common.errors import BusError, CommandError
+
+from wf_board_api.errors import ORCHESTRATOR_DOWN, ApiError, Invalid
+
+log = logging.getLogger(__name__)
+
+COMMAND_STATUS = {"invalid": 422, "not_found": 404, "conflict": 409, "unavailable": 503, "internal": 500}
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": code, "message": message, **extra}
+
+
+def _respond(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(error_body(code, message, **extra), status_code=status)
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """pydantic/FastAPI error dicts → [{"field": "body.priority", "message": ..., "type": ...}]."""
+    fields = []
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ())]
+        message = str(e.get("msg", "invalid value"))
+        kind = str(e.get("type", "value_error"))
+        if kind == "json_invalid":
+            # loc ends with a character offset, which names no field; say what the parser said.
+            loc = loc[:1]
+            detail = (e.get("ctx") or {}).get("error")
+            message = f"the body is not valid JSON ({detail})" if detail else "the body is not valid JSON"
+        fields.append({"field": ".".join(loc) or "request", "message": message, "type": kind})
+    return fields
+
+
+def invalid_response(fields: list[dict[str, Any]]) -> JSONResponse:
+    message = "; ".join(f"{f['field']}: {f['message']}" for f in fields) or "the request is not valid"
+    return _respond(422, "invalid", message, fields=fields)
+
+
+async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return invalid_response(describe_validation_errors(exc.errors()))
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    if isinstance(exc, Invalid) and exc.fields:
+        return _respond(exc.status_code, exc.code, exc.message, fields=exc.fields)
+    return _respond(exc.status_code, exc.code, exc.message)
+
+
+async def _command_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CommandError)
+    status = COMMAND_STATUS.get(exc.code, 500)
+    if status == 500:
+        log.error("the orchestrator reported an internal error: %s", exc.message)
+    return _respond(status, exc.code, exc.message)
+
+
+async def _bus_error(_: Request, exc: Exception) -> JSONResponse:
+    log.warning("NATS: %s", exc)
+    return _respond(503, "unavailable", f"{ORCHESTRATOR_DOWN} ({exc})")
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = HTTP_CODES.get(exc.status_code, "internal" if exc.status_code >= 500 else "bad_request")
+    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+
+# SQLSTATE classes that mean "the database cannot serve us now", not "this service has a bug":
+# connection exceptions, too many connections/out of resources, shutting down or starting up.
+_UNAVAILABLE_SQLSTATE = ("08", "53", "57P")
+_NO_DATABASE = "3D000"
+_NO_TABLE = "42P01"
+
+
+async def _database_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+    if sqlstate == _NO_DATABASE:
+        log.warning("database missing: %s", exc.orig)
+        return _respond(
+            503, "unavailable", f"the database does not exist ({exc.orig}); check WF_DATABASE_URL"
+        )
+    if sqlstate == _NO_TABLE:
+        # The orchestrator creates the schema (its migrations); before its first start there is none.
+        log.warning("database schema missing: %s", exc.orig)
+        return _respond(
+            503, "unavailable", "the database has no Workflow Hub tables yet; start the orchestrator once"
+        )
+    if (
+        isinstance(exc, OperationalError | InterfaceError)
+        or exc.connection_invalidated
+        or sqlstate.startswith(_UNAVAILABLE_SQLSTATE)
+    ):
+        log.warning("database unavailable: %s", exc)
+        return _respond(503, "unavailable", "the database is not answering; is PostgreSQL running?")
+    log.error("database error", exc_info=exc)
+    return _respond(500, "internal", "unexpected database error in the board API; its log has the details")
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return _respond(500, "internal", "unexpected error in the board API; its log has the details")
+
+
+def register(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(CommandError, _command_error)
+    app.add_exception_handler(BusError, _bus_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(Exception, _unexpected)

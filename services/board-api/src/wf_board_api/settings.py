@@ -1,0 +1,32 @@
+"""Settings of the board API: the common service settings plus where to listen and who may call."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from wf_common.config import ENTRY_STAGE, FINAL_STAGE
+from wf_common.settings import ServiceSettings
+
+
+class BoardSettings(ServiceSettings):
+    """Environment: WF_BOARD_HOST / WF_BOARD_PORT override `board:` in config.yaml."""
+
+    board_host: str | None = None
+    board_port: int | None = Field(None, ge=1, le=65535)
+    # Browser origins allowed to call the API (WF_BOARD_CORS_ORIGINS='["http://localhost:5173"]').
+    # Empty = CORS off: the UI is served from the same origin, and a local API that any web page
+    # could drive would let a malicious site approve deployments.
+    board_cors_origins: list[str] = Field(default_factory=list)
+    # How long a command may wait for the orchestrator's reply before the client gets a 503.
+    board_command_timeout: float = Field(10.0, gt=0, le=300)
+    # Seconds between SSE keep-alive comments; proxies drop connections that stay silent too long.
+    board_keepalive_seconds: float = Field(15.0, gt=0, le=300)
+
+    def host(self) -> str:
+        return self.board_host or self.workflow.board.host
+
+    def port(self) -> int:
+        return self.board_port or self.workflow.board.port
+
+    def stages(self) -> list[str]:
+        """The board's columns in order: backlog, the configured stages, done."""
+        return [ENTRY_STAGE, *(s.name for s in self.workflow.pipeline.stages), FINAL_STAGE]
