@@ -1,0 +1,228 @@
+"""What every agent shares: the job's context, LLM calls with usage accounting and streaming, the
+tool-calling loop, commits, and building the `Result`."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from wf_common.jobs import Job, Result, Usage, utcnow
+from wf_common.states import Verdict
+
+from wf_agent_runner import gitrepo
+from wf_agent_runner.llm import ChatResult, LLMAdapter, Message
+from wf_agent_runner.output import OutputSink, clip
+from wf_agent_runner.prompts import Prompt, build_prompt, gather_context
+from wf_agent_runner.tools import Finish, ToolBox
+from wf_agent_runner.workspace import Workspace
+
+TOOL_CALL_EVENT_CHARS = 500
+NUDGE = (
+    "You replied without calling a tool. Continue the task using the tools, and call "
+    "finish(status, summary) when done: status 'pass' if the task is complete, 'fail' if it cannot be done."
+)
+
+
+@dataclass
+class AgentContext:
+    job: Job
+    llm: LLMAdapter
+    out: OutputSink
+    workspace: Path  # already resolved and checked to be a directory
+    runner_id: str = ""
+    test_timeout: float = 600.0
+
+
+class UsageMeter:
+    """Sums usage over an agent's LLM calls; `duration_ms` is time spent in the model."""
+
+    def __init__(self, model: str) -> None:
+        self.usage = Usage(model=model)
+
+    def add(self, reply: ChatResult) -> None:
+        u = self.usage
+        self.usage = Usage(
+            model=reply.model or u.model,
+            llm_calls=u.llm_calls + 1,
+            prompt_tokens=u.prompt_tokens + reply.usage.prompt_tokens,
+            completion_tokens=u.completion_tokens + reply.usage.completion_tokens,
+            duration_ms=round(u.duration_ms + reply.usage.duration_ms, 1),
+        )
+
+
+@dataclass(frozen=True)
+class LoopOutcome:
+    finish: Finish | None
+    turns: int
+    reason: str = ""  # why there is no finish
+
+
+def make_result(
+    job: Job,
+    status: Verdict,
+    summary: str,
+    *,
+    runner_id: str,
+    started_at: datetime,
+    usage: Usage | None = None,
+    **fields: Any,
+) -> Result:
+    return Result(
+        job_id=job.job_id,
+        idempotency_key=job.idempotency_key,
+        project=job.project.slug,
+        task_key=job.task.key,
+        stage=job.stage,
+        attempt=job.attempt,
+        status=status,
+        summary=summary,
+        usage=usage or Usage(),
+        runner_id=runner_id,
+        started_at=started_at,
+        finished_at=utcnow(),
+        **fields,
+    )
+
+
+class Agent(ABC):
+    role: ClassVar[str]
+    tools: ClassVar[tuple[str, ...]] = ()
+    instructions: ClassVar[str] = ""
+
+    def __init__(self, ctx: AgentContext) -> None:
+        self.ctx = ctx
+        self.job = ctx.job
+        self.out = ctx.out
+        self.meter = UsageMeter(ctx.llm.model)
+        self.started_at = utcnow()
+
+    @abstractmethod
+    async def run(self) -> Result: ...
+
+    # -- building blocks -----------------------------------------------------------------------------
+
+    def result(self, status: Verdict, summary: str, **fields: Any) -> Result:
+        return make_result(
+            self.job,
+            status,
+            summary,
+            runner_id=self.ctx.runner_id,
+            started_at=self.started_at,
+            usage=self.meter.usage,
+            **fields,
+        )
+
+    async def prompt(self) -> Prompt:
+        context = await gather_context(self.ctx.workspace, self.job)
+        prompt = build_prompt(self.job, context, instructions=self.instructions)
+        self.out.record("prompt", system=prompt.system, user=prompt.user)
+        return prompt
+
+    async def chat(
+        self,
+        messages: list[Message],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        format: dict[str, Any] | str | None = None,
+    ) -> ChatResult:
+        reply = await self.ctx.llm.chat(messages, tools=tools, format=format, on_token=self.out.token)
+        await self.out.flush()
+        self.meter.add(reply)
+        self.out.record(
+            "assistant",
+            content=reply.content,
+            tool_calls=[{"name": c.name, "arguments": c.arguments} for c in reply.tool_calls],
+            model=reply.model,
+            done_reason=reply.done_reason,
+            prompt_tokens=reply.usage.prompt_tokens,
+            completion_tokens=reply.usage.completion_tokens,
+        )
+        return reply
+
+    async def tool_loop(self, toolbox: ToolBox, prompt: Prompt) -> LoopOutcome:
+        """Chat with tools until the agent calls finish, at most `job.max_turns` model calls."""
+        messages = prompt.messages()
+        max_turns = max(1, self.job.max_turns)
+        nudged = False
+        for turn in range(1, max_turns + 1):
+            reply = await self.chat(messages, tools=toolbox.schemas)
+            messages.append(reply.as_message())
+            if not reply.tool_calls:
+                if nudged:  # reminded once already: it is not going to use the tools
+                    return LoopOutcome(
+                        None, turn, "agent stopped without calling finish (no tool call after a reminder)"
+                    )
+                nudged = True
+                messages.append({"role": "user", "content": NUDGE})
+                await self.out.emit("log", "no tool call in the reply; reminded the agent to call finish")
+                continue
+            for call in reply.tool_calls:
+                args = json.dumps(call.arguments, ensure_ascii=False, default=str)
+                await self.out.emit(
+                    "tool_call",
+                    f"{call.name}({clip(args, TOOL_CALL_EVENT_CHARS)})",
+                    name=call.name,
+                    arguments=call.arguments,
+                )
+                outcome = toolbox.call(call.name, call.arguments)
+                await self.out.emit("tool_result", outcome.text, name=call.name, ok=outcome.ok)
+                messages.append({"role": "tool", "content": outcome.text, "tool_name": call.name})
+                if outcome.finish is not None:  # calls after finish in the same reply are ignored
+                    return LoopOutcome(outcome.finish, turn)
+        return LoopOutcome(None, max_turns, f"agent did not finish within {max_turns} turns")
+
+    async def commit(self, ws: Workspace, *, subject: str, body: str) -> tuple[list[str], list[str]]:
+        """Commit what the agent changed through its tools: (commits, files changed)."""
+        sha = await gitrepo.commit_job(
+            self.ctx.workspace,
+            list(ws.changed),
+            subject=subject,
+            body=body,
+            key=self.job.idempotency_key,
+            author=gitrepo.Author.agent(self.role),
+        )
+        if sha is None:
+            return [], []
+        files = await gitrepo.commit_files(self.ctx.workspace, sha)
+        await self.out.emit("log", f"committed {sha[:10]}: {subject} ({len(files)} files)")
+        return [sha], files
+
+    async def earlier_delivery(self) -> Result | None:
+        """A pass Result rebuilt from this job's commit, if an earlier delivery already made it."""
+        root = self.ctx.workspace
+        sha = await gitrepo.find_job_commit(root, self.job.idempotency_key)
+        if sha is None:
+            return None
+        files = await gitrepo.commit_files(root, sha)
+        body = await gitrepo.commit_body(root, sha)
+        await self.out.emit(
+            "log", f"this job was already committed as {sha[:10]} by an earlier delivery; reusing it"
+        )
+        return self.result(Verdict.PASS, body, commits=[sha], files_changed=files)
+
+
+def phrase(title: str) -> str:
+    """A title to follow a verb: "Add price parser" -> "add price parser" (but "API docs" stays)."""
+    title = " ".join(title.split()).rstrip(".")
+    return title[:1].lower() + title[1:] if title[1:2].islower() else title
+
+
+def first_line(text: str) -> str:
+    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+
+
+def after_first_line(text: str) -> str:
+    """The summary without its first line, for a commit body under a subject made from that line."""
+    lines = text.strip().splitlines()
+    return "\n".join(lines[1:]).strip()
+
+
+def commit_subject(task_key: str, summary: str, fallback: str) -> str:
+    """'T-002: Add price parser': the summary's first line (markdown stripped), prefixed by the task key."""
+    line = first_line(summary).lstrip("#*-> ").rstrip(".").strip() or fallback
+    prefix = f"{task_key}:"
+    return line if line.startswith(prefix) else f"{prefix} {line}"

@@ -1,0 +1,42 @@
+"""DEV: implements the task with the file tools, then commits what it changed."""
+
+from __future__ import annotations
+
+from wf_common.jobs import Result
+from wf_common.states import Verdict
+
+from wf_agent_runner.agents.base import Agent, after_first_line, commit_subject
+from wf_agent_runner.tools import FILE_TOOLS, ToolBox
+from wf_agent_runner.workspace import Workspace
+
+
+class DevAgent(Agent):
+    role = "dev"
+    tools = FILE_TOOLS
+    instructions = """\
+You work in the project's workspace through tools: list_files, read_file, write_file, edit_file.
+Read the relevant code first, then make the change the task asks for, with tests where it fits.
+Fix every open bug listed below. Your changes are committed for you when you finish.
+When done call finish(status="pass", summary=...): the summary's first line is a short imperative
+commit subject (e.g. "Add price parser"), then what you changed and why.
+If the task is unclear or cannot be done, call finish(status="fail", summary=<your question for a human>)."""
+
+    async def run(self) -> Result:
+        if done := await self.earlier_delivery():
+            return done
+        ws = Workspace(self.ctx.workspace)
+        loop = await self.tool_loop(ToolBox(ws, self.tools), await self.prompt())
+        if loop.finish is None:
+            return self.result(Verdict.FAIL, loop.reason, escalate=True, files_changed=list(ws.changed))
+        if loop.finish.status == "fail":
+            # "If unsure, ask for clarification rather than guessing": a human answers.
+            return self.result(
+                Verdict.FAIL, loop.finish.summary, escalate=True, files_changed=list(ws.changed)
+            )
+        summary = loop.finish.summary
+        commits, files = await self.commit(
+            ws,
+            subject=commit_subject(self.job.task.key, summary, self.job.task.title),
+            body=after_first_line(summary),
+        )
+        return self.result(Verdict.PASS, summary, commits=commits, files_changed=files)

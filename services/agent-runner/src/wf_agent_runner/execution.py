@@ -1,0 +1,147 @@
+"""Run one job to an outcome: a Result to publish (then ack, or term for errors), or a retry later.
+
+Failure policy (a job must never loop forever):
+- model server unreachable (`LLMUnavailable`, or any retryable LLMError): retry with the configured
+  `runner.retry_delays` while deliveries remain; on the last delivery an `error` Result that carries
+  the adapter's message (it names the URL and the fix), then term;
+- anything else that goes wrong (model missing, workspace unusable, git failing, the stage's
+  time limit, a bug): an `error` Result with the message, then term.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from nats.js import JetStreamContext
+from wf_common.config import WorkflowConfig
+from wf_common.jobs import ErrorInfo, Job, Result, Usage, utcnow
+from wf_common.states import Verdict
+
+from wf_agent_runner import gitrepo
+from wf_agent_runner.agents import AgentContext, agent_for
+from wf_agent_runner.agents.base import Agent, make_result
+from wf_agent_runner.llm import LLMError, LLMModelNotFound, LLMUnavailable, build_adapter
+from wf_agent_runner.output import OutputSink, Transcript, transcript_path
+from wf_agent_runner.workspace import Workspace, WorkspaceError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Result | None = None  # publish this
+    retry_in: float | None = None  # or: nak with this delay
+    terminate: str | None = None  # after publishing, term (with this reason) instead of ack
+
+
+class JobFailed(Exception):
+    """An error that ends the job with an `error` Result."""
+
+    def __init__(self, kind: str, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.retryable = retryable
+
+
+def retry_delay(delays: list[float], delivery: int) -> float:
+    if not delays:
+        return 5.0
+    return delays[min(delivery, len(delays)) - 1]
+
+
+class JobExecutor:
+    def __init__(
+        self,
+        workflow: WorkflowConfig,
+        js: JetStreamContext | None,
+        *,
+        runner_id: str,
+        test_timeout: float = 600.0,
+    ) -> None:
+        self.workflow = workflow
+        self.js = js
+        self.runner_id = runner_id
+        self.test_timeout = test_timeout
+
+    async def execute(self, job: Job, delivery: int) -> Outcome:
+        started = utcnow()
+        sink = OutputSink(self.js, job, actor=f"agent:{job.role}")
+        agent: Agent | None = None
+
+        async def failed(err: JobFailed) -> Outcome:
+            return await self._failed(job, sink, started, agent.meter.usage if agent else Usage(), err)
+
+        try:
+            root = Workspace(job.project.workspace).root
+            sink.transcript = Transcript(transcript_path(root, job))
+            sink.record(
+                "delivery", delivery=delivery, runner_id=self.runner_id, job=job.model_dump(mode="json")
+            )
+            agent_cls = agent_for(job.role)  # before the adapter: an unknown role must not leak a client
+            llm = build_adapter(self.workflow.llm_backend, job.role)
+            ctx = AgentContext(job, llm, sink, root, runner_id=self.runner_id, test_timeout=self.test_timeout)
+            agent = agent_cls(ctx)
+            result = await self._run(agent)
+            sink.record("result", result=result.model_dump(mode="json"))
+            return Outcome(result=result)
+        except LLMError as err:
+            if not err.retryable:
+                kind = "llm_model_not_found" if isinstance(err, LLMModelNotFound) else "llm_error"
+                return await failed(JobFailed(kind, err.message))
+            if delivery < self.workflow.bus.max_deliver:
+                delay = retry_delay(self.workflow.runner.retry_delays, delivery)
+                await sink.emit("error", f"{err.message} (delivery {delivery}; trying again in {delay:g}s)")
+                return Outcome(retry_in=delay)
+            kind = "llm_unavailable" if isinstance(err, LLMUnavailable) else "llm_error"
+            return await failed(JobFailed(kind, err.message, retryable=True))
+        except JobFailed as err:
+            return await failed(err)
+        except (WorkspaceError, gitrepo.GitError) as err:
+            return await failed(
+                JobFailed("workspace" if isinstance(err, WorkspaceError) else "git", str(err))
+            )
+        except Exception as err:
+            log.exception("job %s crashed", job.idempotency_key)
+            return await failed(
+                JobFailed("runner_crash", f"the agent runner failed: {type(err).__name__}: {err}")
+            )
+        finally:
+            await sink.aclose()
+
+    async def _run(self, agent: Agent) -> Result:
+        job = agent.job
+        deadline = asyncio.timeout(job.timeout_seconds)
+        try:
+            async with deadline:
+                await gitrepo.ensure_repo(agent.ctx.workspace)
+                return await agent.run()
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise JobFailed(
+                "timeout",
+                f"the {job.role.upper()} agent did not finish within the stage's limit of "
+                f"{job.timeout_seconds}s (pipeline.stages[].timeout_seconds in config.yaml)",
+            ) from None
+        finally:
+            await agent.ctx.llm.aclose()
+
+    async def _failed(
+        self, job: Job, sink: OutputSink, started: datetime, usage: Usage, err: JobFailed
+    ) -> Outcome:
+        await sink.emit("error", err.message, error_kind=err.kind)
+        result = make_result(
+            job,
+            Verdict.ERROR,
+            err.message,
+            runner_id=self.runner_id,
+            started_at=started,
+            usage=usage,
+            error=ErrorInfo(kind=err.kind, message=err.message, retryable=err.retryable),
+        )
+        sink.record("result", result=result.model_dump(mode="json"))
+        return Outcome(result=result, terminate=f"{err.kind}: {err.message}"[:500])

@@ -1,0 +1,210 @@
+"""The runner: pulls jobs for its stages from the shared durable consumers, runs them, publishes
+results, and keeps its heartbeat in the `wf_runners` KV bucket.
+
+Several runners share each stage's consumer, so a job goes to exactly one of them. A runner takes a
+job only when it has a free slot (`concurrency`, across all its stages): a job fetched but not worked
+on would sit unacked while another runner is idle. That is why this loop fetches itself instead of
+running one `bus.consume` per stage, whose concurrency is per consumer.
+
+Per job: ExecutionStarted -> agent (with `in_progress` heartbeats) -> Result on wf.results.<stage>
+with Nats-Msg-Id `<idempotency key>/result` -> ack. The result is published before the ack, so a
+crash in between means a redelivery, and the duplicate result is dropped by the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import socket
+
+import nats.errors
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.kv import KeyValue
+from pydantic import ValidationError
+from wf_common import bus, subjects
+from wf_common.bus import Delivery
+from wf_common.events import ExecutionStarted
+from wf_common.jobs import Job, RunnerHeartbeat
+
+from wf_agent_runner.execution import JobExecutor
+from wf_agent_runner.settings import RunnerSettings
+
+log = logging.getLogger(__name__)
+
+# The wf_runners bucket forgets entries after 30s (bus.ensure_topology); beat well within that.
+MAX_HEARTBEAT_SECONDS = 10.0
+
+
+class Runner:
+    def __init__(self, settings: RunnerSettings, nc: NATS, js: JetStreamContext | None = None) -> None:
+        self.settings = settings
+        self.workflow = settings.workflow
+        self.nc = nc
+        self.js = js or nc.jetstream()
+        self.runner_id = settings.runner_id
+        self.stages = settings.served_stages()
+        self.executor = JobExecutor(
+            self.workflow, self.js, runner_id=self.runner_id, test_timeout=settings.test_timeout_seconds
+        )
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._busy: set[str] = set()
+        self._busy_changed = asyncio.Event()  # beat at once, so `wf runners` shows a job as it starts
+        self._kv: KeyValue | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await bus.ensure_topology(self.js, self.workflow.bus, self.stages)
+        self._kv = await self.js.key_value(subjects.RUNNERS_BUCKET)
+        done = asyncio.Event()
+        beat = asyncio.create_task(self._heartbeat(done))
+        log.info(
+            "runner %s serving %s (concurrency %d)", self.runner_id, self.stages, self.settings.concurrency
+        )
+        try:
+            await self._intake(stop)
+        finally:
+            await self._drain()
+            done.set()
+            await beat
+            with contextlib.suppress(Exception):
+                await self._kv.delete(self.runner_id)
+            log.info("runner %s stopped", self.runner_id)
+
+    # -- intake ------------------------------------------------------------------------------------
+
+    async def _intake(self, stop: asyncio.Event) -> None:
+        subs = {
+            stage: await self.js.pull_subscribe_bind(
+                durable=subjects.job_consumer(stage), stream=subjects.JOBS_STREAM
+            )
+            for stage in self.stages
+        }
+        # One stage: a long poll. Several: short polls in turn, so each is checked within ~1s.
+        wait = 1.0 if len(subs) == 1 else max(0.1, 1.0 / len(subs))
+        turns = itertools.cycle(subs.items())
+        try:
+            while not stop.is_set():
+                if len(self._inflight) >= self.settings.concurrency:
+                    await asyncio.wait(self._inflight, timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                stage, sub = next(turns)
+                try:
+                    msgs = await sub.fetch(1, timeout=wait)
+                except (nats.errors.TimeoutError, TimeoutError):
+                    continue
+                except Exception as err:
+                    if not stop.is_set():
+                        log.warning("fetching %s jobs failed: %s", stage, err)
+                        await asyncio.sleep(0.5)
+                    continue
+                for msg in msgs:
+                    task = asyncio.create_task(self._run_delivery(Delivery(msg, self.nc)))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
+        finally:
+            for sub in subs.values():
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+
+    async def _drain(self) -> None:
+        """Let in-flight jobs finish for `drain_seconds`; hand back (nak) the ones still running."""
+        if not self._inflight:
+            return
+        log.info(
+            "waiting up to %gs for %d job(s) to finish", self.settings.drain_seconds, len(self._inflight)
+        )
+        _, pending = await asyncio.wait(self._inflight, timeout=self.settings.drain_seconds)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _run_delivery(self, delivery: Delivery) -> None:
+        try:
+            await self.handle(delivery)
+        except asyncio.CancelledError:
+            # Stopping: another runner (or this one, restarted) takes the job right away.
+            with contextlib.suppress(Exception):
+                await delivery.nak(0)
+            raise
+        except Exception:
+            # Typically NATS unreachable while publishing: the job is retried (max_deliver caps it).
+            log.exception("job message seq=%s failed; handing it back", delivery.stream_seq)
+            with contextlib.suppress(Exception):
+                await delivery.nak(min(30.0, 2.0 * delivery.num_delivered))
+
+    # -- one job -------------------------------------------------------------------------------------
+
+    async def handle(self, delivery: Delivery) -> None:
+        try:
+            job = Job.model_validate_json(delivery.data)
+        except ValidationError as err:
+            first = err.errors()[0] if err.errors() else {"loc": (), "msg": str(err)}
+            where = ".".join(str(p) for p in first["loc"]) or "(message)"
+            await delivery.term(f"undecodable job ({err.error_count()} errors; {where}: {first['msg']})")
+            return
+        n = delivery.num_delivered
+        key = job.idempotency_key
+        self._set_busy(key, True)
+        try:
+            async with delivery.heartbeat(every=self.workflow.bus.ack_wait_seconds / 3):
+                started = ExecutionStarted(
+                    project=job.project.slug,
+                    task_key=job.task.key,
+                    actor=f"runner:{self.runner_id}",
+                    execution_id=job.job_id,
+                    stage=job.stage,
+                    runner_id=self.runner_id,
+                    delivery=n,
+                )
+                await bus.publish(self.js, started.subject(), started)
+                log.info("job %s: delivery %d started", key, n)
+                outcome = await self.executor.execute(job, n)
+                if outcome.retry_in is not None:
+                    log.warning("job %s: model unavailable, retrying in %gs", key, outcome.retry_in)
+                    await delivery.nak(outcome.retry_in)
+                    return
+                assert outcome.result is not None
+                await bus.publish(
+                    self.js, subjects.result_subject(job.stage), outcome.result, msg_id=f"{key}/result"
+                )
+                if outcome.terminate is not None:
+                    await delivery.term(outcome.terminate)
+                else:
+                    await delivery.ack()
+                log.info("job %s: %s", key, outcome.result.status.value)
+        finally:
+            self._set_busy(key, False)
+
+    def _set_busy(self, key: str, busy: bool) -> None:
+        if busy:
+            self._busy.add(key)
+        else:
+            self._busy.discard(key)
+        self._busy_changed.set()
+
+    # -- heartbeat ---------------------------------------------------------------------------------
+
+    async def _heartbeat(self, done: asyncio.Event) -> None:
+        every = min(self.workflow.runner.heartbeat_seconds, MAX_HEARTBEAT_SECONDS)
+        while not done.is_set():
+            self._busy_changed.clear()  # before reading _busy: a change from now on beats again
+            beat = RunnerHeartbeat(
+                runner_id=self.runner_id,
+                stages=self.stages,
+                pid=os.getpid(),
+                host=socket.gethostname(),
+                busy=sorted(self._busy),
+            )
+            try:
+                assert self._kv is not None
+                await self._kv.put(self.runner_id, beat.model_dump_json().encode())
+            except Exception as err:
+                log.warning("heartbeat to %s failed: %s", subjects.RUNNERS_BUCKET, err)
+            waits = [asyncio.ensure_future(done.wait()), asyncio.ensure_future(self._busy_changed.wait())]
+            await asyncio.wait(waits, timeout=every, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
