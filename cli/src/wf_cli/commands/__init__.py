@@ -1,0 +1,7 @@
+"""The client commands: each module adds its subcommands to the parser with `register()`."""
+
+from __future__ import annotations
+
+from wf_cli.commands import bugs, control, projects, show, tasks, watch
+
+MODULES = (projects, tasks, show, control, bugs, watch)
