@@ -1,0 +1,185 @@
+"""Commands: NATS request/reply on wf.cmd.<type> (queue group "orchestrator"), answered with a
+CommandReply. Refusals are CommandErrors with a code; a malformed request is "invalid" naming the field;
+anything unexpected is "internal" (and logged with its traceback)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from wf_common.commands import (
+    COMMAND_ADAPTER,
+    COMMAND_TYPES,
+    AddFeedback,
+    Approve,
+    Command,
+    CommandReply,
+    CreateProject,
+    EditTask,
+    KillBug,
+    Pause,
+    Ping,
+    Reject,
+    ReplyError,
+    Resume,
+    RetryTask,
+    SubmitIdea,
+)
+from wf_common.db.tables import projects
+from wf_common.errors import CommandError
+from wf_common.events import ProjectCreated
+from wf_common.subjects import COMMANDS_PREFIX, COMMANDS_QUEUE
+
+from wf_orchestrator import workspace
+from wf_orchestrator.control import Control
+from wf_orchestrator.tasks import handlers, repo
+from wf_orchestrator.tasks.context import Context, project_snapshot
+from wf_orchestrator.tasks.rows import ProjectRow
+from wf_orchestrator.uow import Runner, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+TaskHandler = Callable[[UnitOfWork, Context, Any], Awaitable[dict[str, Any]]]
+_TASK_HANDLERS: dict[type[Any], TaskHandler] = {
+    SubmitIdea: handlers.submit_idea,
+    Approve: handlers.approve,
+    Reject: handlers.reject,
+    EditTask: handlers.edit_task,
+    AddFeedback: handlers.add_feedback,
+    RetryTask: handlers.retry_task,
+    KillBug: handlers.kill_bug,
+}
+
+
+def validation_message(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        # Drop the union tag pydantic puts first ("approve.task_key" → "task_key").
+        loc = [str(p) for p in e["loc"]]
+        if len(loc) > 1 and loc[0] in COMMAND_TYPES:
+            loc = loc[1:]
+        parts.append(f"{'.'.join(loc) or 'command'}: {e['msg']}")
+    return "; ".join(parts)
+
+
+class CommandServer:
+    def __init__(
+        self, nc: NATS, runner: Runner, ctx: Context, control: Control, *, concurrency: int = 8
+    ) -> None:
+        self._nc = nc
+        self._runner = runner
+        self._ctx = ctx
+        self._control = control
+        self._slots = asyncio.Semaphore(concurrency)
+        self._sub: Subscription | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._sub = await self._nc.subscribe(f"{COMMANDS_PREFIX}.*", queue=COMMANDS_QUEUE, cb=self._on_msg)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def _on_msg(self, msg: Msg) -> None:
+        # The subscription delivers one message at a time; commands of different tasks need not wait.
+        task = asyncio.create_task(self._serve(msg))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _serve(self, msg: Msg) -> None:
+        async with self._slots:
+            reply = await self.handle(msg.subject.rsplit(".", 1)[-1], msg.data)
+        if msg.reply:
+            try:
+                await msg.respond(reply.model_dump_json(exclude_none=True).encode())
+            except Exception as err:
+                log.warning("could not reply to %s: %s", msg.subject, err)
+
+    async def handle(self, kind: str, data: bytes) -> CommandReply:
+        try:
+            cmd = self.parse(kind, data)
+            return CommandReply(ok=True, data=await self.execute(cmd))
+        except CommandError as err:
+            return CommandReply(ok=False, error=ReplyError(code=err.code, message=err.message))
+        except Exception:
+            log.exception("command %s failed", kind)
+            return CommandReply(
+                ok=False, error=ReplyError(code="internal", message="the orchestrator failed; see its log")
+            )
+
+    @staticmethod
+    def parse(kind: str, data: bytes) -> Command:
+        try:
+            raw = json.loads(data or b"{}")
+        except ValueError as err:
+            raise CommandError("invalid", f"the command is not JSON: {err}") from None
+        if not isinstance(raw, dict):
+            raise CommandError("invalid", "the command must be a JSON object")
+        raw.setdefault("type", kind)
+        if raw["type"] != kind:
+            raise CommandError("invalid", f"type: {raw['type']!r} sent on the subject of {kind!r}")
+        try:
+            return COMMAND_ADAPTER.validate_python(raw)
+        except ValidationError as err:
+            raise CommandError("invalid", validation_message(err)) from None
+
+    async def execute(self, cmd: Command) -> dict[str, Any]:
+        handler = _TASK_HANDLERS.get(type(cmd))
+        if handler is not None:
+            return await self._runner.run(lambda uow: handler(uow, self._ctx, cmd), must_publish=False)
+        match cmd:
+            case CreateProject():
+                return await self._create_project(cmd)
+            case Pause() | Resume():
+                await self._control.set(isinstance(cmd, Pause), cmd.actor)
+                return {"paused": self._control.paused}
+            case Ping():
+                return {"ok": True}
+        raise CommandError("invalid", f"unknown command {cmd.type!r}")
+
+    async def _create_project(self, cmd: CreateProject) -> dict[str, Any]:
+        async with self._runner.engine.connect() as conn:
+            if await repo.project_by_slug(conn, cmd.slug) is not None:
+                raise CommandError("conflict", f"project {cmd.slug!r} already exists")
+        path = await workspace.prepare(cmd.workspace)
+        test_command = cmd.test_command or self._ctx.default_test_command
+
+        async def work(uow: UnitOfWork) -> dict[str, Any]:
+            try:
+                row = (
+                    (
+                        await uow.conn.execute(
+                            projects.insert()
+                            .values(
+                                slug=cmd.slug,
+                                name=cmd.name or cmd.slug,
+                                workspace=path,
+                                test_command=test_command,
+                                created_by=cmd.actor[:100],
+                            )
+                            .returning(projects)
+                        )
+                    )
+                    .mappings()
+                    .one()
+                )
+            except IntegrityError:
+                raise CommandError("conflict", f"project {cmd.slug!r} already exists") from None
+            project = ProjectRow.of(row)
+            self._ctx.projects[project.id] = project
+            snap = project_snapshot(project)
+            uow.emit(ProjectCreated(project=project.slug, actor=cmd.actor, snapshot=snap))
+            return {"project": snap.model_dump(mode="json")}
+
+        return await self._runner.run(work, must_publish=False)

@@ -1,0 +1,131 @@
+"""The transactional outbox: store messages with the state change, publish them after the commit.
+
+Every message carries a Nats-Msg-Id (jobs: the idempotency key, events: the event id), so publishing a
+row twice (a crash between publish and delete, or the leftover sweep racing a slow publish) stores it
+once within the stream's 15-minute duplicate window. Deletes are batched in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from sqlalchemy import any_, bindparam, delete, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from wf_common.db.tables import outbox
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT = 10.0
+_DELETE_BATCH = 1000
+
+
+_INSERT = insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
+_DELETE = delete(outbox).where(outbox.c.id == any_(bindparam("ids")))
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    subject: str
+    payload: bytes
+    msg_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    id: int
+    message: Outgoing
+
+
+class Outbox:
+    def __init__(self, engine: AsyncEngine, js: JetStreamContext) -> None:
+        self._engine = engine
+        self._js = js
+        self._published: list[int] = []
+        self._wake = asyncio.Event()
+
+    async def store(self, conn: AsyncConnection, messages: list[Outgoing]) -> list[Stored]:
+        if not messages:
+            return []
+        rows = [{"subject": m.subject, "payload": m.payload, "msg_id": m.msg_id} for m in messages]
+        result = await conn.execute(_INSERT, rows)
+        return [Stored(i, m) for i, m in zip(result.scalars().all(), messages, strict=True)]
+
+    async def publish(self, stored: list[Stored]) -> None:
+        """Publish in order and wait for JetStream's acks; raises if any was not stored."""
+        if not stored:
+            return
+        futures = []
+        for s in stored:
+            m = s.message
+            futures.append(
+                await self._js.publish_async(m.subject, m.payload, headers={"Nats-Msg-Id": m.msg_id})
+            )
+        try:
+            await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+        self._published.extend(s.id for s in stored)
+        if len(self._published) >= _DELETE_BATCH:
+            self._wake.set()
+
+    async def publish_leftovers(self, *, older_than_seconds: float = 0.0) -> int:
+        """Publish rows a crash (or a failed publish) left behind, oldest first. Returns how many."""
+        total = 0
+        after = 0
+        while True:
+            async with self._engine.connect() as conn:
+                query = select(outbox).where(outbox.c.id > after).order_by(outbox.c.id).limit(500)
+                if older_than_seconds:
+                    query = query.where(
+                        outbox.c.created_at
+                        < text("now() - make_interval(secs => :age)").bindparams(age=older_than_seconds)
+                    )
+                rows = (await conn.execute(query)).mappings().all()
+            if not rows:
+                break
+            await self.publish(
+                [Stored(r["id"], Outgoing(r["subject"], r["payload"], r["msg_id"])) for r in rows]
+            )
+            total += len(rows)
+            after = rows[-1]["id"]
+        if total:
+            log.info("published %d message(s) left in the outbox", total)
+            await self.flush()
+        return total
+
+    async def flush(self) -> None:
+        """Delete the rows published so far."""
+        while self._published:
+            ids, self._published = self._published[:_DELETE_BATCH], self._published[_DELETE_BATCH:]
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(_DELETE, {"ids": ids})
+            except Exception:
+                # They are published: keeping the ids for the next round is enough (a restart in
+                # between republishes them, which the Nats-Msg-Id dedupes).
+                self._published[:0] = ids
+                raise
+
+    async def run(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+        """Delete published rows in batches until `stop`; a last flush on the way out."""
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                waking = asyncio.create_task(self._wake.wait())
+                await asyncio.wait({waking, stopping}, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+                waking.cancel()
+                self._wake.clear()
+                try:
+                    await self.flush()
+                except Exception:
+                    log.exception("could not delete published outbox rows; will try again")
+        finally:
+            stopping.cancel()
+            with contextlib.suppress(Exception):
+                await self.flush()

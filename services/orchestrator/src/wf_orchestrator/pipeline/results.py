@@ -1,0 +1,67 @@
+"""Turn a runner's `Result` into the facts the machine decides on and the rows the caller records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wf_common.jobs import Result
+
+from wf_orchestrator.pipeline.model import ResultFacts
+
+
+def handoff_payload(result: Result) -> dict[str, Any]:
+    """What a stage passes on: its summary, commits and changed files, the test run without its output
+    (that is in the bug/attachment when it matters) and any findings."""
+    payload: dict[str, Any] = {
+        "from_stage": result.stage,
+        "summary": result.summary,
+        "commits": list(result.commits),
+        "files_changed": list(result.files_changed),
+    }
+    if result.test_run is not None:
+        payload["test_run"] = result.test_run.model_dump(mode="json", exclude={"output_tail"})
+    if result.findings:
+        payload["findings"] = [f.model_dump(mode="json") for f in result.findings]
+    return payload
+
+
+def reproduction(result: Result) -> dict[str, Any]:
+    """How to see a failure again: the failing tests, the end of the output, the command and exit code."""
+    repro: dict[str, Any] = {}
+    if result.test_run is not None:
+        repro.update(
+            failed_tests=list(result.test_run.failed_tests),
+            output_tail=result.test_run.output_tail,
+            command=result.test_run.command,
+            exit_code=result.test_run.exit_code,
+        )
+    if result.findings:
+        repro["findings"] = [f.model_dump(mode="json") for f in result.findings]
+    return repro
+
+
+def result_details(result: Result) -> dict[str, Any]:
+    """Everything of a result worth keeping on its execution row (`result_details`)."""
+    return {
+        "test_run": result.test_run.model_dump(mode="json") if result.test_run else None,
+        "findings": [f.model_dump(mode="json") for f in result.findings],
+        "commits": list(result.commits),
+        "files_changed": list(result.files_changed),
+        "breakdown": result.breakdown.model_dump(mode="json") if result.breakdown else None,
+        "error": result.error.model_dump(mode="json") if result.error else None,
+        "escalate": result.escalate,
+    }
+
+
+def facts(result: Result) -> ResultFacts:
+    output = result.test_run.output_tail if result.test_run and result.test_run.output_tail else None
+    return ResultFacts(
+        stage=result.stage,
+        status=result.status.value,
+        summary=result.summary,
+        escalate=result.escalate,
+        error_message=result.error.message if result.error else None,
+        handoff=handoff_payload(result),
+        reproduction=reproduction(result),
+        full_output=output,
+    )

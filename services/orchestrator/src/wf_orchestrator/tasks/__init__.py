@@ -1,0 +1,1 @@
+"""Tasks, handoffs, bugs and feedback in the database: reading facts, applying decisions, commands."""

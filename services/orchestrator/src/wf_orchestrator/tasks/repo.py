@@ -1,0 +1,180 @@
+"""SQL on the workflow tables (SQLAlchemy Core). Callers hold the transaction; functions named lock_*
+take row locks (FOR UPDATE) so that the task's decision cannot race another writer's."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Integer,
+    RowMapping,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    not_,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+from wf_common.db.tables import handoffs, projects, tasks
+from wf_common.states import TaskState
+
+from wf_orchestrator.tasks.rows import ProjectRow, TaskRow
+
+_blocker = tasks.alias("blocker")
+
+
+def blockers_done_expr(blocked_by: Any) -> Any:
+    """SQL: every task in `blocked_by` is done (true for an empty array)."""
+    return not_(
+        exists().where(and_(_blocker.c.id == func.any(blocked_by), _blocker.c.state != TaskState.DONE.value))
+    )
+
+
+async def project_by_slug(conn: AsyncConnection, slug: str) -> ProjectRow | None:
+    row = (await conn.execute(select(projects).where(projects.c.slug == slug))).mappings().first()
+    return ProjectRow.of(row) if row else None
+
+
+async def lock_task_by_key(conn: AsyncConnection, project_id: int, key: str) -> tuple[TaskRow, bool] | None:
+    """The task and whether its blockers are done, locked."""
+    query = (
+        select(tasks, blockers_done_expr(tasks.c.blocked_by).label("blockers_done"))
+        .where(tasks.c.project_id == project_id, tasks.c.task_key == key)
+        .with_for_update(of=tasks)
+    )
+    row = (await conn.execute(query)).mappings().first()
+    return (TaskRow.of(row), bool(row["blockers_done"])) if row else None
+
+
+_LOCK_IDS = (
+    select(tasks.c.id).where(tasks.c.id == any_(bindparam("ids"))).order_by(tasks.c.id).with_for_update()
+)
+_READ = select(
+    tasks,
+    blockers_done_expr(tasks.c.blocked_by).label("blockers_done"),
+    select(func.array_agg(_blocker.c.state))
+    .where(_blocker.c.parent_id == tasks.c.id)
+    .scalar_subquery()
+    .label("child_states"),
+).where(tasks.c.id == any_(bindparam("ids")))
+
+
+async def lock_tasks(conn: AsyncConnection, ids: Sequence[int]) -> list[tuple[TaskRow, bool]]:
+    """Tasks by id, locked in id order (a fixed order keeps concurrent lockers from deadlocking)."""
+    return [(t, ready) for t, ready, _ in await lock_and_read(conn, ids)]
+
+
+async def lock_and_read(conn: AsyncConnection, ids: Sequence[int]) -> list[tuple[TaskRow, bool, list[str]]]:
+    """Lock tasks, then read them with whether their blockers are done and their children's states.
+
+    The read is a second statement on purpose: under READ COMMITTED it sees what a transaction we
+    waited for committed (a blocker finishing at the same moment); the locking statement does not.
+    """
+    if not ids:
+        return []
+    ids = sorted(set(ids))
+    await conn.execute(_LOCK_IDS, {"ids": ids})
+    rows = (await conn.execute(_READ, {"ids": ids})).mappings().all()
+    return sorted(
+        ((TaskRow.of(r), bool(r["blockers_done"]), list(r["child_states"] or [])) for r in rows),
+        key=lambda x: x[0].id,
+    )
+
+
+_FOLLOWERS = union_all(
+    select(tasks.c.id).where(
+        # current_stage lets the (current_stage, state) index find the blocked tasks.
+        tasks.c.current_stage == any_(bindparam("stages")),
+        tasks.c.state == TaskState.BLOCKED.value,
+        tasks.c.project_id == bindparam("project_id"),
+        bindparam("task_id", type_=Integer) == any_(tasks.c.blocked_by),
+    ),
+    select(tasks.c.id).where(tasks.c.id == bindparam("parent_id", type_=Integer)),
+)
+
+
+async def followers(conn: AsyncConnection, task: TaskRow, stages: list[str]) -> list[int]:
+    """The tasks a task reaching done may move on: the blocked tasks waiting for it, and its parent."""
+    rows = await conn.execute(
+        _FOLLOWERS,
+        {"stages": stages, "project_id": task.project_id, "task_id": task.id, "parent_id": task.parent_id},
+    )
+    return list(rows.scalars())
+
+
+async def blockers_done(conn: AsyncConnection, blocked_by: Sequence[int]) -> bool:
+    if not blocked_by:
+        return True
+    pending = await conn.scalar(
+        select(func.count()).where(
+            tasks.c.id == any_(bindparam("ids")), tasks.c.state != TaskState.DONE.value
+        ),
+        {"ids": list(blocked_by)},
+    )
+    return not pending
+
+
+async def update_task(conn: AsyncConnection, task_id: int, values: dict[str, Any]) -> TaskRow:
+    row = (
+        (await conn.execute(update(tasks).where(tasks.c.id == task_id).values(**values).returning(tasks)))
+        .mappings()
+        .one()
+    )
+    return TaskRow.of(row)
+
+
+async def next_numbers(conn: AsyncConnection, project_id: int, column: str, n: int = 1) -> int:
+    """Reserve `n` consecutive task or bug numbers of a project; returns the first."""
+    col = projects.c[column]
+    last = await conn.scalar(
+        update(projects).where(projects.c.id == project_id).values({col: col + n}).returning(col)
+    )
+    assert last is not None
+    return int(last) - n
+
+
+def task_key(n: int) -> str:
+    return f"T-{n:03d}"
+
+
+def bug_key(n: int) -> str:
+    return f"B-{n:03d}"
+
+
+async def insert_tasks(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[TaskRow]:
+    result = await conn.execute(insert(tasks).returning(tasks, sort_by_parameter_order=True), rows)
+    return [TaskRow.of(r) for r in result.mappings().all()]
+
+
+async def reserve_task_ids(conn: AsyncConnection, n: int) -> list[int]:
+    """Ids for tasks about to be inserted, so blocked_by between them can be written in the insert."""
+    seq = await conn.scalar(select(func.pg_get_serial_sequence("tasks", "id")))
+    rows = await conn.execute(select(func.nextval(seq)).select_from(func.generate_series(1, n)))
+    return [int(r[0]) for r in rows]
+
+
+async def pending_gate(conn: AsyncConnection, task_id: int) -> RowMapping | None:
+    """The latest handoff of the task that waits for a human decision."""
+    query = (
+        select(handoffs)
+        .where(
+            handoffs.c.task_id == task_id,
+            handoffs.c.requires_approval.is_(True),
+            handoffs.c.approved_at.is_(None),
+            handoffs.c.rejected_at.is_(None),
+        )
+        .order_by(handoffs.c.id.desc())
+        .limit(1)
+    )
+    return (await conn.execute(query)).mappings().first()
+
+
+async def last_handoff_id(conn: AsyncConnection, task_id: int) -> int | None:
+    query = select(handoffs.c.id).where(handoffs.c.task_id == task_id).order_by(handoffs.c.id.desc()).limit(1)
+    return await conn.scalar(query)
