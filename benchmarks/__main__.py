@@ -11,9 +11,10 @@ import platform
 import tempfile
 from pathlib import Path
 
+from wf_common.embedded import EmbeddedPostgres, NatsServer
+
 from benchmarks import pipeline, raw_jetstream
 from benchmarks.stats import summary_ms
-from wf_common.embedded import EmbeddedPostgres, NatsServer
 
 
 def machine() -> dict[str, object]:
@@ -26,8 +27,13 @@ def machine() -> dict[str, object]:
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1), "os": platform.platform(),
-            "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def main() -> None:
@@ -53,20 +59,46 @@ def main() -> None:
             with pipeline.orchestrator(cfg, nats.url, db, root / "orchestrator.log"):
                 samples: list[float] = []
                 for i in range(2):
-                    agents, _, _ = asyncio.run(pipeline.run(
-                        nats.url, db, root, ideas=1, tasks_per_idea=args.chain, chain=True, project=f"lat{i}"))
+                    agents, _, _ = asyncio.run(
+                        pipeline.run(
+                            nats.url,
+                            db,
+                            root,
+                            ideas=1,
+                            tasks_per_idea=args.chain,
+                            chain=True,
+                            project=f"lat{i}",
+                        )
+                    )
                     samples += agents.overhead
                 over = summary_ms(samples)
                 over["p50_vs_raw"] = round(over["p50_ms"] / raw_s["p50_ms"], 2)
                 print(json.dumps({"orchestration_overhead_result_to_next_job": over}))
                 ideas = max(1, args.tasks // 50)
-                agents, seconds, moves = asyncio.run(pipeline.run(
-                    nats.url, db, root, ideas=ideas, tasks_per_idea=min(50, args.tasks), chain=False,
-                    project="thru"))
-                print(json.dumps({"throughput": {"tasks": ideas * min(50, args.tasks), "transitions": moves,
-                                                 "seconds": round(seconds, 2),
-                                                 "transitions_per_second": round(moves / seconds, 1),
-                                                 "jobs": agents.jobs}}))
+                agents, seconds, moves = asyncio.run(
+                    pipeline.run(
+                        nats.url,
+                        db,
+                        root,
+                        ideas=ideas,
+                        tasks_per_idea=min(50, args.tasks),
+                        chain=False,
+                        project="thru",
+                    )
+                )
+                print(
+                    json.dumps(
+                        {
+                            "throughput": {
+                                "tasks": ideas * min(50, args.tasks),
+                                "transitions": moves,
+                                "seconds": round(seconds, 2),
+                                "transitions_per_second": round(moves / seconds, 1),
+                                "jobs": agents.jobs,
+                            }
+                        }
+                    )
+                )
         finally:
             pg.stop()
             nats.stop()

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from wf_common import bus, subjects
 from wf_common.commands import Approve, CommandReply, CreateProject, Ping, SubmitIdea
 from wf_common.config import load_config
@@ -77,18 +76,7 @@ class InstantAgents:
                     for i in range(self.tasks_per_idea)
                 ]
             )
-        result = Result(
-            job_id=job.job_id,
-            idempotency_key=job.idempotency_key,
-            project=job.project.slug,
-            task_key=job.task.key,
-            stage=job.stage,
-            attempt=job.attempt,
-            status=Verdict.PASS,
-            summary="instant",
-            breakdown=breakdown,
-            runner_id="bench",
-        )
+        result = Result.answering(job, Verdict.PASS, "instant", breakdown=breakdown, runner_id="bench")
         self.last_result_at[job.task.key] = (job.stage, time.perf_counter())
         await bus.publish(
             self.js, subjects.result_subject(job.stage), result, msg_id=f"{job.idempotency_key}/result"
@@ -104,8 +92,16 @@ async def command(nc: Any, cmd: Any) -> dict[str, Any]:
     return reply.data or {}
 
 
-async def run(nats_url: str, database_url: str, workdir: Path, *, ideas: int, tasks_per_idea: int, chain: bool,
-              project: str) -> tuple[InstantAgents, float, int]:
+async def run(
+    nats_url: str,
+    database_url: str,
+    workdir: Path,
+    *,
+    ideas: int,
+    tasks_per_idea: int,
+    chain: bool,
+    project: str,
+) -> tuple[InstantAgents, float, int]:
     """Submit ideas, approve everything, wait until every task is done. Returns (agents, seconds, moves)."""
     nc = await bus.connect(nats_url, f"bench-{project}")
     js = nc.jetstream()
@@ -114,8 +110,16 @@ async def run(nats_url: str, database_url: str, workdir: Path, *, ideas: int, ta
     cfg = load_config(None)
     consumers = [
         asyncio.create_task(
-            bus.consume(nc, js, stream=subjects.JOBS_STREAM, durable=subjects.job_consumer(stage),
-                        handler=agents.handle, stop=stop, batch=64, concurrency=64)
+            bus.consume(
+                nc,
+                js,
+                stream=subjects.JOBS_STREAM,
+                durable=subjects.job_consumer(stage),
+                handler=agents.handle,
+                stop=stop,
+                batch=64,
+                concurrency=64,
+            )
         )
         for stage in cfg.pipeline.agent_stages
     ]
@@ -175,12 +179,17 @@ async def wait_ready(nats_url: str, proc: subprocess.Popen[bytes], log: Path) ->
 
 @contextlib.contextmanager
 def orchestrator(config: Path, nats_url: str, database_url: str, log: Path) -> Any:
-    env = os.environ | {"WF_CONFIG": str(config), "WF_NATS_URL": nats_url, "WF_DATABASE_URL": database_url,
-                        "WF_LOG_LEVEL": "WARNING"}
+    env = os.environ | {
+        "WF_CONFIG": str(config),
+        "WF_NATS_URL": nats_url,
+        "WF_DATABASE_URL": database_url,
+        "WF_LOG_LEVEL": "WARNING",
+    }
     subprocess.run([sys.executable, "-m", "wf_orchestrator", "migrate"], env=env, check=True)
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "wf_orchestrator"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "wf_orchestrator"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
         try:
             asyncio.run(wait_ready(nats_url, proc, log))
             yield proc

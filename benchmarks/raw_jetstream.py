@@ -9,14 +9,15 @@ import asyncio
 import time
 
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
-
 from wf_common import bus
 
 
 async def measure(nats_url: str, count: int = 2000, warmup: int = 200) -> list[float]:
     nc = await bus.connect(nats_url, "bench-raw")
     js = nc.jetstream()
-    await js.add_stream(StreamConfig(name="BENCH_RAW", subjects=["bench.raw"], retention=RetentionPolicy.WORK_QUEUE))
+    await js.add_stream(
+        StreamConfig(name="BENCH_RAW", subjects=["bench.raw"], retention=RetentionPolicy.WORK_QUEUE)
+    )
     await js.add_consumer("BENCH_RAW", ConsumerConfig(durable_name="raw", ack_policy=AckPolicy.EXPLICIT))
     psub = await js.pull_subscribe_bind(durable="raw", stream="BENCH_RAW")
     samples: list[float] = []

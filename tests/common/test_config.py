@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from wf_common.config import load_config, parse_config
 from wf_common.errors import ConfigError
 
@@ -51,12 +50,22 @@ def test_missing_env_variable_is_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"llm_backend": {"adapter": "olama"}}, "llm_backend.adapter: Input should be 'ollama' (got 'olama')"),
+        (
+            {"llm_backend": {"adapter": "olama"}},
+            "llm_backend.adapter: Input should be 'ollama' (got 'olama')",
+        ),
         ({"llm_backend": {"models": {"boss": "x"}}}, "llm_backend.models.boss"),
-        ({"pipeline": {"rework_limit": -1}}, "pipeline.rework_limit: Input should be greater than or equal to 0"),
+        (
+            {"pipeline": {"rework_limit": -1}},
+            "pipeline.rework_limit: Input should be greater than or equal to 0",
+        ),
         ({"pipeline": {"stages": [{"name": "dev", "agent": "dev"}]}}, "the first stage must be 'pm'"),
         (
-            {"pipeline": {"stages": [{"name": "pm", "agent": "pm"}, {"name": "qa", "agent": "qa", "on_fail": "x"}]}},
+            {
+                "pipeline": {
+                    "stages": [{"name": "pm", "agent": "pm"}, {"name": "qa", "agent": "qa", "on_fail": "x"}]
+                }
+            },
             "on_fail must name an earlier work stage",
         ),
         ({"runner": {"stages": ["dev", "nope"]}}, "runner.stages: unknown stage(s) ['nope']"),

@@ -2,7 +2,6 @@
 
 import pytest
 from pydantic import ValidationError
-
 from wf_common.commands import COMMAND_ADAPTER, COMMAND_TYPES, Approve
 from wf_common.events import EVENT_ADAPTER, TaskMoved, TaskSnapshot, parse_event
 from wf_common.jobs import Breakdown, breakdown_json_schema
@@ -52,7 +51,9 @@ def test_commands_validate_and_normalise() -> None:
 
 def test_events_round_trip_through_the_union_with_their_subject() -> None:
     snap = TaskSnapshot(project="listsnap", key="T-002", title="t", stage="qa", state="queued", priority=5)
-    ev = TaskMoved(project="listsnap", task_key="T-002", task=snap, from_stage="dev", to_stage="qa", handoff_id=7)
+    ev = TaskMoved(
+        project="listsnap", task_key="T-002", task=snap, from_stage="dev", to_stage="qa", handoff_id=7
+    )
     assert ev.subject() == "wf.events.listsnap.T-002.task.moved"
     back = parse_event(ev.model_dump_json())
     assert isinstance(back, TaskMoved) and back.task.stage == "qa" and back.schema_version == 1

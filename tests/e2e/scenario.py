@@ -61,7 +61,10 @@ CODE = {
     "subtract": ("calc/subtract.py", "def subtract(a, b):\n    return a - b\n"),
 }
 TESTS = {
-    "add": ("tests/test_add.py", "from calc.add import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"),
+    "add": (
+        "tests/test_add.py",
+        "from calc.add import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n",
+    ),
     "multiply": (
         "tests/test_multiply.py",
         "from calc.multiply import multiply\n\n\ndef test_multiply():\n    assert multiply(2, 3) == 6\n",
@@ -95,7 +98,7 @@ def _feature(prompt: str) -> str:
 class CalculatorModel:
     """Responder for ScriptedOllama. Thread-safe; records what it saw for the test's assertions."""
 
-    hang_once_on: str | None = None      # e.g. "dev:subtract": the first such request hangs
+    hang_once_on: str | None = None  # e.g. "dev:subtract": the first such request hangs
     hung: threading.Event = field(default_factory=threading.Event)
     roles_seen: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from wf_common.embedded.ports import free_port
 
 from tests.e2e.scenario import CalculatorModel
 from tests.fakes.ollama import ScriptedOllama
-from wf_common.embedded.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -85,7 +85,9 @@ class Stack:
             [BIN / "wf", "--url", self.url, *args], capture_output=True, text=True, timeout=60
         )
         if check and done.returncode != 0:
-            raise AssertionError(f"wf {' '.join(args)} failed ({done.returncode}): {done.stderr}{done.stdout}")
+            raise AssertionError(
+                f"wf {' '.join(args)} failed ({done.returncode}): {done.stderr}{done.stdout}"
+            )
         return done
 
     def status(self) -> dict[str, Any]:
@@ -110,7 +112,10 @@ def wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
 
 def git_log(workspace: Path) -> list[str]:
     out = subprocess.run(
-        ["git", "-C", str(workspace), "log", "--format=%s%n%b%x00"], capture_output=True, text=True, check=True
+        ["git", "-C", str(workspace), "log", "--format=%s%n%b%x00"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return [c.strip() for c in out.stdout.split("\x00") if c.strip()]
 
@@ -136,8 +141,15 @@ def test_idea_to_committed_tested_code_and_a_runner_killed_mid_job(
     stack: Stack, model: tuple[ScriptedOllama, CalculatorModel], tmp_path: Path
 ) -> None:
     workspace = tmp_path / "calc"
-    stack.wf("project", "create", "calc", "--workspace", str(workspace),
-             "--test-command", f"{sys.executable} -m pytest -q")
+    stack.wf(
+        "project",
+        "create",
+        "calc",
+        "--workspace",
+        str(workspace),
+        "--test-command",
+        f"{sys.executable} -m pytest -q",
+    )
     assert (workspace / ".git").is_dir(), "project create makes the workspace a git repository"
 
     out = stack.wf("idea", "Calculator library with add and multiply", "--project", "calc")
@@ -145,8 +157,11 @@ def test_idea_to_committed_tested_code_and_a_runner_killed_mid_job(
     assert idea_key in out.stdout
 
     # The PM's breakdown waits for a human.
-    wait_for(lambda: stack.task("Calculator library with add and multiply")["state"] == "awaiting_approval",
-             timeout=60, what="the PM breakdown to wait for approval")
+    wait_for(
+        lambda: stack.task("Calculator library with add and multiply")["state"] == "awaiting_approval",
+        timeout=60,
+        what="the PM breakdown to wait for approval",
+    )
     drafts = [t for t in stack.status()["tasks"] if t["parent"] == idea_key]
     assert sorted(t["title"] for t in drafts) == ["Add function add", "Add function multiply"]
     assert all(t["state"] == "draft" for t in drafts)
@@ -162,25 +177,44 @@ def test_idea_to_committed_tested_code_and_a_runner_killed_mid_job(
 
     # Each task stops at the deploy gate; a human approves it.
     for key in (add_key, mul_key):
-        wait_for(lambda k=key: stack.show(k)["stage"] == "deploy" and stack.show(k)["state"] == "awaiting_approval",
-                 timeout=120, what=f"{key} to reach the deploy gate")
+        wait_for(
+            lambda k=key: (
+                stack.show(k)["stage"] == "deploy" and stack.show(k)["state"] == "awaiting_approval"
+            ),
+            timeout=120,
+            what=f"{key} to reach the deploy gate",
+        )
         stack.wf("approve", key, "--project", "calc")
     for key in (add_key, mul_key):
         wait_for(lambda k=key: stack.show(k)["state"] == "done", timeout=60, what=f"{key} to be done")
-    wait_for(lambda: stack.task("Calculator library with add and multiply")["state"] == "done",
-             timeout=30, what="the idea to be done once its tasks are")
+    wait_for(
+        lambda: stack.task("Calculator library with add and multiply")["state"] == "done",
+        timeout=30,
+        what="the idea to be done once its tasks are",
+    )
 
     # add went straight through every stage.
     add = stack.show(add_key)
     path = [(h["from_stage"], h["to_stage"]) for h in add["handoffs"]]
-    assert path == [("backlog", "dev"), ("dev", "qa"), ("qa", "sec"), ("sec", "docs"), ("docs", "deploy"),
-                    ("deploy", "testing"), ("testing", "done")]
+    assert path == [
+        ("backlog", "dev"),
+        ("dev", "qa"),
+        ("qa", "sec"),
+        ("sec", "docs"),
+        ("docs", "deploy"),
+        ("deploy", "testing"),
+        ("testing", "done"),
+    ]
     assert add["bugs"] == []
 
     # multiply failed QA once: a bug with the failing test, back to DEV, then through.
     mul = stack.show(mul_key)
     assert [(h["from_stage"], h["to_stage"]) for h in mul["handoffs"]][:4] == [
-        ("backlog", "dev"), ("dev", "qa"), ("qa", "dev"), ("dev", "qa")]
+        ("backlog", "dev"),
+        ("dev", "qa"),
+        ("qa", "dev"),
+        ("dev", "qa"),
+    ]
     assert mul["handoffs"][-1]["to_stage"] == "done"
     assert len(mul["bugs"]) == 1
     bug = mul["bugs"][0]
@@ -194,34 +228,58 @@ def test_idea_to_committed_tested_code_and_a_runner_killed_mid_job(
     # The code is committed and actually works.
     log = git_log(workspace)
     assert any(c.startswith(f"{add_key}:") for c in log) and any(c.startswith(f"{mul_key}:") for c in log)
-    check = subprocess.run([sys.executable, "-m", "pytest", "-q"], cwd=workspace, capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q"], cwd=workspace, capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout
     assert "return a * b" in (workspace / "calc" / "multiply.py").read_text()
 
     # --- kill -9 a runner in the middle of a job ---------------------------------------------------
     server, responder = model
     stack.wf("idea", "Also subtract", "--project", "calc")
-    follow = wait_for(lambda: next((t for t in stack.status()["tasks"]
-                                     if t["title"] == "Also subtract" and t["state"] == "awaiting_approval"), None),
-                      timeout=60, what="the second breakdown")
+    follow = wait_for(
+        lambda: next(
+            (
+                t
+                for t in stack.status()["tasks"]
+                if t["title"] == "Also subtract" and t["state"] == "awaiting_approval"
+            ),
+            None,
+        ),
+        timeout=60,
+        what="the second breakdown",
+    )
     stack.wf("approve", follow["key"], "--project", "calc")
-    sub_key = wait_for(lambda: next((t["key"] for t in stack.status()["tasks"]
-                                     if t["title"] == "Add function subtract"), None), timeout=30, what="subtract")
+    sub_key = wait_for(
+        lambda: next(
+            (t["key"] for t in stack.status()["tasks"] if t["title"] == "Add function subtract"), None
+        ),
+        timeout=30,
+        what="subtract",
+    )
     assert responder.hung.wait(60), "DEV never asked the model about subtract"
     runners = httpx.get(f"{stack.url}/api/runners", timeout=5).json()
     busy = [r for r in runners if any(f"/{sub_key}/dev/" in k for k in r["busy"])]
     assert len(busy) == 1, runners
     os.kill(busy[0]["pid"], signal.SIGKILL)
 
-    wait_for(lambda: stack.show(sub_key)["state"] == "awaiting_approval", timeout=120,
-             what="the redelivered DEV job to finish and the task to reach the deploy gate")
+    wait_for(
+        lambda: stack.show(sub_key)["state"] == "awaiting_approval",
+        timeout=120,
+        what="the redelivered DEV job to finish and the task to reach the deploy gate",
+    )
     sub = stack.show(sub_key)
     dev_runs = [e for e in sub["executions"] if e["stage"] == "dev"]
     assert len(dev_runs) == 1 and dev_runs[0]["status"] == "completed", dev_runs
     assert [(h["from_stage"], h["to_stage"]) for h in sub["handoffs"]].count(("dev", "qa")) == 1
     commits = [c for c in git_log(workspace) if c.startswith(f"{sub_key}:") and "Implement subtract" in c]
     assert len(commits) == 1, commits
-    dev_requests = [r for r in server.requests
-                    if "Add function subtract" in json.dumps(r.get("messages", [])[:2])
-                    and "Check for existing patterns" in json.dumps(r.get("messages", [])[:1])]
-    assert len(dev_requests) >= 4, "the job was started twice: once by the killed runner, once after redelivery"
+    dev_requests = [
+        r
+        for r in server.requests
+        if "Add function subtract" in json.dumps(r.get("messages", [])[:2])
+        and "Check for existing patterns" in json.dumps(r.get("messages", [])[:1])
+    ]
+    assert len(dev_requests) >= 4, (
+        "the job was started twice: once by the killed runner, once after redelivery"
+    )

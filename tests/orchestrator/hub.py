@@ -21,7 +21,6 @@ from wf_common.config import WorkflowConfig
 from wf_common.db.tables import bugs, executions, handoffs, projects, tasks
 from wf_common.events import parse_event
 from wf_common.jobs import Breakdown, Job, Result, TestRun
-from wf_common.states import Verdict
 from wf_orchestrator.app import Orchestrator
 from wf_orchestrator.settings import OrchestratorSettings
 
@@ -137,15 +136,10 @@ class Hub:
 
     async def finish(self, job: Job, status: str = "pass", **fields: Any) -> Result:
         assert self.js is not None
-        result = Result(
-            job_id=job.job_id,
-            idempotency_key=job.idempotency_key,
-            project=job.project.slug,
-            task_key=job.task.key,
-            stage=job.stage,
-            attempt=job.attempt,
-            status=Verdict(status),
-            summary=fields.pop("summary", f"{job.stage} {status}"),
+        result = Result.answering(
+            job,
+            status,
+            fields.pop("summary", f"{job.stage} {status}"),
             runner_id="test-runner",
             **fields,
         )

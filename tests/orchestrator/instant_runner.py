@@ -34,16 +34,7 @@ async def _serve(js: JetStreamContext, stage: str, stop: asyncio.Event, hold: fl
         held.peak[stage] = max(held.peak[stage], held.now[stage])
         if hold:
             await asyncio.sleep(hold)
-        result = Result(
-            job_id=job.job_id,
-            idempotency_key=job.idempotency_key,
-            project=job.project.slug,
-            task_key=job.task.key,
-            stage=job.stage,
-            attempt=job.attempt,
-            status="pass",
-            summary=f"{stage} done",
-        )
+        result = Result.answering(job, "pass", f"{stage} done")
         held.now[stage] -= 1
         ack = await js.publish_async(
             subjects.result_subject(stage),

@@ -39,21 +39,25 @@ log = logging.getLogger(__name__)
 DUPLICATE_WINDOW_SECONDS = 15 * 60
 
 
-async def connect(url: str, name: str, **kwargs: Any) -> NATS:
-    """Connect with unlimited reconnects; the first connect fails fast with a clear message."""
+async def connect(url: str, name: str, *, first_connect_timeout: float = 15.0, **kwargs: Any) -> NATS:
+    """Connect with unlimited reconnects once connected; the first connect gives up after
+    `first_connect_timeout` seconds with a clear message (nats-py would otherwise retry it forever)."""
 
     async def on_error(err: Exception) -> None:
         log.warning("nats: %s", err)
 
     try:
-        return await nats.connect(
-            url,
-            name=name,
-            connect_timeout=5,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            error_cb=on_error,
-            **kwargs,
+        return await asyncio.wait_for(
+            nats.connect(
+                url,
+                name=name,
+                connect_timeout=5,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                error_cb=on_error,
+                **kwargs,
+            ),
+            first_connect_timeout,
         )
     except Exception as err:  # nats raises several unrelated types for "cannot connect"
         raise BusError(
@@ -75,26 +79,20 @@ async def _ensure_stream(js: JetStreamContext, cfg: StreamConfig) -> None:
 
 async def ensure_topology(js: JetStreamContext, bus: BusConfig, stages: Iterable[str]) -> None:
     """Declare streams, consumers and KV buckets. Idempotent: every service may call it at start."""
-    await _ensure_stream(
-        js,
-        StreamConfig(
-            name=subjects.JOBS_STREAM,
-            subjects=[f"{subjects.JOBS_PREFIX}.>"],
-            retention=RetentionPolicy.WORK_QUEUE,
-            storage=StorageType.FILE,
-            duplicate_window=DUPLICATE_WINDOW_SECONDS,
-        ),
-    )
-    await _ensure_stream(
-        js,
-        StreamConfig(
-            name=subjects.RESULTS_STREAM,
-            subjects=[f"{subjects.RESULTS_PREFIX}.>"],
-            retention=RetentionPolicy.WORK_QUEUE,
-            storage=StorageType.FILE,
-            duplicate_window=DUPLICATE_WINDOW_SECONDS,
-        ),
-    )
+    for name, prefix in (
+        (subjects.JOBS_STREAM, subjects.JOBS_PREFIX),
+        (subjects.RESULTS_STREAM, subjects.RESULTS_PREFIX),
+    ):
+        await _ensure_stream(
+            js,
+            StreamConfig(
+                name=name,
+                subjects=[f"{prefix}.>"],
+                retention=RetentionPolicy.WORK_QUEUE,
+                storage=StorageType.FILE,
+                duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            ),
+        )
     await _ensure_stream(
         js,
         StreamConfig(
@@ -279,7 +277,7 @@ async def consume(
                 free += 1
             try:
                 msgs = await psub.fetch(free, timeout=fetch_timeout)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, nats.errors.TimeoutError):
                 msgs = []
             except Exception as err:
                 if stop.is_set():
@@ -301,13 +299,15 @@ async def consume(
             await psub.unsubscribe()
 
 
-async def request(nc: NATS, subject: str, payload: BaseModel, timeout: float = 10.0) -> bytes:
+async def request(nc: NATS, subject: str, payload: BaseModel, timeout: float = 10.0) -> bytes:  # noqa: ASYNC109
     try:
         reply = await nc.request(subject, payload.model_dump_json().encode(), timeout=timeout)
     except nats.errors.NoRespondersError:
         raise BusError(f"nobody answers on {subject}: is the orchestrator running?") from None
-    except (nats.errors.TimeoutError, asyncio.TimeoutError):
-        raise BusError(f"no answer on {subject} within {timeout:.0f}s: is the orchestrator overloaded?") from None
+    except (TimeoutError, nats.errors.TimeoutError):
+        raise BusError(
+            f"no answer on {subject} within {timeout:.0f}s: is the orchestrator overloaded?"
+        ) from None
     return bytes(reply.data)
 
 

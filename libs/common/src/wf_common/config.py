@@ -48,7 +48,7 @@ class LLMBackendConfig(_Strict):
         return v.rstrip("/")
 
     def model_for(self, role: str) -> str:
-        return self.models.get(role, self.model)  # type: ignore[call-overload]
+        return next((m for r, m in self.models.items() if r == role), self.model)
 
 
 class SyncTarget(_Strict):

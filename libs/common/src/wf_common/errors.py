@@ -1,13 +1,13 @@
 """Errors shared by every Workflow Hub process.
 
-    WorkflowError            base of everything we raise on purpose
-    ├── ConfigError          the configuration file or settings are wrong (message names the field)
-    ├── BusError             NATS could not be reached or answered unexpectedly
-    └── CommandError         a command to the orchestrator was refused; `code` says why
-        ├── code="invalid"   the request is malformed (HTTP 422)
-        ├── code="not_found" the project/task/bug does not exist (HTTP 404)
-        └── code="conflict"  the request does not fit the current state, e.g. approving a task
-                             that is not waiting at a gate (HTTP 409)
+WorkflowError            base of everything we raise on purpose
+├── ConfigError          the configuration file or settings are wrong (message names the field)
+├── BusError             NATS could not be reached or answered unexpectedly
+└── CommandError         a command to the orchestrator was refused; `code` says why
+    ├── code="invalid"   the request is malformed (HTTP 422)
+    ├── code="not_found" the project/task/bug does not exist (HTTP 404)
+    └── code="conflict"  the request does not fit the current state, e.g. approving a task
+                         that is not waiting at a gate (HTTP 409)
 """
 
 from __future__ import annotations

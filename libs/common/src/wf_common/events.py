@@ -41,7 +41,7 @@ class BugSnapshot(BaseModel):
     title: str
     description: str = ""
     source_stage: str
-    status: str                    # open, fixed, killed
+    status: str  # open, fixed, killed
     reproduction: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -54,17 +54,17 @@ class FeedbackRef(BaseModel):
 
 
 class Job(Message):
-    job_id: int                 # the execution id
-    idempotency_key: str        # <project>/<task>/<stage>/<attempt>, also the Nats-Msg-Id
+    job_id: int  # the execution id
+    idempotency_key: str  # <project>/<task>/<stage>/<attempt>, also the Nats-Msg-Id
     stage: str
     role: str
     attempt: int
     project: ProjectRef
     task: TaskRef
-    idea: str | None = None     # for the PM: the idea to break down
+    idea: str | None = None  # for the PM: the idea to break down
     feedback: list[FeedbackRef] = Field(default_factory=list)
     bugs: list[BugRef] = Field(default_factory=list)
-    handoff: dict[str, Any] = Field(default_factory=dict)   # what the previous stage passed on
+    handoff: dict[str, Any] = Field(default_factory=dict)  # what the previous stage passed on
     max_turns: int = 30
     timeout_seconds: int = 900
     schema_retries: int = 2
@@ -146,7 +146,7 @@ class Finding(BaseModel):
 
 
 class ErrorInfo(BaseModel):
-    kind: str              # e.g. llm_unavailable, invalid_output, runner_crash, timeout
+    kind: str  # e.g. llm_unavailable, invalid_output, runner_crash, timeout
     message: str
     retryable: bool = False
 
@@ -168,7 +168,7 @@ class Result(Message):
     attempt: int
     status: Verdict
     summary: str = ""
-    escalate: bool = False          # a human must look (agent asked, or output kept failing)
+    escalate: bool = False  # a human must look (agent asked, or output kept failing)
     breakdown: Breakdown | None = None
     test_run: TestRun | None = None
     findings: list[Finding] = Field(default_factory=list)
@@ -180,6 +180,21 @@ class Result(Message):
     started_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime = Field(default_factory=utcnow)
 
+    @classmethod
+    def answering(cls, job: Job, status: Verdict | str, summary: str = "", **fields: Any) -> Result:
+        """The result of `job`, carrying its identity (execution, idempotency key, task, stage)."""
+        return cls(
+            job_id=job.job_id,
+            idempotency_key=job.idempotency_key,
+            project=job.project.slug,
+            task_key=job.task.key,
+            stage=job.stage,
+            attempt=job.attempt,
+            status=Verdict(status),
+            summary=summary,
+            **fields,
+        )
+
 
 class RunnerHeartbeat(Message):
     """Put in the wf_runners KV bucket by each runner; entries expire when a runner stops beating."""
@@ -188,7 +203,7 @@ class RunnerHeartbeat(Message):
     stages: list[str]
     pid: int
     host: str
-    busy: list[str] = Field(default_factory=list)   # idempotency keys being worked on
+    busy: list[str] = Field(default_factory=list)  # idempotency keys being worked on
     at: datetime = Field(default_factory=utcnow)
 
 

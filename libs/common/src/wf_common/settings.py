@@ -50,7 +50,7 @@ def async_database_url(url: str) -> str:
     """Accept plain postgresql:// URLs and point SQLAlchemy at asyncpg."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix):]
+            return "postgresql+asyncpg://" + url[len(prefix) :]
     if not url.startswith("postgresql+asyncpg://"):
         raise ConfigError(f"database url {url!r} must start with postgresql:// (PostgreSQL is required)")
     return url

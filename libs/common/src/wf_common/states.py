@@ -9,16 +9,16 @@ from enum import StrEnum
 
 
 class TaskState(StrEnum):
-    DRAFT = "draft"                        # made by the PM, waiting for the breakdown to be approved
-    BLOCKED = "blocked"                    # waiting for the tasks in blocked_by to be done
-    QUEUED = "queued"                      # ready; dispatched when a slot is free and not paused
-    RUNNING = "running"                    # a job for this stage is on the bus or with a runner
+    DRAFT = "draft"  # made by the PM, waiting for the breakdown to be approved
+    BLOCKED = "blocked"  # waiting for the tasks in blocked_by to be done
+    QUEUED = "queued"  # ready; dispatched when a slot is free and not paused
+    RUNNING = "running"  # a job for this stage is on the bus or with a runner
     AWAITING_APPROVAL = "awaiting_approval"  # at a human gate
-    NEEDS_HUMAN = "needs_human"            # rework cap reached, agent asked, or output kept failing
-    FAILED = "failed"                      # the job could not run (model down, crashes); `wf retry`
+    NEEDS_HUMAN = "needs_human"  # rework cap reached, agent asked, or output kept failing
+    FAILED = "failed"  # the job could not run (model down, crashes); `wf retry`
     WAITING_SUBTASKS = "waiting_subtasks"  # an idea whose tasks are in progress
     DONE = "done"
-    CANCELLED = "cancelled"                # a draft dropped when its breakdown was rejected
+    CANCELLED = "cancelled"  # a draft dropped when its breakdown was rejected
 
 
 ACTIVE_STATES = frozenset({TaskState.QUEUED, TaskState.RUNNING, TaskState.BLOCKED})
@@ -36,4 +36,4 @@ class ExecutionStatus(StrEnum):
 class Verdict(StrEnum):
     PASS = "pass"
     FAIL = "fail"
-    ERROR = "error"   # the job could not produce a verdict (infrastructure, model unreachable)
+    ERROR = "error"  # the job could not produce a verdict (infrastructure, model unreachable)

@@ -128,9 +128,7 @@ executions = Table(
     Column("usage", JSONB),
     Column("feedback", Text),
     Column("feedback_at", DateTime(timezone=True)),
-    CheckConstraint(
-        "status IN ('pending', 'running', 'completed', 'failed', 'paused')", name="valid_status"
-    ),
+    CheckConstraint("status IN ('pending', 'running', 'completed', 'failed', 'paused')", name="valid_status"),
 )
 Index("ix_executions_task", executions.c.task_id)
 Index(

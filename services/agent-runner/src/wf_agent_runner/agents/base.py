@@ -71,15 +71,10 @@ def make_result(
     usage: Usage | None = None,
     **fields: Any,
 ) -> Result:
-    return Result(
-        job_id=job.job_id,
-        idempotency_key=job.idempotency_key,
-        project=job.project.slug,
-        task_key=job.task.key,
-        stage=job.stage,
-        attempt=job.attempt,
-        status=status,
-        summary=summary,
+    return Result.answering(
+        job,
+        status,
+        summary,
         usage=usage or Usage(),
         runner_id=runner_id,
         started_at=started_at,
