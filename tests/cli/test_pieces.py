@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -68,11 +69,14 @@ def test_failing_checks_prefers_the_boards_own_explanation() -> None:
     assert failing_checks(body) == ["not ready: orchestrator: no answer within 2s; runners: no heartbeat"]
 
 
-def test_key_patterns_match_the_shared_contract() -> None:
-    # The CLI keeps its own copies so it need not import every command model at start-up.
-    assert common.SLUG.pattern == commands.SLUG.pattern
-    assert common.TASK_KEY.pattern == commands.TASK_KEY.pattern
-    assert common.BUG_KEY.pattern == commands.BUG_KEY.pattern
+def test_the_cli_accepts_exactly_the_keys_the_orchestrator_accepts() -> None:
+    # The CLI checks arguments with the shared patterns; what it lets through must validate as a command.
+    assert common.task_key(" t-002 ") == "T-002"
+    commands.COMMAND_ADAPTER.validate_python({"type": "approve", "project": common.slug("calc"),
+                                              "task_key": common.task_key("t-002")})  # fmt: skip
+    for bad, check in (("T-2", common.task_key), ("X-001", common.bug_key), ("List Snap", common.slug)):
+        with pytest.raises(argparse.ArgumentTypeError, match=r"look like|project slug"):
+            check(bad)
 
 
 def test_stage_order_follows_the_pipeline() -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+from wf_common.keys import BUG_KEY, SLUG, TASK_KEY
 
 from wf_cli.client import HubClient
 from wf_cli.errors import CliError, UsageError
@@ -21,11 +22,6 @@ if TYPE_CHECKING:
 
 Handler = Callable[[argparse.Namespace, HubClient], int]
 
-# The same patterns as wf_common.commands (a test checks they agree). Not imported from there: that
-# module builds every command model, which costs a noticeable part of a second on each `wf` call.
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-TASK_KEY = re.compile(r"^T-\d{3,}$")
-BUG_KEY = re.compile(r"^B-\d{3,}$")
 
 
 def task_key(raw: str) -> str:

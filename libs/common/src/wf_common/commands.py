@@ -13,10 +13,7 @@ from pydantic import BaseModel, Field, TypeAdapter, field_validator
 
 from wf_common.errors import CommandErrorCode
 from wf_common.jobs import Message
-
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-TASK_KEY = re.compile(r"^T-\d{3,}$")
-BUG_KEY = re.compile(r"^B-\d{3,}$")
+from wf_common.keys import BUG_KEY, SLUG, TASK_KEY
 
 
 def _check(pattern: re.Pattern[str], what: str, example: str, v: str) -> str:
