@@ -70,6 +70,7 @@ def test_missing_env_variable_is_named(tmp_path: Path) -> None:
         ),
         ({"runner": {"stages": ["dev", "nope"]}}, "runner.stages: unknown stage(s) ['nope']"),
         ({"board": {"port": 70000}}, "board.port"),
+        ({"runner": {"heartbeat_seconds": 20}}, "runner.heartbeat_seconds (20) must be at most a third"),
         ({"surprise": 1}, "surprise: Extra inputs are not permitted"),
     ],
 )

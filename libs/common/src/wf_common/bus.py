@@ -133,7 +133,7 @@ async def ensure_topology(js: JetStreamContext, bus: BusConfig, stages: Iterable
         ),
     )
     await ensure_kv(js, subjects.CONTROL_BUCKET, history=10)
-    await ensure_kv(js, subjects.RUNNERS_BUCKET, ttl=3 * 10.0)
+    await ensure_kv(js, subjects.RUNNERS_BUCKET, ttl=bus.runners_ttl_seconds)
 
 
 async def ensure_consumer(js: JetStreamContext, stream: str, cfg: ConsumerConfig) -> None:
@@ -189,9 +189,11 @@ class Delivery:
     def stream_seq(self) -> int:
         return int(self.msg.metadata.sequence.stream)
 
-    async def ack(self) -> None:
+    async def ack(self, *, wait: bool = True) -> None:
+        """Acknowledge. `wait=False` skips the server's confirmation (one round trip less) where a
+        lost ack is harmless because the handler is idempotent and a redelivery changes nothing."""
         if not self.settled:
-            await self.msg.ack_sync()
+            await (self.msg.ack_sync() if wait else self.msg.ack())
             self.settled = True
 
     async def nak(self, delay: float | None = None) -> None:

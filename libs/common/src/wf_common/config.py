@@ -168,6 +168,8 @@ class BusConfig(_Strict):
     max_deliver: int = Field(5, ge=1, le=100)
     events_max_age_days: float = Field(30, gt=0)
     events_max_bytes: int = Field(1 << 30, ge=1 << 20)
+    # A runner whose heartbeat is older than this drops out of wf_runners (and out of /health).
+    runners_ttl_seconds: float = Field(30.0, ge=3)
 
 
 class WorkflowConfig(_Strict):
@@ -179,6 +181,15 @@ class WorkflowConfig(_Strict):
     board: BoardConfig = Field(default_factory=BoardConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
+
+    @model_validator(mode="after")
+    def _runner_heartbeat(self) -> WorkflowConfig:
+        if self.runner.heartbeat_seconds * 3 > self.bus.runners_ttl_seconds:
+            raise ValueError(
+                f"runner.heartbeat_seconds ({self.runner.heartbeat_seconds:g}) must be at most a third of "
+                f"bus.runners_ttl_seconds ({self.bus.runners_ttl_seconds:g}), or live runners would expire"
+            )
+        return self
 
     @model_validator(mode="after")
     def _runner_stages(self) -> WorkflowConfig:

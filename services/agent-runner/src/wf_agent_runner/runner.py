@@ -35,8 +35,6 @@ from wf_agent_runner.settings import RunnerSettings
 
 log = logging.getLogger(__name__)
 
-# The wf_runners bucket forgets entries after 30s (bus.ensure_topology); beat well within that.
-MAX_HEARTBEAT_SECONDS = 10.0
 
 
 class Runner:
@@ -189,7 +187,7 @@ class Runner:
     # -- heartbeat ---------------------------------------------------------------------------------
 
     async def _heartbeat(self, done: asyncio.Event) -> None:
-        every = min(self.workflow.runner.heartbeat_seconds, MAX_HEARTBEAT_SECONDS)
+        every = self.workflow.runner.heartbeat_seconds  # the config keeps it well inside the bucket TTL
         while not done.is_set():
             self._busy_changed.clear()  # before reading _busy: a change from now on beats again
             beat = RunnerHeartbeat(

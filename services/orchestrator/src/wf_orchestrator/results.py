@@ -56,8 +56,6 @@ class ResultsConsumer:
         ctx = self._ctx
         if await self._runner.run(lambda uow: apply_result(uow, ctx, result)):
             self.applied += 1
-        # Acked after the commit and the publication of its messages. Not ack_sync: a lost ack only
-        # means a redelivery, which changes nothing (the execution has ended), and waiting for the
-        # server's confirmation would cost a round trip per result.
-        await delivery.msg.ack()
-        delivery.settled = True
+        # Acked after the commit and the publication of its messages, without waiting for the server:
+        # a lost ack only means a redelivery, which changes nothing (the execution has ended).
+        await delivery.ack(wait=False)

@@ -21,7 +21,7 @@ from fastapi.responses import StreamingResponse
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
-from wf_common.commands import SLUG, TASK_KEY
+from wf_common.keys import SLUG, TASK_KEY
 from wf_common.subjects import EVENTS_STREAM
 
 from wf_board_api.errors import Unavailable, field_error
