@@ -32,7 +32,7 @@ test: install ## Install if needed, then run the whole test suite
 
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy libs/common/src cli/src services/*/src
+	$(VENV)/bin/mypy libs/common/src cli/src services/*/src tests
 
 bench: install ## Benchmarks: JetStream latency, orchestration overhead, transitions/s
 	$(VENV)/bin/python -m benchmarks $(ARGS)

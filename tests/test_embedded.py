@@ -124,7 +124,8 @@ def make_pg() -> Iterator[Callable[..., EmbeddedPostgres]]:
 
 async def test_nats_server_serves_jetstream(nats_server: NatsServer) -> None:
     assert nats_server.url == f"nats://127.0.0.1:{nats_server.port}"
-    assert nats_server.pid is not None and _alive(nats_server.pid)
+    assert nats_server.pid is not None
+    assert _alive(nats_server.pid)
 
     assert await _publish(nats_server.url, b"a", b"b", b"c") == [1, 2, 3]
     assert await _stored(nats_server.url) == [b"a", b"b", b"c"]
@@ -148,7 +149,8 @@ async def test_jetstream_messages_survive_stop_kill_and_restart(tmp_path: Path) 
         first_url = server.url
         await _publish(server.url, b"before stop")
         server.stop()
-        assert server.pid is None and not _accepts(server.port)
+        assert server.pid is None
+        assert not _accepts(server.port)
 
         # Same object: same URL, so connected clients can reconnect.
         server.start()
@@ -293,7 +295,8 @@ async def test_postgres_restart_keeps_data_and_port(make_pg: Callable[..., Embed
     assert await _scalar(pg.dsn(), "SHOW fsync") == "on"
     await _execute(pg.dsn(), "CREATE TABLE notes (body text)", "INSERT INTO notes VALUES ('kept')")
     pg.stop()
-    assert not _accepts(pg.port) and pg.pid is None
+    assert not _accepts(pg.port)
+    assert pg.pid is None
 
     again = make_pg().start()  # a new object, as in the next `wf start`
     assert again.port == pg.port

@@ -104,7 +104,8 @@ async def test_request_body_carries_model_messages_options(fake: ScriptedOllama)
     assert body["messages"] == USER
     assert body["stream"] is True
     assert body["options"] == {"num_ctx": 16384, "temperature": 0.1}
-    assert "tools" not in body and "format" not in body
+    assert "tools" not in body
+    assert "format" not in body
 
 
 async def test_tool_calls_with_object_and_string_arguments(fake: ScriptedOllama, llm: OllamaAdapter) -> None:
@@ -225,7 +226,8 @@ async def test_unreachable_server_names_url_and_fix() -> None:
     message = str(err.value)
     assert url in message
     assert "connection refused" in message
-    assert "ollama serve" in message and "llm_backend.host" in message
+    assert "ollama serve" in message
+    assert "llm_backend.host" in message
     assert err.value.retryable is True
 
 
@@ -356,7 +358,8 @@ def test_fake_serves_ollama_endpoints(fake: ScriptedOllama) -> None:
         assert [m["name"] for m in http.get("/api/tags").json()["models"]] == [MODEL, OTHER]
         assert http.post("/api/show", json={"model": MODEL}).json()["capabilities"] == ["completion", "tools"]
         missing = http.post("/api/show", json={"model": "nope"})
-        assert missing.status_code == 404 and "not found" in missing.json()["error"]
+        assert missing.status_code == 404
+        assert "not found" in missing.json()["error"]
 
 
 def test_fake_non_streaming_chat_and_generate(fake: ScriptedOllama) -> None:
@@ -365,7 +368,8 @@ def test_fake_non_streaming_chat_and_generate(fake: ScriptedOllama) -> None:
         chat = http.post("/api/chat", json={"model": MODEL, "messages": USER, "stream": False}).json()
         gen = http.post("/api/generate", json={"model": MODEL, "prompt": "go", "stream": False}).json()
 
-    assert chat["done"] is True and chat["done_reason"] == "stop"
+    assert chat["done"] is True
+    assert chat["done_reason"] == "stop"
     assert chat["message"]["tool_calls"][0]["function"] == {
         "index": 0,
         "name": "write_file",

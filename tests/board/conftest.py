@@ -41,7 +41,7 @@ async def database_url(empty_database_url: str) -> AsyncIterator[str]:
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     await engine.dispose()
-    yield empty_database_url
+    return empty_database_url
 
 
 @pytest.fixture

@@ -179,7 +179,8 @@ async def test_silent_orchestrator_is_503_after_the_timeout(client: httpx.AsyncC
     response = await client.post("/api/control/resume")
     assert response.status_code == 503
     assert "the orchestrator is not answering" in response.json()["message"]
-    assert heard and asyncio.get_running_loop().time() - began >= 1.5  # settings: 2 s
+    assert heard
+    assert asyncio.get_running_loop().time() - began >= 1.5
 
 
 async def test_unreadable_reply_is_500_not_a_success(client: httpx.AsyncClient, nc: NATS) -> None:

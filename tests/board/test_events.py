@@ -156,7 +156,8 @@ async def test_events_lost_from_the_stream_are_reported_as_a_gap(live_url: str, 
     await js.purge_stream(EVENTS_STREAM)  # what max_age does to a client away for too long
     async with open_stream(live_url, {"project": "listsnap"}, headers={"Last-Event-ID": str(old)}) as stream:
         gap = await stream.next()
-        assert gap.event == "stream.gap" and gap.id is None
+        assert gap.event == "stream.gap"
+        assert gap.id is None
         assert gap.json() == {"resumed_after": old, "first_available": old + 2}
         new = task_event("listsnap", "T-003")
         seq = await publish(js, new)

@@ -26,12 +26,14 @@ async def test_health_is_503_until_orchestrator_and_runner_are_up(
     response = await client.get("/health")
     assert response.status_code == 503
     body = response.json()
-    assert body["status"] == "unavailable" and body["error"] == "unavailable"
+    assert body["status"] == "unavailable"
+    assert body["error"] == "unavailable"
     assert body["checks"]["nats"] == "ok"
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["orchestrator"].startswith("the orchestrator is not answering")
     assert body["checks"]["runners"] == 0
-    assert "orchestrator:" in body["message"] and "runners:" in body["message"]
+    assert "orchestrator:" in body["message"]
+    assert "runners:" in body["message"]
 
     orchestrator = await FakeOrchestrator(nc).start()
     response = await client.get("/health")
@@ -40,7 +42,8 @@ async def test_health_is_503_until_orchestrator_and_runner_are_up(
     assert response.json()["message"] == (
         "not ready: runners: no heartbeat in wf_runners; is an agent runner running?"
     )
-    assert isinstance(orchestrator.last(), Ping) and orchestrator.last().actor == "board-api"
+    assert isinstance(orchestrator.last(), Ping)
+    assert orchestrator.last().actor == "board-api"
 
     kv = await js.key_value(RUNNERS_BUCKET)
     beat = RunnerHeartbeat(runner_id="runner-1", stages=["dev"], pid=os.getpid(), host="box")

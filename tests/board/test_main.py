@@ -64,7 +64,8 @@ async def test_serves_on_the_configured_port_and_stops_promptly_with_streams_ope
     await _wait_until_serving(url, proc)
     async with httpx.AsyncClient(base_url=url) as http:
         docs = await http.get("/docs")
-        assert docs.status_code == 200 and "swagger" in docs.text.lower()
+        assert docs.status_code == 200
+        assert "swagger" in docs.text.lower()
         spec = (await http.get("/openapi.json")).json()
         assert "/api/projects/{slug}/tasks/{key}/approve" in spec["paths"]
         assert "/api/events" in spec["paths"]
@@ -75,7 +76,8 @@ async def test_serves_on_the_configured_port_and_stops_promptly_with_streams_ope
             await stream.next(within=10)
     # uvicorn re-raises the signal once it has shut down cleanly, so the exit status is "killed by TERM".
     assert await asyncio.to_thread(proc.wait, 10) in (0, -signal.SIGTERM)
-    assert proc.stderr is not None and b"Traceback" not in proc.stderr.read()
+    assert proc.stderr is not None
+    assert b"Traceback" not in proc.stderr.read()
 
 
 def test_missing_settings_are_named_at_start() -> None:

@@ -22,7 +22,8 @@ async def test_projects_are_listed_and_shown_with_counts(
 
     listed = (await client.get("/api/projects")).json()
     assert [p["slug"] for p in listed] == ["alpha", "listsnap"]
-    assert listed[1]["name"] == "ListSnap" and listed[1]["workspace"] == "/work/listsnap"
+    assert listed[1]["name"] == "ListSnap"
+    assert listed[1]["workspace"] == "/work/listsnap"
 
     shown = await client.get("/api/projects/listsnap")
     assert shown.status_code == 200
@@ -209,12 +210,15 @@ async def test_task_detail_has_history_bugs_feedback_children_and_cost(
     response = await client.get("/api/projects/listsnap/tasks/t-002")
     assert response.status_code == 200
     detail = response.json()
-    assert detail["key"] == "T-002" and detail["parent"] == "T-001" and detail["stage"] == "qa"
+    assert detail["key"] == "T-002"
+    assert detail["parent"] == "T-001"
+    assert detail["stage"] == "qa"
     assert detail["children"] == ["T-003"]
     assert [(h["from_stage"], h["to_stage"]) for h in detail["handoffs"]] == [("dev", "qa"), ("pm", "dev")]
     assert detail["handoffs"][0]["payload"] == {"files_changed": ["export.py"]}
     assert detail["handoffs"][0]["notes"] == "ready for QA"
-    assert detail["handoffs"][1]["approved_by"] == "mz" and detail["handoffs"][1]["requires_approval"] is True
+    assert detail["handoffs"][1]["approved_by"] == "mz"
+    assert detail["handoffs"][1]["requires_approval"] is True
     assert [(e["stage"], e["attempt"], e["status"], e["role"]) for e in detail["executions"]] == [
         ("dev", 1, "completed", "dev"),
         ("qa", 1, "running", "qa"),
@@ -323,8 +327,12 @@ async def test_attachment_downloads_safely(client: httpx.AsyncClient, db: AsyncC
     assert disposition.startswith('attachment; filename="')
     assert (
         "/" not in disposition.split("filename*=")[0]
-        and "\r" not in disposition
-        and "X-Evil" not in response.headers
+    )
+    assert (
+        "\r" not in disposition
+    )
+    assert (
+        "X-Evil" not in response.headers
     )
     assert "sandbox" in response.headers["content-security-policy"]
 
@@ -336,9 +344,11 @@ async def test_attachment_downloads_safely(client: httpx.AsyncClient, db: AsyncC
     assert response.content.decode() == "résumé"
 
     missing = await client.get("/api/attachments/999")
-    assert missing.status_code == 404 and missing.json()["message"] == "attachment 999 not found"
+    assert missing.status_code == 404
+    assert missing.json()["message"] == "attachment 999 not found"
     bad = await client.get("/api/attachments/abc")
-    assert bad.status_code == 422 and bad.json()["message"].startswith("path.attachment_id:")
+    assert bad.status_code == 422
+    assert bad.json()["message"].startswith("path.attachment_id:")
 
 
 async def test_unknown_route_has_the_error_shape(client: httpx.AsyncClient) -> None:

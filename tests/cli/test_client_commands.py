@@ -68,14 +68,16 @@ def test_status_says_when_paused(board: FakeBoard, wf: Wf) -> None:
     board.paused = True
     r = wf("--url", board.url, "status")
     assert r.code == 0
-    assert "PAUSED" in r.out and "wf resume" in r.out
+    assert "PAUSED" in r.out
+    assert "wf resume" in r.out
 
 
 def test_status_of_an_unknown_project_fails_naming_the_known_ones(board: FakeBoard, wf: Wf) -> None:
     board.add_project("listsnap")
     r = wf("--url", board.url, "status", "--project", "nope")
     assert r.code == 1
-    assert "no project 'nope'" in r.err and "listsnap" in r.err
+    assert "no project 'nope'" in r.err
+    assert "listsnap" in r.err
 
 
 # ---------------------------------------------------------------------------------- errors
@@ -114,18 +116,21 @@ def test_fastapi_style_errors_are_readable(board: FakeBoard, wf: Wf) -> None:
     board.override("GET", "/api/control", 404, {"detail": "Not Found"})
     r = wf("--url", board.url, "status")
     assert r.code == 1
-    assert "Not Found" in r.err and "404" in r.err
+    assert "Not Found" in r.err
+    assert "404" in r.err
 
     board.override("GET", "/api/control", 422, {"detail": [{"loc": ["query", "stage"], "msg": "bad stage"}]})
     r = wf("--url", board.url, "status")
-    assert r.code == 1 and "query.stage: bad stage" in r.err
+    assert r.code == 1
+    assert "query.stage: bad stage" in r.err
 
 
 def test_usage_errors_exit_2_without_calling_the_api(board: FakeBoard) -> None:
     assert run_wf("--url", board.url, "show", "not-a-key").code == 2
     assert run_wf("--url", board.url, "reject", "T-001").code == 2  # --reason is required
     r = run_wf("--url", board.url, "edit", "T-001")
-    assert r.code == 2 and "nothing to change" in r.err
+    assert r.code == 2
+    assert "nothing to change" in r.err
     assert run_wf("--url", board.url, "idea", "x", "--priority", "11").code == 2
     assert run_wf("--url", board.url, "frobnicate").code == 2
     assert board.requests == []
@@ -133,7 +138,8 @@ def test_usage_errors_exit_2_without_calling_the_api(board: FakeBoard) -> None:
 
 def test_version_flag() -> None:
     r = run_wf("--version")
-    assert r.code == 0 and r.out.startswith("wf ")
+    assert r.code == 0
+    assert r.out.startswith("wf ")
 
 
 # ---------------------------------------------------------------------------------- task key → project
@@ -156,7 +162,8 @@ def test_a_key_in_two_projects_needs_project(board: FakeBoard, wf: Wf) -> None:
     board.add_task("beta", "T-001", state="awaiting_approval")
     r = wf("--url", board.url, "approve", "T-001")
     assert r.code == 2
-    assert "alpha, beta" in r.err and "--project" in r.err
+    assert "alpha, beta" in r.err
+    assert "--project" in r.err
     r = wf("--url", board.url, "approve", "T-001", "--project", "beta")
     assert r.code == 0, r.err
     assert board.last("POST").path == "/api/projects/beta/tasks/T-001/approve"
@@ -164,12 +171,14 @@ def test_a_key_in_two_projects_needs_project(board: FakeBoard, wf: Wf) -> None:
 
 def test_an_unknown_key_fails(board: FakeBoard, wf: Wf) -> None:
     r = wf("--url", board.url, "show", "T-999")
-    assert r.code == 1 and "no task T-999" in r.err
+    assert r.code == 1
+    assert "no task T-999" in r.err
 
 
 def test_an_unknown_project_given_with_a_key_shows_the_api_404(board: FakeBoard, wf: Wf) -> None:
     r = wf("--url", board.url, "retry", "T-001", "--project", "nope")
-    assert r.code == 1 and "no task T-001 in project nope" in r.err
+    assert r.code == 1
+    assert "no task T-001 in project nope" in r.err
 
 
 # ---------------------------------------------------------------------------------- the other commands
@@ -205,7 +214,8 @@ def test_project_create_sends_an_absolute_workspace(
     r = wf("--url", board.url, "project", "list")
     assert r.code == 0
     assert r.out.splitlines()[0].split() == ["SLUG", "NAME", "WORKSPACE", "TEST", "COMMAND"]
-    assert "two" in r.out and "make test" in r.out
+    assert "two" in r.out
+    assert "make test" in r.out
     assert wf("--url", board.url, "project", "create", "Bad Slug", "--workspace", "/w").code == 2
 
 
@@ -219,9 +229,11 @@ def test_idea_uses_the_only_project_or_asks_which(board: FakeBoard, wf: Wf) -> N
 
     board.add_project("other")
     r = wf("--url", board.url, "idea", "Another one")
-    assert r.code == 2 and "--project" in r.err
+    assert r.code == 2
+    assert "--project" in r.err
     r = wf("--url", board.url, "idea", "Another one", "--project", "nope")
-    assert r.code == 1 and "no project 'nope'" in r.err
+    assert r.code == 1
+    assert "no project 'nope'" in r.err
 
 
 def test_edit_sends_only_the_given_fields(board: FakeBoard, wf: Wf) -> None:
@@ -268,10 +280,12 @@ def test_reject_feedback_retry(board: FakeBoard, wf: Wf) -> None:
 
 def test_pause_and_resume(board: FakeBoard, wf: Wf) -> None:
     r = wf("--url", board.url, "pause")
-    assert r.code == 0 and "paused" in r.out
+    assert r.code == 0
+    assert "paused" in r.out
     assert board.paused is True
     r = wf("--url", board.url, "resume")
-    assert r.code == 0 and board.paused is False
+    assert r.code == 0
+    assert board.paused is False
     assert board.paths() == ["POST /api/control/pause", "POST /api/control/resume"]
 
 
@@ -299,7 +313,9 @@ def test_bugs_and_bug_kill(board: FakeBoard, wf: Wf) -> None:
     ]
     r = wf("--url", board.url, "bugs", "--project", "listsnap")
     assert r.code == 0, r.err
-    assert "B-001" in r.out and "crash on empty list" in r.out and "B-002" not in r.out
+    assert "B-001" in r.out
+    assert "crash on empty list" in r.out
+    assert "B-002" not in r.out
     r = wf("--url", board.url, "bugs", "--all")
     assert "B-002" in r.out
     assert board.last("GET").query == {"include_killed": "true"}
@@ -309,7 +325,8 @@ def test_bugs_and_bug_kill(board: FakeBoard, wf: Wf) -> None:
     assert board.last("POST").path == "/api/projects/listsnap/bugs/B-001/kill"
     assert board.last("POST").body == {"reason": "wontfix"}
     r = wf("--url", board.url, "bug", "kill", "B-404", "--project", "listsnap")
-    assert r.code == 1 and "no bug B-404" in r.err
+    assert r.code == 1
+    assert "no bug B-404" in r.err
 
 
 def test_show_renders_the_history(board: FakeBoard, wf: Wf) -> None:
@@ -386,13 +403,19 @@ def test_show_renders_the_history(board: FakeBoard, wf: Wf) -> None:
     out = r.out
     assert out.splitlines()[0].split() == ["T-002", "Upload", "photos", "[listsnap]"]
     assert "  Let users upload.\n  Two lines." in out
-    assert "  1. jpg works" in out and "  2. png works" in out
-    assert "pm → dev" in out and "approved by human:ann" in out
-    assert "#7" in out and "1500 tokens (1200 in, 300 out), 4 calls, 12.5s" in out
-    assert "B-001" in out and "png fails" in out
+    assert "  1. jpg works" in out
+    assert "  2. png works" in out
+    assert "pm → dev" in out
+    assert "approved by human:ann" in out
+    assert "#7" in out
+    assert "1500 tokens (1200 in, 300 out), 4 calls, 12.5s" in out
+    assert "B-001" in out
+    assert "png fails" in out
     assert "mind the size limit" in out
-    assert "rejected by human:bob" in out and "changelog missing" in out
-    assert "shot.png" in out and "/api/attachments/1" in out
+    assert "rejected by human:bob" in out
+    assert "changelog missing" in out
+    assert "shot.png" in out
+    assert "/api/attachments/1" in out
     assert "Tasks made from it: T-003, T-004" in out
     assert "Cost: 1 execution, 1500 tokens (1200 in, 300 out), 4 calls, 12.5s, qwen2.5-coder:7b" in out
 

@@ -29,7 +29,8 @@ def hold_lock(lock_file: Path) -> subprocess.Popen[str]:
         time.sleep(60)
     """)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "locked"
     return proc
 
 

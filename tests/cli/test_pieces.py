@@ -95,7 +95,8 @@ def test_external_servers_are_used_as_given_and_passwords_stay_out_of_run_json(t
     assert state["nats"] == {"url": "nats://nats.local:4222", "embedded": False}
     assert state["postgres"] == {"url": "postgresql+asyncpg://wf:***@db/workflow", "embedded": False}
     servers.stop()
-    assert not (tmp_path / "nats").exists() and not (tmp_path / "postgres").exists()
+    assert not (tmp_path / "nats").exists()
+    assert not (tmp_path / "postgres").exists()
     assert redact("nats://host:1") == "nats://host:1"
 
 

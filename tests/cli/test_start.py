@@ -167,11 +167,13 @@ def test_start_supervise_stop_and_resume(work: Path, hubs: list[RunningHub]) -> 
 
     hub.expect(rf"^Workflow Hub is up at http://127\.0\.0\.1:{hub.port}$")
     run = hub.run_json()
-    assert run["status"] == "up" and run["pid"] == hub.proc.pid
+    assert run["status"] == "up"
+    assert run["pid"] == hub.proc.pid
     assert run["board"] == {"url": f"http://127.0.0.1:{hub.port}", "host": "127.0.0.1", "port": hub.port}
     assert list(run["services"]) == ["orchestrator", "runner-1", "runner-2", "board-api"]
     assert all(alive(s["pid"]) for s in run["services"].values())
-    assert run["nats"]["embedded"] and run["postgres"]["embedded"]
+    assert run["nats"]["embedded"]
+    assert run["postgres"]["embedded"]
     assert (data / "logs" / "runner-1.log").exists()
 
     # Migrations ran before the services, with the same settings; each service got its own.
@@ -201,7 +203,8 @@ def test_start_supervise_stop_and_resume(work: Path, hubs: list[RunningHub]) -> 
 
     # Only one wf start per data dir.
     second = run_wf("start", "--data-dir", str(data), "--port", str(free_port()))
-    assert second.code == 1 and f"(pid {hub.proc.pid})" in second.err
+    assert second.code == 1
+    assert f"(pid {hub.proc.pid})" in second.err
 
     # A runner that dies is restarted after 1 s, with a new pid in run.json.
     old = run["services"]["runner-1"]["pid"]
@@ -209,7 +212,8 @@ def test_start_supervise_stop_and_resume(work: Path, hubs: list[RunningHub]) -> 
     hub.expect(r"runner-1 was killed by SIGKILL after [\d.]+s; restarting in 1s", 10)
     wait_for(lambda: hub.run_json()["services"]["runner-1"]["restarts"] == 1, 10, "the restart")
     new = hub.run_json()["services"]["runner-1"]["pid"]
-    assert new != old and alive(new)
+    assert new != old
+    assert alive(new)
 
     # SIGTERM: everything stops, exit 0, run.json removed.
     pids = [s["pid"] for s in hub.run_json()["services"].values()]
@@ -219,7 +223,8 @@ def test_start_supervise_stop_and_resume(work: Path, hubs: list[RunningHub]) -> 
     assert not (data / "run.json").exists()
     assert (data / "wf.lock").read_text() == ""
     out = hub.output()
-    assert "stopping services" in out and out.rstrip().endswith("stopped")
+    assert "stopping services" in out
+    assert out.rstrip().endswith("stopped")
 
     # Starting again: same ports, and nothing was lost.
     again = RunningHub(data, work / "out2", "--config", str(config))
@@ -238,10 +243,12 @@ def test_a_bad_config_names_the_field_and_exits_2(tmp_path: Path) -> None:
     config.write_text("llm_backend:\n  adapter: olama\n")
     r = run_wf("start", "--config", str(config), "--data-dir", str(tmp_path / "data"))
     assert r.code == 2
-    assert "llm_backend.adapter" in r.err and "'ollama'" in r.err
+    assert "llm_backend.adapter" in r.err
+    assert "'ollama'" in r.err
     assert not (tmp_path / "data").exists()
     r = run_wf("start", "--config", str(tmp_path / "missing.yaml"), "--data-dir", str(tmp_path / "data"))
-    assert r.code == 2 and "no such config file" in r.err
+    assert r.code == 2
+    assert "no such config file" in r.err
 
 
 def test_failed_migrations_stop_everything_and_say_why(work: Path, hubs: list[RunningHub]) -> None:

@@ -54,7 +54,8 @@ async def test_a_crashing_service_is_restarted_with_growing_delays(tmp_path: Pat
     await sup.stop()
 
     svc = sup.service("crashy")
-    assert svc.restarts >= 4 and svc.last_exit == 3
+    assert svc.restarts >= 4
+    assert svc.last_exit == 3
     assert ("crashy", "boom") in echoed
     assert len(changes) >= 5  # run.json gets rewritten on start and on every restart
     log = crashy.log_file.read_text()
@@ -98,7 +99,8 @@ async def test_stop_terminates_then_kills_what_ignores_sigterm(tmp_path: Path) -
     await eventually(lambda: ready.exists() and ready.read_text(), 10, "the stubborn service")
     pids = [s.pid for s in sup.services]
     grandchild = int(ready.read_text())
-    assert all(p and alive(p) for p in pids) and alive(grandchild)
+    assert all(p and alive(p) for p in pids)
+    assert alive(grandchild)
 
     await sup.stop(grace=0.5)
 

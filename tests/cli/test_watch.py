@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -167,10 +168,8 @@ def test_watch_follows_resumes_and_stops_on_ctrl_c(board: FakeBoard) -> None:
         deadline = time.monotonic() + 20
         # The server ends the stream after event 5; the client comes back asking for what follows 5.
         while time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(queue.Empty):
                 seen.append(lines.get(timeout=0.2))
-            except queue.Empty:
-                pass
             resumed = [r for r in board.requests if r.headers.get("last-event-id") == "5"]
             if resumed and any("reconnecting" in s for s in seen):
                 break
@@ -183,9 +182,11 @@ def test_watch_follows_resumes_and_stops_on_ctrl_c(board: FakeBoard) -> None:
     assert "dev │ Writing the code" in text  # two tokens, one line, escape gone
     assert "dev job #7 completed: done" in text
     assert "not mine" not in text  # --project filters
-    assert "\x1b" not in text and "\x07" not in text
+    assert "\x1b" not in text
+    assert "\x07" not in text
     order = [i for i, s in enumerate(seen) if "moved" in s or "Writing" in s or "completed" in s]
-    assert len(order) == 3 and order == sorted(order)
+    assert len(order) == 3
+    assert order == sorted(order)
     assert [r.headers.get("last-event-id") for r in board.requests][:2] == [None, "5"]
     # The server filters by project too; the replay is asked for on the first connection only.
     assert board.requests[0].query == {"project": "listsnap", "replay": "20"}

@@ -14,7 +14,8 @@ def test_defaults_follow_the_seed_pipeline() -> None:
     assert gates == ["pm", "deploy"]  # a human approves the breakdown and the deploy
     assert cfg.pipeline.next_stage("testing") == "done"
     assert cfg.pipeline.rework_limit == 3
-    assert cfg.board.host == "127.0.0.1" and cfg.board.port == 8000
+    assert cfg.board.host == "127.0.0.1"
+    assert cfg.board.port == 8000
 
 
 def test_seed_hybrid_config_with_env_interpolation(tmp_path: Path) -> None:

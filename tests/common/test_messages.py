@@ -43,10 +43,13 @@ def test_breakdown_rejects_bad_dependencies(tasks: list[dict[str, object]], mess
 
 def test_commands_validate_and_normalise() -> None:
     cmd = COMMAND_ADAPTER.validate_python({"type": "approve", "project": "listsnap", "task_key": "t-002"})
-    assert isinstance(cmd, Approve) and cmd.task_key == "T-002" and cmd.actor == "human"
+    assert isinstance(cmd, Approve)
+    assert cmd.task_key == "T-002"
+    assert cmd.actor == "human"
     with pytest.raises(ValidationError, match="not a valid project slug"):
         COMMAND_ADAPTER.validate_python({"type": "submit_idea", "project": "List Snap", "text": "an idea"})
-    assert "kill_bug" in COMMAND_TYPES and len(COMMAND_TYPES) == len(set(COMMAND_TYPES))
+    assert "kill_bug" in COMMAND_TYPES
+    assert len(COMMAND_TYPES) == len(set(COMMAND_TYPES))
 
 
 def test_events_round_trip_through_the_union_with_their_subject() -> None:
@@ -56,7 +59,9 @@ def test_events_round_trip_through_the_union_with_their_subject() -> None:
     )
     assert ev.subject() == "wf.events.listsnap.T-002.task.moved"
     back = parse_event(ev.model_dump_json())
-    assert isinstance(back, TaskMoved) and back.task.stage == "qa" and back.schema_version == 1
+    assert isinstance(back, TaskMoved)
+    assert back.task.stage == "qa"
+    assert back.schema_version == 1
     # A newer sender's extra field does not break this reader.
     data = EVENT_ADAPTER.dump_python(ev, mode="json") | {"new_field": 1}
     assert isinstance(EVENT_ADAPTER.validate_python(data), TaskMoved)

@@ -168,7 +168,8 @@ def test_idea_to_committed_tested_code_and_a_runner_killed_mid_job(
 
     # Approving a task that is not at a gate is refused with a clear message.
     refused = stack.wf("approve", drafts[0]["key"], "--project", "calc", check=False)
-    assert refused.returncode != 0 and "not waiting for approval" in (refused.stderr + refused.stdout)
+    assert refused.returncode != 0
+    assert "not waiting for approval" in (refused.stderr + refused.stdout)
 
     stack.wf("approve", idea_key, "--project", "calc")
     add_key = stack.task("Add function add")["key"]
@@ -218,7 +219,8 @@ def test_idea_to_committed_tested_code_and_a_runner_killed_mid_job(
     assert mul["handoffs"][-1]["to_stage"] == "done"
     assert len(mul["bugs"]) == 1
     bug = mul["bugs"][0]
-    assert bug["source_stage"] == "qa" and bug["status"] == "fixed"
+    assert bug["source_stage"] == "qa"
+    assert bug["status"] == "fixed"
     assert any("test_multiply" in t for t in bug["reproduction"]["failed_tests"])
     deploy = next(h for h in mul["handoffs"] if h["from_stage"] == "deploy")
     assert deploy["approved_by"], "the deploy approval records who approved"
@@ -227,7 +229,8 @@ def test_idea_to_committed_tested_code_and_a_runner_killed_mid_job(
 
     # The code is committed and actually works.
     log = git_log(workspace)
-    assert any(c.startswith(f"{add_key}:") for c in log) and any(c.startswith(f"{mul_key}:") for c in log)
+    assert any(c.startswith(f"{add_key}:") for c in log)
+    assert any(c.startswith(f"{mul_key}:") for c in log)
     check = subprocess.run(
         [sys.executable, "-m", "pytest", "-q"], cwd=workspace, capture_output=True, text=True
     )

@@ -41,7 +41,8 @@ async def test_create_project_makes_a_git_workspace(hub: Hub, tmp_path: Path) ->
     log = (await git.communicate())[0].decode()
     assert ".workflow/.gitignore" in log
     err = await refused(hub, "create_project", slug="calc", workspace=str(tmp_path / "x"))
-    assert err.code == "conflict" and "already exists" in err.message
+    assert err.code == "conflict"
+    assert "already exists" in err.message
     assert [e.snapshot.slug for e in hub.events_of("project.created")] == ["demo", "calc"]
 
 
@@ -51,11 +52,14 @@ async def test_refusals_carry_a_code_and_say_why(hub: Hub) -> None:
     err = await refused(hub, "approve", project="demo", task_key="T-001")
     assert (err.code, err.message) == ("conflict", "T-001 is not waiting for approval (it is running in pm)")
     err = await refused(hub, "retry_task", project="demo", task_key="T-001")
-    assert err.code == "conflict" and "only failed or needs_human" in err.message
+    assert err.code == "conflict"
+    assert "only failed or needs_human" in err.message
     err = await refused(hub, "submit_idea", project="nope", text="An idea")
-    assert err.code == "not_found" and "nope" in err.message
+    assert err.code == "not_found"
+    assert "nope" in err.message
     err = await refused(hub, "approve", project="demo", task_key="T-042")
-    assert err.code == "not_found" and "T-042" in err.message
+    assert err.code == "not_found"
+    assert "T-042" in err.message
     err = await refused(hub, "kill_bug", project="demo", bug_key="B-001")
     assert err.code == "not_found"
 
@@ -64,7 +68,8 @@ async def test_refusals_carry_a_code_and_say_why(hub: Hub) -> None:
     raw = await hub.nc.request(
         "wf.cmd.submit_idea", b'{"project": "demo", "text": "An idea", "priority": 11}'
     )
-    assert b'"code":"invalid"' in raw.data and b"priority" in raw.data
+    assert b'"code":"invalid"' in raw.data
+    assert b"priority" in raw.data
     raw = await hub.nc.request("wf.cmd.ping", b"{}")
     assert b'"ok":true' in raw.data
 
@@ -72,7 +77,8 @@ async def test_refusals_carry_a_code_and_say_why(hub: Hub) -> None:
 async def test_rejecting_a_breakdown_cancels_it_and_the_pm_runs_again_with_the_reason(hub: Hub) -> None:
     await to_breakdown_gate(hub, "Too big a step")
     reply = await hub.cmd("reject", project="demo", task_key="T-001", reason="split it further", actor="bob")
-    assert reply["task"]["state"] == "queued" and [t["state"] for t in reply["cancelled"]] == ["cancelled"]
+    assert reply["task"]["state"] == "queued"
+    assert [t["state"] for t in reply["cancelled"]] == ["cancelled"]
     again = await hub.next_job("pm")
     assert (again.task.key, again.attempt) == ("T-001", 2)
     assert [(f.text, f.actor) for f in again.feedback] == [("split it further", "bob")]
@@ -91,7 +97,8 @@ async def test_rejecting_at_deploy_sends_the_task_back_to_dev_with_the_reason(hu
     await hub.wait_state("T-002", "deploy", "awaiting_approval")
     await hub.cmd("reject", project="demo", task_key="T-002", reason="the button is off-screen")
     dev = await hub.next_job("dev")
-    assert dev.task.key == "T-002" and dev.handoff["rejected"]["reason"] == "the button is off-screen"
+    assert dev.task.key == "T-002"
+    assert dev.handoff["rejected"]["reason"] == "the button is off-screen"
     assert "the button is off-screen" in [f.text for f in dev.feedback]
     assert (await hub.path("T-002"))[-1] == ("deploy", "dev")
 
@@ -119,9 +126,11 @@ async def test_edit_task_changes_fields_and_dependencies(hub: Hub) -> None:
     assert reply["changes"] == {"title": "Third, renamed", "priority": 9, "blocked_by": ["T-003"]}
     assert reply["task"]["blocked_by"] == ["T-003"]
     err = await refused(hub, "edit_task", project="demo", task_key="T-003", blocked_by=["T-004"])
-    assert err.code == "conflict" and "T-003 → T-004 → T-003" in err.message
+    assert err.code == "conflict"
+    assert "T-003 → T-004 → T-003" in err.message
     err = await refused(hub, "edit_task", project="demo", task_key="T-003", blocked_by=["T-099"])
-    assert err.code == "not_found" and "T-099" in err.message
+    assert err.code == "not_found"
+    assert "T-099" in err.message
     assert hub.events_of("task.updated", "T-004")
 
     await hub.cmd("approve", project="demo", task_key="T-001")
@@ -148,6 +157,7 @@ async def test_a_killed_bug_no_longer_goes_to_agents(hub: Hub) -> None:
     assert err.code == "conflict"
     await hub.cmd("resume")
     dev = await hub.next_job("dev")
-    assert dev.bugs == [] and dev.handoff["bug"] == "B-001"
+    assert dev.bugs == []
+    assert dev.handoff["bug"] == "B-001"
     [bug] = await hub.bugs("T-002")
     assert (bug["killed_by"], bug["kill_reason"]) == ("ann", "flaky test")

@@ -25,11 +25,13 @@ MUL = {
 
 async def test_idea_to_done_through_breakdown_bug_loop_and_a_durable_deploy_gate(hub: Hub) -> None:
     reply = await hub.cmd("submit_idea", project="demo", text="Calculator library\nwith add and multiply")
-    assert reply["task"]["key"] == "T-001" and reply["task"]["title"] == "Calculator library"
+    assert reply["task"]["key"] == "T-001"
+    assert reply["task"]["title"] == "Calculator library"
 
     # The PM gets the idea and breaks it down; the breakdown waits for a human.
     pm = await hub.next_job("pm")
-    assert pm.task.key == "T-001" and pm.idea == "Calculator library\nwith add and multiply"
+    assert pm.task.key == "T-001"
+    assert pm.idea == "Calculator library\nwith add and multiply"
     assert (pm.attempt, pm.idempotency_key) == (1, "demo/T-001/pm/1")
     await hub.breakdown(pm, ADD, MUL)
     await hub.wait_state("T-001", "pm", "awaiting_approval")
@@ -48,14 +50,17 @@ async def test_idea_to_done_through_breakdown_bug_loop_and_a_durable_deploy_gate
 
     # multiply has the higher priority but waits for add.
     dev = await hub.next_job("dev")
-    assert dev.task.key == "T-002" and dev.task.parent_key == "T-001"
+    assert dev.task.key == "T-002"
+    assert dev.task.parent_key == "T-001"
     assert dev.handoff == {"source": "breakdown", "idea": "T-001"}
-    assert dev.project.workspace.endswith("demo") and dev.task.acceptance_criteria == ["add(2, 3) == 5"]
+    assert dev.project.workspace.endswith("demo")
+    assert dev.task.acceptance_criteria == ["add(2, 3) == 5"]
     await hub.finish(dev, summary="implemented add", commits=["abc123"], files_changed=["calc/add.py"])
 
     # QA fails: a bug with the failing test, back to DEV with the bug in its context.
     qa = await hub.next_job("qa")
-    assert qa.handoff["commits"] == ["abc123"] and qa.handoff["summary"] == "implemented add"
+    assert qa.handoff["commits"] == ["abc123"]
+    assert qa.handoff["summary"] == "implemented add"
     await hub.fail_tests(qa, ["tests/test_add.py::test_add"], output="E   assert 6 == 5\nFULL LOG")
     rework = await hub.next_job("dev")
     assert (rework.task.key, rework.attempt) == ("T-002", 2)
@@ -80,7 +85,8 @@ async def test_idea_to_done_through_breakdown_bug_loop_and_a_durable_deploy_gate
     await hub.no_job("testing", wait=0.3)
     await hub.cmd("approve", project="demo", task_key="T-002", actor="alice", note="ship it")
     testing = await hub.next_job("testing")
-    assert testing.task.key == "T-002" and testing.handoff["approval_note"] == "ship it"
+    assert testing.task.key == "T-002"
+    assert testing.handoff["approval_note"] == "ship it"
     await hub.finish(testing)
     done = await hub.wait_state("T-002", "done", "done")
     assert done["completed_at"] is not None
@@ -115,7 +121,8 @@ async def test_idea_to_done_through_breakdown_bug_loop_and_a_durable_deploy_gate
     await hub.wait_state("T-001", "done", "done")
 
     moved = [(e.task_key, e.from_stage, e.to_stage) for e in hub.events_of("task.moved")]
-    assert ("T-002", "docs", "deploy") in moved and ("T-001", "pm", "done") in moved
+    assert ("T-002", "docs", "deploy") in moved
+    assert ("T-001", "pm", "done") in moved
     assert all(e.actor == "agent:qa" for e in hub.events_of("bug.created"))
 
 

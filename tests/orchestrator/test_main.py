@@ -30,6 +30,8 @@ async def test_bad_configuration_exits_2_naming_the_field(tmp_path: Path) -> Non
     bad = tmp_path / "config.yaml"
     bad.write_text("pipeline:\n  rework_limit: -1\n")
     code, out = await run(env={"WF_CONFIG": str(bad)})
-    assert code == 2 and "pipeline.rework_limit" in out
+    assert code == 2
+    assert "pipeline.rework_limit" in out
     code, out = await run("migrate", env={"WF_DATABASE_URL": "mysql://x"})
-    assert code == 2 and "PostgreSQL" in out
+    assert code == 2
+    assert "PostgreSQL" in out

@@ -36,6 +36,9 @@ async def test_migrate_is_idempotent_and_matches_the_table_definitions(empty_dat
     ]  # fmt: skip
     pm = rows[0]
     assert (
-        pm["display_name"] == "PM Agent" and "Break features into small, testable tasks" in pm["principles"]
+        pm["display_name"] == "PM Agent"
+    )
+    assert (
+        "Break features into small, testable tasks" in pm["principles"]
     )
     assert all(r["prompt_template"] and r["principles"] for r in rows)

@@ -119,8 +119,10 @@ async def test_many_tasks_flow_concurrently_each_exactly_once(make_hub: Any, tmp
     async with hub.db.connect() as conn:
         runs = (await conn.execute(text(RUNS))).all()
         paths = (await conn.execute(text(PATHS))).scalars().all()
-    assert len(runs) == total and all(tuple(r) == (len(WORK), len(WORK)) for r in runs)
-    assert len(paths) == total and all(p == [*WORK, "done"] for p in paths)
+    assert len(runs) == total
+    assert all(tuple(r) == (len(WORK), len(WORK)) for r in runs)
+    assert len(paths) == total
+    assert all(p == [*WORK, "done"] for p in paths)
 
     async def ideas_done() -> bool:
         return await count(hub, "state = 'done' AND parent_id IS NULL") == ideas

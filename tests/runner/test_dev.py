@@ -28,18 +28,21 @@ async def test_dev_writes_and_commits_with_the_job_trailer(
     )
     job = make_job("dev")
     result = await run_agent(job)
-    assert result.status is Verdict.PASS and result.summary == SUMMARY
+    assert result.status is Verdict.PASS
+    assert result.summary == SUMMARY
     head = git(workspace, "rev-parse", "HEAD")
     assert result.commits == [head]
     assert sorted(result.files_changed) == ["app/prices.py", "docs/prices.md"]
     message = git(workspace, "log", "-1", "--format=%B")
     assert message.splitlines()[0] == "T-002: Add price parser"
-    assert "Parses '$1,234.50' into 1234.5" in message and message.count("Add price parser") == 1
+    assert "Parses '$1,234.50' into 1234.5" in message
+    assert message.count("Add price parser") == 1
     assert message.splitlines()[-1] == f"Workflow-Job: {job.idempotency_key}"
     assert git(workspace, "log", "-1", "--format=%an") == "Workflow Hub DEV agent"
     # Only the agent's files: the transcript it wrote meanwhile is not committed, the tree is clean.
     assert git(workspace, "status", "--porcelain") == ""
-    assert result.usage.llm_calls == 4 and result.usage.prompt_tokens > 0
+    assert result.usage.llm_calls == 4
+    assert result.usage.prompt_tokens > 0
     # The model saw the tool definitions and the tool results.
     assert {t["function"]["name"] for t in fake.requests[0]["tools"]} == {
         "list_files",
@@ -51,8 +54,12 @@ async def test_dev_writes_and_commits_with_the_job_trailer(
     listing = last_message(fake.requests[1])
     assert (
         listing["role"] == "tool"
-        and listing["tool_name"] == "list_files"
-        and "app/prices.py" in listing["content"]
+    )
+    assert (
+        listing["tool_name"] == "list_files"
+    )
+    assert (
+        "app/prices.py" in listing["content"]
     )
 
 
@@ -66,7 +73,8 @@ async def test_redelivered_dev_job_does_not_commit_twice(
     job = make_job("dev")
     first = await run_agent(job)
     second = await run_agent(job)  # same idempotency key, nothing queued for the model
-    assert second.status is Verdict.PASS and second.commits == first.commits
+    assert second.status is Verdict.PASS
+    assert second.commits == first.commits
     assert second.files_changed == ["app/prices.py"]
     assert len(fake.requests) == 2
     assert log_subjects(workspace) == ["T-002: Add price parser", "Initial commit"]
@@ -76,7 +84,8 @@ async def test_redelivered_dev_job_does_not_commit_twice(
         Reply.tool("finish", status="pass", summary="T-002: Raise ValueError for bad prices"),
     )
     third = await run_agent(make_job("dev", attempt=2))
-    assert third.commits and third.commits != first.commits
+    assert third.commits
+    assert third.commits != first.commits
     assert log_subjects(workspace)[0] == "T-002: Raise ValueError for bad prices"
 
 
@@ -90,7 +99,9 @@ async def test_tool_errors_go_back_to_the_model(
         Reply.tool("finish", status="pass", summary="Nothing to change"),
     )
     result = await run_agent(make_job("dev"))
-    assert result.status is Verdict.PASS and result.commits == [] and result.files_changed == []
+    assert result.status is Verdict.PASS
+    assert result.commits == []
+    assert result.files_changed == []
     errors = [last_message(r) for r in fake.requests[1:4]]
     assert all(m["role"] == "tool" and m["content"].startswith("error:") for m in errors)
     assert "outside the workspace" in errors[0]["content"]
@@ -103,8 +114,11 @@ async def test_turn_cap_fails_with_a_clear_summary(
 ) -> None:
     fake.queue(*[Reply.tool("list_files", path=".") for _ in range(5)])
     result = await run_agent(make_job("dev", max_turns=3))
-    assert result.status is Verdict.FAIL and result.summary == "agent did not finish within 3 turns"
-    assert result.escalate and len(fake.requests) == 3 and fake.pending == 2
+    assert result.status is Verdict.FAIL
+    assert result.summary == "agent did not finish within 3 turns"
+    assert result.escalate
+    assert len(fake.requests) == 3
+    assert fake.pending == 2
 
 
 async def test_a_reply_without_tool_call_is_nudged_once(
@@ -112,15 +126,18 @@ async def test_a_reply_without_tool_call_is_nudged_once(
 ) -> None:
     fake.queue(Reply.text("I have looked at it."), Reply.tool("finish", status="pass", summary="Add nothing"))
     result = await run_agent(make_job("dev"))
-    assert result.status is Verdict.PASS and result.usage.llm_calls == 2
+    assert result.status is Verdict.PASS
+    assert result.usage.llm_calls == 2
     nudge = last_message(fake.requests[1])
-    assert nudge["role"] == "user" and "call finish(status, summary)" in nudge["content"]
+    assert nudge["role"] == "user"
+    assert "call finish(status, summary)" in nudge["content"]
 
     fake.queue(
         Reply.text("Done."), Reply.text("Really done."), Reply.tool("finish", status="pass", summary="x")
     )
     stubborn = await run_agent(make_job("dev", attempt=2))
-    assert stubborn.status is Verdict.FAIL and "without calling finish" in stubborn.summary
+    assert stubborn.status is Verdict.FAIL
+    assert "without calling finish" in stubborn.summary
     assert fake.pending == 1  # stopped after the second plain reply
 
 
@@ -132,8 +149,10 @@ async def test_finish_fail_escalates_without_committing(
         Reply.tool("finish", status="fail", summary="Should prices be Decimal or float?"),
     )
     result = await run_agent(make_job("dev"))
-    assert result.status is Verdict.FAIL and result.escalate
-    assert result.summary == "Should prices be Decimal or float?" and result.commits == []
+    assert result.status is Verdict.FAIL
+    assert result.escalate
+    assert result.summary == "Should prices be Decimal or float?"
+    assert result.commits == []
     assert log_subjects(workspace) == ["Initial commit"]
 
 
@@ -147,6 +166,8 @@ async def test_transcript_is_written_as_json_lines(
     path = workspace / ".workflow" / "agent_logs" / "T-002-dev-1.jsonl"
     records = [json.loads(line) for line in path.read_text().splitlines()]
     kinds = [r["kind"] for r in records]
-    assert kinds[:2] == ["prompt", "assistant"] and "tool_call" in kinds and "tool_result" in kinds
+    assert kinds[:2] == ["prompt", "assistant"]
+    assert "tool_call" in kinds
+    assert "tool_result" in kinds
     assert records[0]["system"].startswith("# Agent Coding Standards")
     assert records[1]["content"] == "Thinking about prices"

@@ -38,15 +38,22 @@ async def test_unreachable_model_is_retried_then_reported_with_its_url(make_job:
     url = dead_url()
     ex, job = executor(url), make_job("dev")
     first = await ex.execute(job, 1)
-    assert first.retry_in == 1.5 and first.result is None
+    assert first.retry_in == 1.5
+    assert first.result is None
     assert (await ex.execute(job, 2)).retry_in == 4.0
     last = await ex.execute(job, 3)  # bus.max_deliver = 3: the last delivery
-    assert last.retry_in is None and last.terminate is not None and last.result is not None
+    assert last.retry_in is None
+    assert last.terminate is not None
+    assert last.result is not None
     result = last.result
-    assert result.status is Verdict.ERROR and result.error is not None
-    assert result.error.kind == "llm_unavailable" and result.error.retryable
-    assert url in result.error.message and "ollama serve" in result.error.message
-    assert result.summary == result.error.message and result.runner_id == "r1"
+    assert result.status is Verdict.ERROR
+    assert result.error is not None
+    assert result.error.kind == "llm_unavailable"
+    assert result.error.retryable
+    assert url in result.error.message
+    assert "ollama serve" in result.error.message
+    assert result.summary == result.error.message
+    assert result.runner_id == "r1"
     assert (result.idempotency_key, result.stage, result.task_key) == (job.idempotency_key, "dev", "T-002")
 
 
@@ -57,8 +64,10 @@ def test_retry_delays_use_the_last_one_when_deliveries_outnumber_them() -> None:
 
 async def test_missing_model_is_an_error_at_once(fake: ScriptedOllama, make_job: JobFactory) -> None:
     outcome = await executor(fake.url, model="no-such-model:1b").execute(make_job("dev"), 1)
-    assert outcome.result is not None and outcome.result.error is not None
-    assert outcome.result.error.kind == "llm_model_not_found" and not outcome.result.error.retryable
+    assert outcome.result is not None
+    assert outcome.result.error is not None
+    assert outcome.result.error.kind == "llm_model_not_found"
+    assert not outcome.result.error.retryable
     assert "ollama pull no-such-model:1b" in outcome.result.error.message
 
 
@@ -71,22 +80,28 @@ async def test_mid_answer_failure_is_retried(fake: ScriptedOllama, make_job: Job
 async def test_missing_workspace_is_an_error(make_job: JobFactory, tmp_path: Path) -> None:
     gone = ProjectRef(slug="listsnap", name="L", workspace=str(tmp_path / "gone"), test_command="true")
     outcome = await executor(dead_url()).execute(make_job("dev", project=gone), 1)
-    assert outcome.result is not None and outcome.result.error is not None
-    assert outcome.result.error.kind == "workspace" and "does not exist" in outcome.result.summary
+    assert outcome.result is not None
+    assert outcome.result.error is not None
+    assert outcome.result.error.kind == "workspace"
+    assert "does not exist" in outcome.result.summary
     assert outcome.terminate is not None
 
 
 async def test_stage_time_limit_is_an_error(fake: ScriptedOllama, make_job: JobFactory) -> None:
     fake.queue(Reply(tool_calls=[("list_files", {"path": "."})], delay=30))
     outcome = await executor(fake.url).execute(make_job("dev", timeout_seconds=1), 1)
-    assert outcome.result is not None and outcome.result.error is not None
-    assert outcome.result.error.kind == "timeout" and "1s" in outcome.result.summary
+    assert outcome.result is not None
+    assert outcome.result.error is not None
+    assert outcome.result.error.kind == "timeout"
+    assert "1s" in outcome.result.summary
 
 
 async def test_unexpected_failure_is_an_error_result(make_job: JobFactory) -> None:
     outcome = await executor(dead_url()).execute(make_job("ops", stage="dev"), 1)
-    assert outcome.result is not None and outcome.result.error is not None
-    assert outcome.result.error.kind == "runner_crash" and "no agent for role 'ops'" in outcome.result.summary
+    assert outcome.result is not None
+    assert outcome.result.error is not None
+    assert outcome.result.error.kind == "runner_crash"
+    assert "no agent for role 'ops'" in outcome.result.summary
     assert outcome.terminate is not None
 
 
@@ -95,6 +110,10 @@ async def test_a_successful_job_reports_usage_and_no_error(
 ) -> None:
     fake.queue(Reply.tool("finish", status="pass", summary="Add nothing"))
     outcome = await executor(fake.url).execute(make_job("dev"), 1)
-    assert outcome.result is not None and outcome.terminate is None and outcome.retry_in is None
-    assert outcome.result.status is Verdict.PASS and outcome.result.error is None
-    assert outcome.result.usage.llm_calls == 1 and outcome.result.usage.model == MODEL
+    assert outcome.result is not None
+    assert outcome.terminate is None
+    assert outcome.retry_in is None
+    assert outcome.result.status is Verdict.PASS
+    assert outcome.result.error is None
+    assert outcome.result.usage.llm_calls == 1
+    assert outcome.result.usage.model == MODEL

@@ -44,7 +44,8 @@ async def test_valid_breakdown_passes_and_is_committed_as_tasks_json(
     fake.queue(Reply.json(BREAKDOWN))
     result = await run_agent(pm_job(make_job))
     assert result.status is Verdict.PASS, result.summary
-    assert result.breakdown is not None and [t.title for t in result.breakdown.tasks] == [
+    assert result.breakdown is not None
+    assert [t.title for t in result.breakdown.tasks] == [
         "Add price parser",
         "Show prices in listings",
     ]
@@ -53,12 +54,14 @@ async def test_valid_breakdown_passes_and_is_committed_as_tasks_json(
     assert fake.requests[0]["format"] == breakdown_json_schema()
     assert "tools" not in fake.requests[0]
     doc = json.loads((workspace / ".workflow" / "tasks.json").read_text())
-    assert doc["idea"]["text"] == IDEA and doc["idea"]["key"] == "T-001"
+    assert doc["idea"]["text"] == IDEA
+    assert doc["idea"]["key"] == "T-001"
     assert doc["tasks"] == BREAKDOWN["tasks"]
     assert log_subjects(workspace)[0] == "PM: task breakdown for T-001"
     assert result.commits == [git(workspace, "rev-parse", "HEAD")]
     assert result.files_changed == [".workflow/tasks.json"]
-    assert result.usage.llm_calls == 1 and result.usage.completion_tokens > 0
+    assert result.usage.llm_calls == 1
+    assert result.usage.completion_tokens > 0
     assert result.usage.model == "qwen2.5-coder:0.5b"
 
 
@@ -69,14 +72,19 @@ async def test_invalid_twice_then_valid_passes_and_feeds_the_error_back(
     fenced = Reply.text(f"```json\n{json.dumps(BREAKDOWN)}\n```")  # a fence is tolerated
     fake.queue(Reply.text("Sure! Here are the tasks:"), Reply.json(bad_priority), fenced)
     result = await run_agent(pm_job(make_job))
-    assert result.status is Verdict.PASS and result.breakdown is not None
-    assert len(fake.requests) == 3 and result.usage.llm_calls == 3
+    assert result.status is Verdict.PASS
+    assert result.breakdown is not None
+    assert len(fake.requests) == 3
+    assert result.usage.llm_calls == 3
     first_error = last_message(fake.requests[1])
-    assert first_error["role"] == "user" and "Invalid JSON" in first_error["content"]
+    assert first_error["role"] == "user"
+    assert "Invalid JSON" in first_error["content"]
     second_error = last_message(fake.requests[2])
     assert (
         "tasks.0.priority" in second_error["content"]
-        and "less than or equal to 10" in second_error["content"]
+    )
+    assert (
+        "less than or equal to 10" in second_error["content"]
     )
     # The invalid answer itself is in the history, so the model sees what it got wrong.
     assert fake.requests[2]["messages"][-2] == {"role": "assistant", "content": json.dumps(bad_priority)}
@@ -87,11 +95,16 @@ async def test_always_invalid_fails_and_escalates_with_the_last_error(
 ) -> None:
     fake.queue(*[Reply.json({"tasks": []}) for _ in range(3)])
     result = await run_agent(pm_job(make_job, schema_retries=2))
-    assert result.status is Verdict.FAIL and result.escalate
+    assert result.status is Verdict.FAIL
+    assert result.escalate
     assert (
-        "after 3 attempts" in result.summary and "tasks: List should have at least 1 item" in result.summary
+        "after 3 attempts" in result.summary
     )
-    assert result.breakdown is None and len(fake.requests) == 3
+    assert (
+        "tasks: List should have at least 1 item" in result.summary
+    )
+    assert result.breakdown is None
+    assert len(fake.requests) == 3
     assert not (workspace / ".workflow" / "tasks.json").exists()
 
 
@@ -102,6 +115,8 @@ async def test_redelivered_pm_job_returns_the_committed_breakdown(
     job = pm_job(make_job)
     first = await run_agent(job)
     again = await run_agent(job)  # no reply queued: the model must not be asked again
-    assert again.status is Verdict.PASS and again.breakdown == first.breakdown
-    assert again.commits == first.commits and len(fake.requests) == 1
+    assert again.status is Verdict.PASS
+    assert again.breakdown == first.breakdown
+    assert again.commits == first.commits
+    assert len(fake.requests) == 1
     assert log_subjects(workspace).count("PM: task breakdown for T-001") == 1

@@ -101,5 +101,7 @@ async def test_prompt_without_criteria_feedback_or_bugs_says_so(make_job: JobFac
     job.task.acceptance_criteria.clear()
     ctx = await gather_context(Path(job.project.workspace), job)
     user = build_prompt(job, ctx, instructions="x").user
-    assert "(none given" in user and "## Human Feedback" not in user and "## Open Bugs" not in user
+    assert "(none given" in user
+    assert "## Human Feedback" not in user
+    assert "## Open Bugs" not in user
     assert "## Idea\n\nAn app that photographs items" in user

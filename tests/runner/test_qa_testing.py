@@ -45,10 +45,16 @@ async def test_qa_passes_when_the_tests_pass_and_commits_its_tests(
     result = await run_agent(job)
     assert result.status is Verdict.PASS, result.summary
     run = result.test_run
-    assert run is not None and run.passed and run.exit_code == 0 and run.failed_tests == []
-    assert run.command == PYTEST and "2 passed" in run.output_tail and run.duration_ms > 0
+    assert run is not None
+    assert run.passed
+    assert run.exit_code == 0
+    assert run.failed_tests == []
+    assert run.command == PYTEST
+    assert "2 passed" in run.output_tail
+    assert run.duration_ms > 0
     assert log_subjects(workspace)[0] == "T-002: Add tests for add price parser"
-    assert result.files_changed == ["tests/test_more.py"] and len(result.commits) == 1
+    assert result.files_changed == ["tests/test_more.py"]
+    assert len(result.commits) == 1
     assert f"Workflow-Job: {job.idempotency_key}" in git(workspace, "log", "-1", "--format=%B")
 
 
@@ -62,9 +68,12 @@ async def test_qa_fails_when_a_test_fails_even_if_the_model_says_pass(
     result = await run_agent(make_job("qa"))
     assert result.status is Verdict.FAIL
     run = result.test_run
-    assert run is not None and not run.passed and run.exit_code == 1
+    assert run is not None
+    assert not run.passed
+    assert run.exit_code == 1
     assert run.failed_tests == ["tests/test_edge.py::test_currency_suffix", "tests/test_edge.py::test_euro"]
-    assert "tests/test_edge.py::test_euro" in result.summary and "2 failed, 2 passed" in result.summary
+    assert "tests/test_edge.py::test_euro" in result.summary
+    assert "2 failed, 2 passed" in result.summary
     # The failing tests are committed: they are DEV's reproduction.
     assert result.files_changed == ["tests/test_edge.py"]
 
@@ -74,7 +83,9 @@ async def test_qa_fails_when_the_agent_fails_even_if_tests_pass(
 ) -> None:
     fake.queue(Reply.tool("finish", status="fail", summary="Criterion 2 (ValueError) is not implemented"))
     result = await run_agent(make_job("qa"))
-    assert result.status is Verdict.FAIL and result.test_run is not None and result.test_run.passed
+    assert result.status is Verdict.FAIL
+    assert result.test_run is not None
+    assert result.test_run.passed
     assert "Criterion 2 (ValueError) is not implemented" in result.summary
     assert not result.escalate
 
@@ -87,7 +98,8 @@ async def test_no_tests_collected_is_a_failure(
     fake.queue(Reply.tool("finish", status="pass", summary="ok"))
     result = await run_agent(make_job("qa", project=project))
     assert result.status is Verdict.FAIL
-    assert result.test_run is not None and result.test_run.exit_code == 5
+    assert result.test_run is not None
+    assert result.test_run.exit_code == 5
     assert "no tests were collected" in result.summary
 
 
@@ -96,8 +108,11 @@ async def test_testing_stage_runs_the_suite_and_says_e2e_is_not_run(
 ) -> None:
     fake.queue(Reply.tool("finish", status="pass", summary="Suite covers the listing flow"))
     result = await run_agent(make_job("testing"))
-    assert result.status is Verdict.PASS and result.test_run is not None and result.test_run.passed
-    assert "Playwright" in result.summary and "not run in this version" in result.summary.lower()
+    assert result.status is Verdict.PASS
+    assert result.test_run is not None
+    assert result.test_run.passed
+    assert "Playwright" in result.summary
+    assert "not run in this version" in result.summary.lower()
     assert {t["function"]["name"] for t in fake.requests[0]["tools"]} == {"list_files", "read_file", "finish"}
 
 
@@ -108,10 +123,19 @@ async def test_run_tests_streams_lines_and_handles_missing_commands_and_timeouts
         lines.append(line)
 
     ok = await run_tests(workspace, PYTEST, limit_seconds=60, on_line=on_line)
-    assert ok.run.passed and any("1 passed" in ln for ln in lines)
+    assert ok.run.passed
+    assert any("1 passed" in ln for ln in lines)
     missing = await run_tests(workspace, "no-such-test-runner --all", limit_seconds=5)
     assert (
-        not missing.run.passed and missing.run.exit_code is None and "could not start" in missing.description
+        not missing.run.passed
+    )
+    assert (
+        missing.run.exit_code is None
+    )
+    assert (
+        "could not start" in missing.description
     )
     slow = await run_tests(workspace, f"{sys.executable} -c 'import time; time.sleep(30)'", limit_seconds=0.5)
-    assert slow.run.timed_out and not slow.run.passed and "timed out" in slow.description
+    assert slow.run.timed_out
+    assert not slow.run.passed
+    assert "timed out" in slow.description

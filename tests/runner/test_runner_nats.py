@@ -145,13 +145,17 @@ async def test_a_dev_job_end_to_end(
         assert (started.execution_id, started.runner_id, started.delivery) == (41, "runner-a", 1)
         assert started.subject() == "wf.events.listsnap.T-002.execution.started"
         result = await client.result()
-        assert result.status is Verdict.PASS and result.job_id == 41 and result.runner_id == "runner-a"
-        assert result.files_changed == ["app/money.py"] and len(result.commits) == 1
+        assert result.status is Verdict.PASS
+        assert result.job_id == 41
+        assert result.runner_id == "runner-a"
+        assert result.files_changed == ["app/money.py"]
+        assert len(result.commits) == 1
         assert log_subjects(workspace)[0] == "T-002: Add price parser"
         await client.consumer_idle("dev")
         kv = await client.js.key_value(subjects.RUNNERS_BUCKET)
         beat = RunnerHeartbeat.model_validate_json((await kv.get("runner-a")).value or b"")
-        assert beat.stages == ["dev"] and beat.runner_id == "runner-a"
+        assert beat.stages == ["dev"]
+        assert beat.runner_id == "runner-a"
     with pytest.raises(KeyNotFoundError):  # a clean exit removes the heartbeat
         await kv.get("runner-a")
 
@@ -179,12 +183,16 @@ async def test_unreachable_model_naks_then_reports_the_url_on_the_last_delivery(
     async with running(settings, nats_server.url):
         await client.event(ExecutionStarted, delivery=1)
         retry = await client.event(AgentOutput, kind="error")
-        assert "trying again in 0.2s" in retry.text and dead in retry.text
+        assert "trying again in 0.2s" in retry.text
+        assert dead in retry.text
         await client.event(ExecutionStarted, delivery=2)
         result = await client.result()
         await client.consumer_idle("dev")  # terminated: not redelivered again
-    assert result.status is Verdict.ERROR and result.error is not None
-    assert result.error.kind == "llm_unavailable" and result.error.retryable and dead in result.error.message
+    assert result.status is Verdict.ERROR
+    assert result.error is not None
+    assert result.error.kind == "llm_unavailable"
+    assert result.error.retryable
+    assert dead in result.error.message
     with pytest.raises((nats.errors.TimeoutError, TimeoutError)):
         await client.result(wait=0.5)  # exactly one result
 
@@ -219,4 +227,5 @@ async def test_a_stopping_runner_hands_its_job_to_another(
         started = await client.event(ExecutionStarted, runner_id="runner-b")
         assert started.delivery == 2
         result = await client.result()
-    assert result.status is Verdict.PASS and result.runner_id == "runner-b"
+    assert result.status is Verdict.PASS
+    assert result.runner_id == "runner-b"

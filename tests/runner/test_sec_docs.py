@@ -27,8 +27,11 @@ AWS_KEY = "AKIA" + "Z7QXW2K4M9P3L8R5"  # split so this file itself does not look
 )
 def test_scanner_finds_secrets_without_repeating_them(line: str, rule: str) -> None:
     [finding] = scan_text("app/settings.py", f"x = 1\n{line}\n")
-    assert finding.rule == rule and finding.line == 2 and finding.path == "app/settings.py"
-    assert "Z7QXW2K4M9P3L8R5" not in finding.message and "hR7#kq2!Lp9zWx" not in finding.message
+    assert finding.rule == rule
+    assert finding.line == 2
+    assert finding.path == "app/settings.py"
+    assert "Z7QXW2K4M9P3L8R5" not in finding.message
+    assert "hR7#kq2!Lp9zWx" not in finding.message
 
 
 @pytest.mark.parametrize(
@@ -59,7 +62,8 @@ async def test_sec_fails_on_a_committed_secret_and_reports_findings(
     result = await run_agent(make_job("sec"))
     assert result.status is Verdict.FAIL
     assert [(f.rule, f.path, f.line) for f in result.findings] == [("aws-access-key-id", "app/config.py", 1)]
-    assert "1 finding(s)" in result.summary and "pip-audit" in result.summary
+    assert "1 finding(s)" in result.summary
+    assert "pip-audit" in result.summary
     assert "app/config.py:1: aws-access-key-id" in fake.requests[0]["messages"][1]["content"]
     assert {t["function"]["name"] for t in fake.requests[0]["tools"]} == {"list_files", "read_file", "finish"}
 
@@ -71,8 +75,10 @@ async def test_sec_passes_a_clean_workspace_and_says_what_it_did_not_run(
         Reply.tool("finish", status="pass", summary="Input is parsed with float(); no injection surface")
     )
     result = await run_agent(make_job("sec"))
-    assert result.status is Verdict.PASS and result.findings == []
-    assert "0 finding(s)" in result.summary and "Not run in this version" in result.summary
+    assert result.status is Verdict.PASS
+    assert result.findings == []
+    assert "0 finding(s)" in result.summary
+    assert "Not run in this version" in result.summary
 
 
 async def test_sec_agent_fail_fails_the_stage(
@@ -80,7 +86,8 @@ async def test_sec_agent_fail_fails_the_stage(
 ) -> None:
     fake.queue(Reply.tool("finish", status="fail", summary="app/db.py:3 builds SQL by string concatenation"))
     result = await run_agent(make_job("sec"))
-    assert result.status is Verdict.FAIL and "string concatenation" in result.summary
+    assert result.status is Verdict.FAIL
+    assert "string concatenation" in result.summary
 
 
 async def test_docs_documents_and_commits(
@@ -93,9 +100,11 @@ async def test_docs_documents_and_commits(
     )
     job = make_job("docs")
     result = await run_agent(job)
-    assert result.status is Verdict.PASS and result.files_changed == ["README.md"]
+    assert result.status is Verdict.PASS
+    assert result.files_changed == ["README.md"]
     assert log_subjects(workspace)[0] == "T-002: Document add price parser"
     assert (workspace / "README.md").read_text().endswith("returns 1.5\n")
     assert last_message(fake.requests[2])["content"].startswith("edited README.md")
     again = await run_agent(job)
-    assert again.commits == result.commits and len(fake.requests) == 3
+    assert again.commits == result.commits
+    assert len(fake.requests) == 3

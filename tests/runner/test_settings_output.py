@@ -27,7 +27,8 @@ def test_stages_come_from_wf_stages_as_a_comma_list(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("WF_CONCURRENCY", "3")
     monkeypatch.setenv("WF_RUNNER_ID", "laptop:runner 1")
     s = RunnerSettings()
-    assert s.served_stages() == ["dev", "qa"] and s.concurrency == 3
+    assert s.served_stages() == ["dev", "qa"]
+    assert s.concurrency == 3
     assert s.runner_id == "laptop-runner-1"  # made safe as a KV key
 
 
@@ -71,4 +72,5 @@ def test_commit_subjects() -> None:
     assert commit_subject("T-002", "## T-002: Add parser", "x") == "T-002: Add parser"
     assert commit_subject("T-002", "", "Fallback title") == "T-002: Fallback title"
     msg = commit_message("T-002: " + "y" * 100, "body", "p/T-002/dev/1")
-    assert len(msg.splitlines()[0]) <= 72 and msg.endswith("\n\nWorkflow-Job: p/T-002/dev/1\n")
+    assert len(msg.splitlines()[0]) <= 72
+    assert msg.endswith("\n\nWorkflow-Job: p/T-002/dev/1\n")

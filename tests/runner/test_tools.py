@@ -40,18 +40,22 @@ def test_dotdot_paths_are_refused_with_a_clear_error(
     out = box.call(tool, args)
     assert not out.ok
     assert "resolves outside the workspace" in out.text
-    assert outside.read_text() == "top secret" and not (outside.parent / "new.txt").exists()
+    assert outside.read_text() == "top secret"
+    assert not (outside.parent / "new.txt").exists()
 
 
 def test_dotdot_that_stays_inside_is_fine(box: ToolBox) -> None:
     out = box.call("read_file", {"path": "tests/../app/prices.py"})
-    assert out.ok and "def parse_price" in out.text
+    assert out.ok
+    assert "def parse_price" in out.text
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "~/.ssh/id_rsa"])
 def test_absolute_paths_are_refused(box: ToolBox, path: str) -> None:
     out = box.call("read_file", {"path": path})
-    assert not out.ok and "absolute path" in out.text and "relative to the workspace" in out.text
+    assert not out.ok
+    assert "absolute path" in out.text
+    assert "relative to the workspace" in out.text
 
 
 def test_symlinks_pointing_outside_are_refused(box: ToolBox, workspace: Path, outside: Path) -> None:
@@ -78,7 +82,8 @@ def test_symlink_inside_the_workspace_is_followed(box: ToolBox, workspace: Path)
 def test_git_internals_are_off_limits(box: ToolBox, workspace: Path, path: str) -> None:
     before = (workspace / ".git" / "config").read_text()
     out = box.call("write_file", {"path": path, "content": "evil"})
-    assert not out.ok and "inside .git/" in out.text
+    assert not out.ok
+    assert "inside .git/" in out.text
     assert (workspace / ".git" / "config").read_text() == before
     assert not (workspace / ".git" / "hooks" / "pre-commit").exists()
     assert "inside .git/" in box.call("read_file", {"path": path}).text
@@ -104,7 +109,8 @@ def test_edit_file_says_how_often_old_occurs(box: ToolBox, workspace: Path, old:
     before = (workspace / "app" / "prices.py").read_text()
     out = box.call("edit_file", {"path": "app/prices.py", "old": old, "new": "x"})
     assert not out.ok
-    assert f"occurs {count} times" in out.text and "exactly once" in out.text
+    assert f"occurs {count} times" in out.text
+    assert "exactly once" in out.text
     assert (workspace / "app" / "prices.py").read_text() == before
 
 
@@ -121,24 +127,30 @@ def test_edit_file_needs_an_existing_file_and_non_empty_old(box: ToolBox) -> Non
 
 def test_write_creates_parents_and_tracks_changes(box: ToolBox, workspace: Path) -> None:
     out = box.call("write_file", {"path": "app/new/mod.py", "content": "X = 1\n"})
-    assert out.ok and "created app/new/mod.py" in out.text
+    assert out.ok
+    assert "created app/new/mod.py" in out.text
     assert (workspace / "app" / "new" / "mod.py").read_text() == "X = 1\n"
     assert box.workspace.changed == ["app/new/mod.py"]
 
 
 def test_size_limits(box: ToolBox, workspace: Path) -> None:
     out = box.call("write_file", {"path": "big.txt", "content": "x" * (MAX_WRITE_BYTES + 1)})
-    assert not out.ok and "limit" in out.text and not (workspace / "big.txt").exists()
+    assert not out.ok
+    assert "limit" in out.text
+    assert not (workspace / "big.txt").exists()
     (workspace / "huge.txt").write_text("y" * (MAX_READ_BYTES + 10))
     read = box.call("read_file", {"path": "huge.txt"})
-    assert read.ok and "truncated" in read.text and len(read.text) < MAX_READ_BYTES + 200
+    assert read.ok
+    assert "truncated" in read.text
+    assert len(read.text) < MAX_READ_BYTES + 200
 
 
 def test_list_files_skips_git_and_agent_logs(box: ToolBox, workspace: Path) -> None:
     (workspace / ".workflow" / "agent_logs").mkdir(parents=True)
     (workspace / ".workflow" / "agent_logs" / "x.jsonl").write_text("{}")
     listing = box.call("list_files", {"path": "."}).text.splitlines()
-    assert "app/prices.py" in listing and "tests/test_prices.py" in listing
+    assert "app/prices.py" in listing
+    assert "tests/test_prices.py" in listing
     assert not any(p.startswith(".git/") or "agent_logs" in p for p in listing)
 
 
@@ -148,7 +160,8 @@ def test_bad_calls_come_back_as_errors(box: ToolBox) -> None:
     assert "must be a string" in box.call("read_file", {"path": 3}).text
     assert "status must be 'pass' or 'fail'" in box.call("finish", {"status": "done", "summary": "x"}).text
     finished = box.call("finish", {"status": "PASS", "summary": "Add parser"})
-    assert finished.finish is not None and finished.finish.status == "pass"
+    assert finished.finish is not None
+    assert finished.finish.status == "pass"
 
 
 def test_read_only_toolbox_has_no_write_tools(workspace: Path) -> None:
@@ -163,7 +176,8 @@ def test_qa_may_only_write_tests(workspace: Path) -> None:
     assert box.call("write_file", {"path": "tests/test_more.py", "content": "x = 1\n"}).ok
     assert box.call("write_file", {"path": "app/test_inline.py", "content": "x = 1\n"}).ok
     out = box.call("edit_file", {"path": "app/prices.py", "old": "float", "new": "int"})
-    assert not out.ok and "QA may only write test files" in out.text
+    assert not out.ok
+    assert "QA may only write test files" in out.text
 
 
 def test_missing_workspace_is_a_workspace_error(tmp_path: Path) -> None:
@@ -174,4 +188,5 @@ def test_missing_workspace_is_a_workspace_error(tmp_path: Path) -> None:
 
 def test_unencodable_content_is_an_error_not_a_crash(box: ToolBox) -> None:
     out = box.call("write_file", {"path": "a.txt", "content": "bad \ud800 surrogate"})
-    assert not out.ok and out.text.startswith("error: write_file failed")
+    assert not out.ok
+    assert out.text.startswith("error: write_file failed")
