@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from wf_common.errors import ConfigError
 
@@ -152,6 +160,27 @@ class EndpointConfig(_Strict):
 class BoardConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    # The API token; unset = `wf start` generates one in <data dir>/secrets/api-token.
+    # SecretStr: it never shows in a repr, a log line or a validation error.
+    token: SecretStr | None = None
+    # Host names the board answers to besides 127.0.0.1, localhost, [::1] and `host`
+    # (a request with any other Host header is refused: that closes DNS rebinding).
+    allowed_hosts: list[str] = Field(default_factory=list)
+
+    @field_validator("token")
+    @classmethod
+    def _long_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (or leave it unset and wf start makes one)")
+        return v
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _bare_hosts(cls, v: list[str]) -> list[str]:
+        bad = [h for h in v if not h or any(c in h for c in "/@ ") or h.count(":") == 1]
+        if bad:
+            raise ValueError(f"host names only, without scheme or port: {bad}")
+        return [h.lower().strip("[]") for h in v]
 
 
 class RunnerConfig(_Strict):
