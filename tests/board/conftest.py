@@ -42,7 +42,7 @@ BOARD_URL = "http://127.0.0.1:8000"
 
 
 @pytest.fixture
-async def database_url(empty_database_url: str) -> AsyncIterator[str]:
+async def database_url(empty_database_url: str) -> str:
     """An empty database with the workflow schema (the orchestrator's migrations make the same)."""
     engine = create_async_engine(empty_database_url)
     async with engine.begin() as conn:

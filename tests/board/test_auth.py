@@ -7,6 +7,9 @@ subscriber sees every one), and the pipeline is still not paused.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,6 +20,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from wf_board_api.app import create_app
 from wf_board_api.settings import BoardSettings
+from wf_cli.main import main as wf_main
 from wf_common.embedded import EmbeddedPostgres
 from wf_common.subjects import COMMANDS_PREFIX
 
@@ -236,3 +240,42 @@ def test_the_board_does_not_start_without_a_token(settings: BoardSettings) -> No
 
     with pytest.raises(ConfigError, match="WF_API_TOKEN"):
         create_app(settings.model_copy(update={"api_token": None}))
+
+
+def run_wf(*args: str) -> tuple[int, str]:
+    """`wf ARGS` in this process (the console script's code); (exit code, stdout + stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = wf_main(list(args))
+    return code, out.getvalue() + err.getvalue()
+
+
+async def test_the_cli_finds_the_token_by_itself(
+    board: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("WF_TOKEN", "WF_URL", "WF_DATA_DIR", "WF_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./config.yaml with a board.token
+    data = tmp_path / "data"
+
+    # Before `wf start` made a token: a 401, and the message says where the token was looked for.
+    code, said = await asyncio.to_thread(run_wf, "--url", board, "--data-dir", str(data), "project", "list")
+    assert code == 1
+    assert "no API token found" in said
+    assert str(data / "secrets" / "api-token") in said
+
+    # The token `wf start` keeps in the data dir (here: the board's), found with no flag but --data-dir.
+    (data / "secrets").mkdir(parents=True)
+    (data / "secrets" / "api-token").write_text(API_TOKEN + "\n")
+    code, said = await asyncio.to_thread(run_wf, "--url", board, "--data-dir", str(data), "project", "list")
+    assert code == 0, said
+    assert str(tmp_path / "demo") in said  # the project's workspace, as listed
+    code, said = await asyncio.to_thread(run_wf, "url", "--url", board, "--data-dir", str(data))
+    assert (code, said.strip()) == (0, f"{board}/?token={API_TOKEN}")
+
+    # WF_TOKEN wins; a wrong one is a 401 that says which token was sent.
+    monkeypatch.setenv("WF_TOKEN", "not-the-token")
+    code, said = await asyncio.to_thread(run_wf, "--url", board, "--data-dir", str(data), "project", "list")
+    assert code == 1
+    assert "the API token is wrong" in said
+    assert "is it the token of this board" in said
