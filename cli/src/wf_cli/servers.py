@@ -18,12 +18,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from wf_common.config import WorkflowConfig
 from wf_common.embedded import EmbeddedPostgres, NatsServer
 from wf_common.embedded.postgres import quote_ident, quote_literal
 from wf_common.settings import async_database_url
+from wf_common.urls import redact_url as redact
 
 from wf_cli.credentials import PG_OWNER, PG_READER, PG_SUPERUSER, Credentials, load_credentials
 from wf_cli.datadir import DataDir
@@ -31,15 +31,6 @@ from wf_cli.datadir import DataDir
 log = logging.getLogger(__name__)
 
 DATABASE = "workflow"
-
-
-def redact(url: str) -> str:
-    """A URL without its password, for run.json and the terminal."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Servers:
