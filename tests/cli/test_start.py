@@ -155,6 +155,18 @@ def login_url(data: Path, run: dict[str, Any], kind: str = "cli") -> str:
     return f"nats://{kind}:{secret(data, f'nats-{kind}')}@127.0.0.1:{run['nats']['port']}"
 
 
+async def _nats_refusal(url: str) -> str:
+    """What the server said to a client that came without credentials."""
+    errors: list[str] = []
+
+    async def on_error(err: Exception) -> None:
+        errors.append(str(err))
+
+    with pytest.raises((nats.errors.NoServersError, nats.errors.Error, OSError)):
+        await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0, error_cb=on_error)
+    return " ".join(errors)
+
+
 async def _publish(url: str) -> None:
     nc = await nats.connect(url)
     js = nc.jetstream()
@@ -226,6 +238,15 @@ def test_start_supervise_stop_and_resume(work: Path, hubs: list[RunningHub]) -> 
     assert stat.S_IMODE((data / "secrets").stat().st_mode) == 0o700
     assert {stat.S_IMODE(f.stat().st_mode) for f in (data / "secrets").iterdir()} == {0o600}
     assert_no_secret_leaked(data, [run["nats"]["pid"], run["postgres"]["pid"], hub.proc.pid])
+    # Without the credentials, neither server lets anyone in.
+    assert "authorization violation" in asyncio.run(_nats_refusal(run["nats"]["url"])).lower()
+    anonymous = subprocess.run(
+        [str(postgres_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(run["postgres"]["port"]),
+         "-U", "postgres", "-d", "workflow", "-w", "-c", "SELECT 1"],
+        capture_output=True, text=True, check=False, env={**os.environ, "PGPASSWORD": ""},
+    )  # fmt: skip
+    assert anonymous.returncode != 0
+    assert "password" in anonymous.stderr
     assert "runner-1 | runner-1 started" in hub.output().replace("    ", "")  # prefixed copy
 
     # Some state to find again after a restart.
