@@ -31,6 +31,8 @@ ENTRY_STAGE = "backlog"
 FINAL_STAGE = "done"
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
 
+# Fields whose value an error message must not repeat.
+_SECRET_FIELDS = frozenset({"token", "password", "secret"})
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -232,8 +234,8 @@ class WorkflowConfig(_Strict):
 
 def interpolate(value: Any, env: dict[str, str] | None = None, *, where: str = "") -> Any:
     """Replace `${NAME}` and `${NAME:-default}` in every string of a parsed YAML tree."""
-    env = os.environ if env is None else env  # type: ignore[assignment]
-    assert env is not None
+    if env is None:
+        env = dict(os.environ)
     if isinstance(value, dict):
         return {k: interpolate(v, env, where=f"{where}.{k}" if where else str(k)) for k, v in value.items()}
     if isinstance(value, list):
@@ -259,7 +261,8 @@ def _format_errors(source: str, err: ValidationError) -> str:
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
         got = e.get("input")
-        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        secret = any(str(p) in _SECRET_FIELDS for p in e["loc"])
+        shown = "" if secret or isinstance(got, dict | list) else f" (got {got!r})"
         lines.append(f"{source}: {loc or '(top level)'}: {e['msg']}{shown}")
     return "\n".join(lines)
 
