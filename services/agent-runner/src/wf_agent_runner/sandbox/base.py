@@ -127,7 +127,8 @@ class StreamCapture:
             return
         self.streamed += len(line) + 1
         if self.streamed >= self.stream_limit:
-            await self.on_line(f"[{self.name}: more than {self.stream_limit} chars; the rest is not streamed]")
+            note = f"[{self.name}: more than {self.stream_limit} chars; the rest is not streamed]"
+            await self.on_line(note)
             return
         await self.on_line(line)
 
@@ -163,7 +164,12 @@ class Sandbox(ABC):
         )
 
     @abstractmethod
-    async def run(self, command: str, timeout: float, on_line: LineCallback | None = None) -> RunOutcome:
+    async def run(
+        self,
+        command: str,
+        timeout: float,  # noqa: ASYNC109 - the contract: the limit kills the command
+        on_line: LineCallback | None = None,
+    ) -> RunOutcome:
         """Run `/bin/sh -c command` in the workspace; never raises for what the command does."""
 
     @abstractmethod

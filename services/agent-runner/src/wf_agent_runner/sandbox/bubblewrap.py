@@ -30,7 +30,9 @@ ETC_FILES = (
     "alternatives", "ssl", "ca-certificates", "localtime", "timezone", "mime.types", "gitconfig",
     "python3", "python3.11", "os-release", "debian_version", "protocols", "services",
 )  # fmt: skip
-INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`; Fedora: `dnf install bubblewrap`)"
+INSTALL_HINT = (
+    "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`; Fedora: `dnf install bubblewrap`)"
+)
 # Wrapper run on the host before bwrap: it joins the run's cgroups, then becomes bwrap. Fixed text;
 # the command is only ever an argument of bwrap's inner /bin/sh.
 JOIN_CGROUPS = 'IFS=:; for f in $WF_CGROUP_PROCS; do echo $$ > "$f" || exit 125; done; exec "$@"'

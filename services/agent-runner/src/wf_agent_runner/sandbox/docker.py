@@ -52,6 +52,7 @@ INSTALL_HINT = (
 EXIT_POLL_SECONDS = 0.25  # how often a run checks whether its command ended while output stays open
 EXIT_GRACE_SECONDS = 0.3  # after it ended, how long a background process may keep the pipes open
 LABEL_HOST = "wf.host"
+TMP = "/tmp"  # noqa: S108 - the container's own tmpfs
 LABEL_PID = "wf.pid"
 LABEL_RUNNER = "wf.runner"
 
@@ -133,7 +134,7 @@ class DockerSandbox(Sandbox):
                 user=self.user,
                 working_dir=WORKDIR,
                 read_only=True,
-                tmpfs={"/tmp": f"rw,nosuid,nodev,size={self.config.tmp_mb}m,uid={uid},gid={gid},mode=1777"},
+                tmpfs={TMP: f"rw,nosuid,nodev,size={self.config.tmp_mb}m,uid={uid},gid={gid},mode=1777"},
                 mounts=[Mount(WORKDIR, str(self.worktree), type="bind", read_only=False)],
                 environment=sandbox_env(),
                 network_mode="bridge" if self.network else "none",
@@ -168,7 +169,12 @@ class DockerSandbox(Sandbox):
 
     # -- the contract ----------------------------------------------------------------------------
 
-    async def run(self, command: str, timeout: float, on_line: LineCallback | None = None) -> RunOutcome:
+    async def run(
+        self,
+        command: str,
+        timeout: float,  # noqa: ASYNC109 - the contract: the limit kills the command
+        on_line: LineCallback | None = None,
+    ) -> RunOutcome:
         async with self._lock:
             if self._closed:
                 return RunOutcome(None, "", "the sandbox is closed")
@@ -176,7 +182,12 @@ class DockerSandbox(Sandbox):
                 await self.start()
             return await self._exec(command, timeout, on_line)
 
-    async def _exec(self, command: str, timeout: float, on_line: LineCallback | None) -> RunOutcome:
+    async def _exec(
+        self,
+        command: str,
+        timeout: float,  # noqa: ASYNC109 - see run()
+        on_line: LineCallback | None,
+    ) -> RunOutcome:
         api = self._docker.api
         out, err = self.captures(on_line)
         started = time.monotonic()
@@ -305,7 +316,8 @@ def remove_leftovers(runner_id: str) -> int:
     c = client()
     removed = 0
     try:
-        for container in c.containers.list(all=True, filters={"label": f"{LABEL_HOST}={socket.gethostname()}"}):
+        mine_here = {"label": f"{LABEL_HOST}={socket.gethostname()}"}
+        for container in c.containers.list(all=True, filters=mine_here):
             labels = container.labels or {}
             pid = labels.get(LABEL_PID, "")
             mine = labels.get(LABEL_RUNNER) == runner_id and pid != str(os.getpid())

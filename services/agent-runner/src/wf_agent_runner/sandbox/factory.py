@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 from wf_common.config import SandboxConfig
 
 from wf_agent_runner.sandbox import bubblewrap, docker
-from wf_agent_runner.sandbox.base import Sandbox, SandboxError
+from wf_agent_runner.sandbox.base import LineCallback, RunOutcome, Sandbox, SandboxError
 from wf_agent_runner.sandbox.bubblewrap import BubblewrapSandbox
 from wf_agent_runner.sandbox.process import HostSandbox
 
@@ -33,7 +34,9 @@ def resolve_backend(config: SandboxConfig) -> str:
         return "docker"
     if wanted == "bubblewrap":
         if not bubblewrap.available():
-            raise SandboxError(f"sandbox.backend is bubblewrap but `bwrap` is not on PATH; {bubblewrap.INSTALL_HINT}")
+            raise SandboxError(
+                f"sandbox.backend is bubblewrap but `bwrap` is not on PATH; {bubblewrap.INSTALL_HINT}"
+            )
         return "bubblewrap"
     if docker.engine_answers():
         return "docker"
@@ -53,7 +56,7 @@ async def open_sandbox(
     """A started sandbox for one job. `labels` carry wf.project / wf.task / wf.execution / wf.runner;
     `backend` is what resolve_backend chose (resolved here when not given)."""
     chosen = backend or await asyncio.to_thread(resolve_backend, config)
-    worktree = Path(worktree_path).resolve()
+    worktree = Path(await asyncio.to_thread(os.path.realpath, worktree_path))
     project = config.for_project(labels.get("wf.project", ""))
     if chosen == "docker":
         sandbox = docker.DockerSandbox(
@@ -80,3 +83,54 @@ async def cleanup_leftovers(config: SandboxConfig, runner_id: str) -> int:
     if removed:
         log.info("removed %d sandbox container(s) left behind by an earlier runner", removed)
     return removed
+
+
+class LazySandbox(Sandbox):
+    """A job's sandbox, opened on its first command: agents that run nothing (PM, DOCS) cost nothing."""
+
+    def __init__(
+        self, config: SandboxConfig, worktree: str | Path, labels: dict[str, str], *, backend: str,
+        lifetime: float,
+    ) -> None:  # fmt: skip
+        super().__init__(config.output_limit_chars)
+        self.config = config
+        self.worktree = worktree
+        self.labels = labels
+        self.backend = backend
+        self.lifetime = lifetime
+        self.warning = HostSandbox.warning if backend == "none" else None
+        self.inner: Sandbox | None = None
+        self._opening = asyncio.Lock()
+        self._closed = False
+
+    async def _open(self) -> Sandbox:
+        async with self._opening:
+            if self._closed:
+                raise SandboxError("the job's sandbox is closed")
+            if self.inner is None:
+                self.inner = await open_sandbox(
+                    self.config, self.worktree, self.labels, backend=self.backend, lifetime=self.lifetime
+                )
+            return self.inner
+
+    async def run(
+        self,
+        command: str,
+        timeout: float,  # noqa: ASYNC109 - the contract: the limit kills the command
+        on_line: LineCallback | None = None,
+    ) -> RunOutcome:
+        return await (await self._open()).run(command, timeout, on_line)
+
+    async def freeze(self) -> None:
+        if self.inner is not None:
+            await self.inner.freeze()
+
+    async def thaw(self) -> None:
+        if self.inner is not None:
+            await self.inner.thaw()
+
+    async def close(self) -> None:
+        async with self._opening:
+            self._closed = True
+            if self.inner is not None:
+                await self.inner.close()

@@ -86,7 +86,12 @@ class ProcessSandbox(Sandbox):
 
     # -- the contract ----------------------------------------------------------------------------
 
-    async def run(self, command: str, timeout: float, on_line: LineCallback | None = None) -> RunOutcome:
+    async def run(
+        self,
+        command: str,
+        timeout: float,  # noqa: ASYNC109 - the contract: the limit kills the command
+        on_line: LineCallback | None = None,
+    ) -> RunOutcome:
         if self._closed:
             return RunOutcome(None, "", "the sandbox is closed", limit_hit=None)
         run_id = f"wf-{os.getpid()}-{time.monotonic_ns()}"
