@@ -168,7 +168,7 @@ def open_dir(root_fd: int, path: str, *, allow_git: bool = False) -> int:
 
 
 def kind(root_fd: int, path: str) -> str:
-    """'file', 'dir', 'missing' or 'other' for a path under the root, without following symlinks."""
+    """'file', 'dir', 'missing' or 'other' for a path under the root; ConfinementError for a symlink."""
     parts = split_relative(path, allow_git=True)
     if not parts:
         return "dir"
@@ -182,6 +182,8 @@ def kind(root_fd: int, path: str) -> str:
         return "missing"
     finally:
         os.close(parent)
+    if stat.S_ISLNK(st.st_mode):
+        raise _symlink_error(path)
     if stat.S_ISREG(st.st_mode):
         return "file"
     if stat.S_ISDIR(st.st_mode):
