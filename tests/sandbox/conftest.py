@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 from wf_agent_runner.sandbox import Sandbox, open_sandbox
-from wf_agent_runner.sandbox.docker import client
 from wf_agent_runner.sandbox.base import SandboxError
+from wf_agent_runner.sandbox.docker import client
 from wf_common.config import SandboxConfig
 
 from tests.fakes.ollama import ScriptedOllama
@@ -62,7 +62,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 def sandbox_config(backend: str, **overrides: Any) -> SandboxConfig:
-    return SandboxConfig(backend=backend, **{**LIMITS, **overrides})  # type: ignore[arg-type]
+    return SandboxConfig(backend=backend, **{**LIMITS, **overrides})
 
 
 @pytest.fixture

@@ -54,9 +54,9 @@ async def test_the_workspace_is_writable_and_files_stay_the_owners(sandbox: Sand
     out = await sandbox.run("echo made > made.txt && mkdir -p sub && echo x > sub/f", 30)
     assert out.exit_code == 0, out.report()
     assert (worktree / "made.txt").read_text() == "made\n"
-    owner = worktree.stat()
-    assert (worktree / "made.txt").stat().st_uid == owner.st_uid
-    assert (worktree / "sub" / "f").stat().st_gid == owner.st_gid
+    owner, made, sub = (os.stat(p) for p in (worktree, worktree / "made.txt", worktree / "sub" / "f"))
+    assert made.st_uid == owner.st_uid
+    assert sub.st_gid == owner.st_gid
 
 
 async def test_fresh_home_and_a_minimal_environment(sandbox: Sandbox) -> None:
@@ -97,23 +97,28 @@ async def test_fork_bomb_hits_the_pids_limit(sandbox: Sandbox) -> None:
 
 async def test_freeze_stops_time_for_the_command_and_thaw_continues(sandbox: Sandbox) -> None:
     ticks: list[str] = []
+    more = asyncio.Event()
 
     async def on_line(line: str) -> None:
         ticks.append(line)
+        more.set()
+
+    async def until(n: int) -> None:
+        while len(ticks) < n:
+            more.clear()
+            await asyncio.wait_for(more.wait(), 20)
 
     run = asyncio.create_task(
         sandbox.run("i=0; while [ $i -lt 400 ]; do echo $i; i=$((i+1)); sleep 0.05; done", 120, on_line)
     )
-    while len(ticks) < 3:
-        await asyncio.sleep(0.05)
+    await until(3)
     await sandbox.freeze()
     await asyncio.sleep(0.3)  # let a line that was already in flight arrive
     frozen_at = len(ticks)
     await asyncio.sleep(1.0)
     assert len(ticks) == frozen_at  # nothing ran while frozen
     await sandbox.thaw()
-    while len(ticks) <= frozen_at:
-        await asyncio.sleep(0.05)
+    await until(frozen_at + 1)
     run.cancel()
     await asyncio.gather(run, return_exceptions=True)
 
@@ -131,21 +136,24 @@ async def test_close_ends_everything_and_later_runs_are_refused(backend: str, wo
     assert "closed" in late.stderr
 
 
+def _running(marker: str) -> bool:
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in cmdline:
+            return True
+    return False
+
+
 async def _process_with(marker: str) -> bool:
-    """Whether any process on this machine (containers included) has `marker` in its command line."""
+    """Whether a process on this machine (containers included) still has `marker` in its command line
+    after a few seconds for the kernel to reap what was killed."""
     for _ in range(50):
-        found = False
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            except OSError:
-                continue
-            if marker in cmdline:
-                found = True
-                break
-        if not found:
+        if not await asyncio.to_thread(_running, marker):
             return False
         await asyncio.sleep(0.1)
     return True

@@ -27,6 +27,7 @@ from wf_common.states import Verdict
 from wf_agent_runner import gitrepo
 from wf_agent_runner.agents import AgentContext, agent_for
 from wf_agent_runner.agents.base import Agent, make_result
+from wf_agent_runner.confined import ConfinementError
 from wf_agent_runner.llm import LLMError, LLMModelNotFound, LLMUnavailable, build_adapter
 from wf_agent_runner.output import OutputSink, Transcript, transcript_path
 from wf_agent_runner.sandbox import Sandbox, SandboxError, cleanup_leftovers, resolve_backend
@@ -145,9 +146,9 @@ class JobExecutor:
             return await failed(JobFailed(kind, err.message, retryable=True))
         except JobFailed as err:
             return await failed(err)
-        except (WorkspaceError, gitrepo.GitError) as err:
+        except (WorkspaceError, ConfinementError, gitrepo.GitError) as err:
             return await failed(
-                JobFailed("workspace" if isinstance(err, WorkspaceError) else "git", str(err))
+                JobFailed("git" if isinstance(err, gitrepo.GitError) else "workspace", str(err))
             )
         except SandboxError as err:
             return await failed(JobFailed("sandbox", str(err)))

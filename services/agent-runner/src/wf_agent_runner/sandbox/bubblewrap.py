@@ -125,7 +125,7 @@ class BubblewrapSandbox(ProcessSandbox):
             await _removed(cg)
             if oom > before[0]:
                 hit, detail = MEMORY, f"out of memory: the {self.config.memory_mb} MB limit"
-            elif pids > before[1] and hit is None:
+            elif pids > before[1]:  # the cause, even when the bomb then ran out of time
                 hit, detail = PIDS, f"process limit of {self.config.pids} reached (fork refused)"
         elif hit is None and outcome.exit_code not in (0, None):
             # prlimit only: the kernel refuses the allocation or the fork; the command says so.

@@ -230,7 +230,7 @@ class DockerSandbox(Sandbox):
         oom, pids = self._counters.read()
         if oom > self._counted[0]:
             limit_hit, detail = MEMORY, f"out of memory: the {self.config.memory_mb} MB limit"
-        elif pids > self._counted[1] and limit_hit is None:
+        elif pids > self._counted[1]:  # the cause, even when the bomb then ran out of time
             limit_hit, detail = PIDS, f"process limit of {self.config.pids} reached (fork refused)"
         self._counted = (oom, pids)
         if lingering and limit_hit is None:

@@ -16,6 +16,7 @@ import signal
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from wf_common.config import SandboxConfig
 
@@ -48,6 +49,41 @@ async def _pump(stream: asyncio.StreamReader | None, capture: StreamCapture) -> 
     while chunk := await stream.read(65536):
         await capture.feed(chunk)
     await capture.finish()
+
+
+async def _ended(
+    proc: asyncio.subprocess.Process,
+    pumps: list[asyncio.Task[None]],
+    timeout: float,  # noqa: ASYNC109 - the command's limit, not this call's
+) -> bool:
+    """Wait until the command's main process has exited (True) or its time is up (False).
+
+    Normally its output closes as it exits. A background process may keep the pipes open, and
+    `proc.wait()` waits for them too, so the exit itself is also watched (`returncode`)."""
+
+    async def exited() -> None:
+        delay = 0.005
+        while proc.returncode is None:
+            await asyncio.sleep(delay)
+            delay = min(0.05, delay * 2)
+
+    output_closed: asyncio.Future[Any] = asyncio.gather(*pumps)
+    watch: asyncio.Future[Any] = asyncio.ensure_future(exited())
+    try:
+        done, _ = await asyncio.wait(
+            [output_closed, watch], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if not done:
+            return False
+        if output_closed in done:  # the exit is a moment away
+            try:
+                async with asyncio.timeout(DRAIN_SECONDS):
+                    await proc.wait()
+            except TimeoutError:
+                return proc.returncode is not None
+        return True
+    finally:
+        watch.cancel()
 
 
 class ProcessSandbox(Sandbox):
@@ -117,13 +153,12 @@ class ProcessSandbox(Sandbox):
         limit_hit: str | None = None
         detail = ""
         try:
-            try:
-                async with asyncio.timeout(timeout):
-                    await proc.wait()
-            except TimeoutError:
+            if not await _ended(proc, pumps, timeout):
                 limit_hit, detail = TIMEOUT, f"killed after {timeout:g}s"
             self.kill_run(run_id, proc)  # background processes die with the command
-            await proc.wait()
+            with contextlib.suppress(TimeoutError):  # a daemon of `none` may keep the pipes open
+                async with asyncio.timeout(DRAIN_SECONDS):
+                    await proc.wait()
             _, pending = await asyncio.wait(pumps, timeout=DRAIN_SECONDS)
             for p in pending:
                 p.cancel()
@@ -134,7 +169,7 @@ class ProcessSandbox(Sandbox):
             raise
         finally:
             self._running.discard(proc)
-        code = None if limit_hit else signal_exit_code(proc.returncode or 0)
+        code = None if limit_hit else signal_exit_code(proc.returncode if proc.returncode is not None else -9)
         outcome = RunOutcome(
             code,
             out.text(),
