@@ -39,9 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     # Imported here: `wf start` pulls in the supervisor, which the client commands never need.
-    from wf_cli import start
+    from wf_cli import sandbox_image, start
 
     start.register(sub)
+    sandbox_image.register(sub)
     for module in MODULES:
         module.register(sub, url_flag)
     return parser
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "start":
+    if args.command in ("start", "sandbox"):  # local commands: no board API
         code: int = args.func(args)
         return code
     try:
