@@ -197,6 +197,15 @@ class SandboxConfig(_Strict):
     bubblewrap_ro_paths: list[str] = Field(default_factory=list)
     projects: dict[str, SandboxProjectConfig] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _timeouts(self) -> SandboxConfig:
+        if self.run_timeout_max_seconds < self.run_timeout_seconds:
+            raise ValueError(
+                f"sandbox.run_timeout_max_seconds ({self.run_timeout_max_seconds:g}) must be at least "
+                f"sandbox.run_timeout_seconds ({self.run_timeout_seconds:g})"
+            )
+        return self
+
     def for_project(self, slug: str) -> SandboxProjectConfig:
         return self.projects.get(slug, SandboxProjectConfig())
 
