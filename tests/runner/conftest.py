@@ -95,7 +95,8 @@ def run_agent(llm: OllamaAdapter) -> AgentRunner:
         sandbox = HostSandbox(SandboxConfig(backend="none"), root)
         ctx = AgentContext(job, llm, sink, root, runner_id="test-runner", test_timeout=60, sandbox=sandbox)
         try:
-            return await agent_for(job.role)(ctx).run()
+            result: Result = await agent_for(job.role)(ctx).run()
+            return result
         finally:
             await sandbox.close()
             await sink.aclose()
