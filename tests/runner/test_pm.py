@@ -80,8 +80,12 @@ async def test_invalid_twice_then_valid_passes_and_feeds_the_error_back(
     assert first_error["role"] == "user"
     assert "Invalid JSON" in first_error["content"]
     second_error = last_message(fake.requests[2])
-    assert "tasks.0.priority" in second_error["content"]
-    assert "less than or equal to 10" in second_error["content"]
+    assert (
+        "tasks.0.priority" in second_error["content"]
+    )
+    assert (
+        "less than or equal to 10" in second_error["content"]
+    )
     # The invalid answer itself is in the history, so the model sees what it got wrong.
     assert fake.requests[2]["messages"][-2] == {"role": "assistant", "content": json.dumps(bad_priority)}
 
@@ -93,8 +97,12 @@ async def test_always_invalid_fails_and_escalates_with_the_last_error(
     result = await run_agent(pm_job(make_job, schema_retries=2))
     assert result.status is Verdict.FAIL
     assert result.escalate
-    assert "after 3 attempts" in result.summary
-    assert "tasks: List should have at least 1 item" in result.summary
+    assert (
+        "after 3 attempts" in result.summary
+    )
+    assert (
+        "tasks: List should have at least 1 item" in result.summary
+    )
     assert result.breakdown is None
     assert len(fake.requests) == 3
     assert not (workspace / ".workflow" / "tasks.json").exists()
