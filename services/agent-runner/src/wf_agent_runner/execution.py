@@ -27,6 +27,7 @@ from wf_common.states import Verdict
 from wf_agent_runner import gitrepo
 from wf_agent_runner.agents import AgentContext, agent_for
 from wf_agent_runner.agents.base import Agent, make_result
+from wf_agent_runner.agents.cli import CliAgent
 from wf_agent_runner.confined import ConfinementError
 from wf_agent_runner.llm import LLMError, LLMModelNotFound, LLMUnavailable, build_adapter
 from wf_agent_runner.output import OutputSink, Transcript, transcript_path
@@ -110,6 +111,7 @@ class JobExecutor:
                 "delivery", delivery=delivery, runner_id=self.runner_id, job=job.model_dump(mode="json")
             )
             agent_cls = agent_for(job.role)  # before the adapter: an unknown role must not leak a client
+            job = self._with_project_settings(job)
             sandbox = await self._sandbox(job, str(root))
             if sandbox.warning:
                 await sink.emit("log", f"warning: {sandbox.warning}")
@@ -125,8 +127,10 @@ class JobExecutor:
                 sandbox=sandbox,
                 guards=self.workflow.guards,
                 run_limits=RunLimits(sc.run_timeout_seconds, sc.run_timeout_max_seconds),
+                e2e_timeout=self.workflow.agents.for_project(job.project.slug).e2e_timeout_seconds,
+                e2e_artifacts_dir=self.workflow.agents.for_project(job.project.slug).e2e_artifacts_dir,
             )
-            agent = agent_cls(ctx)
+            agent = self._agent(agent_cls, ctx)
             result = await self._run(agent)
             if sandbox.warning:
                 result = result.model_copy(
@@ -161,6 +165,21 @@ class JobExecutor:
             if sandbox is not None:
                 await sandbox.close()  # everything the job started ends with it
             await sink.aclose()
+
+    def _with_project_settings(self, job: Job) -> Job:
+        """The job with what config says of its project (the E2E command) where the job has none."""
+        settings = self.workflow.agents.for_project(job.project.slug)
+        if job.project.e2e_command or not settings.e2e_command:
+            return job
+        project = job.project.model_copy(update={"e2e_command": settings.e2e_command})
+        return job.model_copy(update={"project": project})
+
+    def _agent(self, agent_cls: type[Agent], ctx: AgentContext) -> Agent:
+        """The stage's executor: the role's own agent, or an external coding agent CLI."""
+        stage = self.workflow.pipeline.stage(ctx.job.stage)
+        if stage is not None and stage.executor.kind == "cli":
+            return CliAgent(ctx, stage.executor, agent_cls.instructions)
+        return agent_cls(ctx)
 
     async def _run(self, agent: Agent) -> Result:
         job = agent.job

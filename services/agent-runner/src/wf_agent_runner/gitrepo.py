@@ -36,6 +36,8 @@ async def git(root: Path, *args: str, stdin: str | None = None, check: bool = Tr
         "git",
         "-c",
         "core.quotepath=off",
+        "-c",
+        "core.hooksPath=/dev/null",  # no hook planted in the workspace runs on the host
         *args,
         cwd=root,
         env=env,
