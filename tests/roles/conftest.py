@@ -98,9 +98,7 @@ RoleRunner = Callable[..., Awaitable[Result]]
 def run_role(llm: OllamaAdapter, tools: Path) -> RoleRunner:
     """Run a job's agent (or `make(ctx)`) with a real bubblewrap sandbox for its commands."""
 
-    async def run(
-        job: Job, *, make: Callable[[AgentContext], Agent] | None = None, **sandbox: Any
-    ) -> Result:
+    async def run(job: Job, *, make: Callable[[AgentContext], Agent] | None = None, **sandbox: Any) -> Result:
         root = Workspace(job.project.workspace).root
         sink = OutputSink(None, job, actor="test", transcript=Transcript(transcript_path(root, job)))
         settings = {"tools_dir": str(tools), "memory_mb": 2048, "pids": 2048, **sandbox}

@@ -147,7 +147,9 @@ async def test_docs_fails_when_code_changed_without_docs(
     fake.queue(Reply.tool("finish", status="pass", summary="Nothing to document"))
     result = await run_role(make_job(workspace, "docs"))
     assert result.status is Verdict.FAIL
-    assert result.summary.startswith("the change alters behaviour (app/prices.py) but no documentation changed")
+    assert result.summary.startswith(
+        "the change alters behaviour (app/prices.py) but no documentation changed"
+    )
 
 
 async def test_docs_passes_when_it_documents_the_change(
