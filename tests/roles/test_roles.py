@@ -5,6 +5,7 @@ coding agent CLI as executor."""
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 import os
 import shutil
 import stat
@@ -263,7 +264,7 @@ def fake_goose(tmp_path: Path, *, noop: bool = False) -> Path:
     return bin_dir
 
 
-def goose_agent(bin_dir: Path) -> object:
+def goose_agent(bin_dir: Path) -> Callable[[AgentContext], Agent]:
     executor = ExecutorConfig(kind="cli", command=f"{bin_dir}/goose run --no-session -i {{prompt_file}}")
 
     def make(ctx: AgentContext) -> Agent:
