@@ -5,10 +5,10 @@ coding agent CLI as executor."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from wf_agent_runner.agents.base import Agent, AgentContext
