@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from wf_agent_runner import gitrepo
 from wf_common.gitops import tasks as gtasks
+from wf_common.gitops.layout import worktree_path
 
 from tests.runner.helpers import git, make_repo
 
@@ -65,7 +66,7 @@ async def test_a_planted_fsmonitor_and_filter_do_nothing(tmp_path: Path) -> None
 
 async def test_a_rewritten_worktree_git_file_is_not_followed(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "ws", {"a.txt": "a\n"})
-    checkout = gtasks.ensure_worktree(repo, "p", "T-002")
+    checkout = gtasks.ensure_worktree(repo, "T-002", worktree_path(repo, "p", "T-002", None))
     # The agent replaces the worktree's .git file with one naming a repository it made, with hooks.
     crafted = tmp_path / "crafted"
     make_repo(crafted, {"x.txt": "x\n"})
@@ -84,7 +85,7 @@ async def test_a_rewritten_worktree_git_file_is_not_followed(tmp_path: Path) -> 
 
 async def test_a_worktree_git_file_is_not_trusted_unless_registered(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "ws", {"a.txt": "a\n"})
-    checkout = gtasks.ensure_worktree(repo, "p", "T-002")
+    checkout = gtasks.ensure_worktree(repo, "T-002", worktree_path(repo, "p", "T-002", None))
     (checkout.work_tree / "a.txt").write_text("x\n", encoding="utf-8")
     with pytest.raises(gitrepo.GitError, match="not trusted"):
         await gitrepo.commit_job(

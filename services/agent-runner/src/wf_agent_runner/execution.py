@@ -11,6 +11,7 @@ Failure policy (a job must never loop forever):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +21,7 @@ from wf_common.config import WorkflowConfig
 from wf_common.jobs import ErrorInfo, Job, Result, Usage, utcnow
 from wf_common.states import Verdict
 
-from wf_agent_runner import gitrepo
+from wf_agent_runner import gitrepo, worktrees
 from wf_agent_runner.agents import AgentContext, agent_for
 from wf_agent_runner.agents.base import Agent, make_result
 from wf_agent_runner.llm import LLMError, LLMModelNotFound, LLMUnavailable, build_adapter
@@ -82,10 +83,15 @@ class JobExecutor:
                 "delivery", delivery=delivery, runner_id=self.runner_id, job=job.model_dump(mode="json")
             )
             agent_cls = agent_for(job.role)  # before the adapter: an unknown role must not leak a client
+            checkout = await worktrees.prepare(job, self.workflow.git, sink)
+            work_root = Workspace(checkout.work_tree).root if checkout else root
             llm = build_adapter(self.workflow.llm_backend, job.role)
-            ctx = AgentContext(job, llm, sink, root, runner_id=self.runner_id, test_timeout=self.test_timeout)
+            ctx = AgentContext(
+                job, llm, sink, work_root, runner_id=self.runner_id, test_timeout=self.test_timeout
+            )
             agent = agent_cls(ctx)
-            result = await self._run(agent)
+            with gitrepo.trusted_worktree(checkout) if checkout else contextlib.nullcontext():
+                result = await self._run(agent)
             sink.record("result", result=result.model_dump(mode="json"))
             return Outcome(result=result)
         except LLMError as err:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ _WORKTREES: dict[Path, Checkout] = {}
 @contextlib.contextmanager
 def trusted_worktree(checkout: Checkout) -> Iterator[None]:
     """While a job runs: git operations on `checkout.work_tree` use `checkout.git_dir`."""
-    key = checkout.work_tree.absolute()
+    key = _key(checkout.work_tree)
     _WORKTREES[key] = checkout
     try:
         yield
@@ -40,8 +41,12 @@ def trusted_worktree(checkout: Checkout) -> Iterator[None]:
             del _WORKTREES[key]
 
 
+def _key(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
 def checkout_of(root: Path) -> Checkout:
-    return _WORKTREES.get(root.absolute()) or Checkout.main(root)
+    return _WORKTREES.get(_key(root)) or Checkout.main(root)
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ async def ensure_repo(root: Path) -> None:
     """Workspaces are git repositories (seed: "Git tracks all changes"); make one if it is not yet."""
 
     def work() -> None:
-        if root.absolute() in _WORKTREES:
+        if _key(root) in _WORKTREES:
             return
         dot_git = root.absolute() / ".git"
         if dot_git.is_dir() and not dot_git.is_symlink():

@@ -20,7 +20,6 @@ from wf_common.gitops.layout import (
     checkpoint_ref,
     parse_checkpoint,
     task_branch,
-    worktree_path,
 )
 from wf_common.gitops.safe import Checkout, GitError, SafeGit
 
@@ -75,11 +74,10 @@ def _registered_gitdir(common: Path, path: Path) -> Path | None:
     return None
 
 
-def find_worktree(
-    workspace: str | Path, project: str, task_key: str, worktrees_dir: str | None = None
-) -> Checkout | None:
+def find_worktree(workspace: str | Path, path: str | Path) -> Checkout | None:
+    """The checkout of the worktree at `path`, if the project repository has it registered."""
     main = Checkout.main(workspace)
-    path = worktree_path(workspace, project, task_key, worktrees_dir)
+    path = Path(path).absolute()
     gitdir = _registered_gitdir(main.git_dir, path)
     if gitdir is None or not path.is_dir():
         return None
@@ -101,26 +99,21 @@ def _exclude_worktrees(main: Checkout) -> None:
 
 
 def ensure_worktree(
-    workspace: str | Path,
-    project: str,
-    task_key: str,
-    *,
-    worktrees_dir: str | None = None,
-    main: str | None = None,
+    workspace: str | Path, task_key: str, path: str | Path, *, main: str | None = None
 ) -> Checkout:
-    """The task's worktree on branch `wf/<KEY>`, made if missing. A new branch starts from the main
-    branch as it is now (the task's first DEV job)."""
-    found = find_worktree(workspace, project, task_key, worktrees_dir)
+    """The task's worktree at `path` on branch `wf/<KEY>`, made if missing. A new branch starts from
+    the main branch as it is now (the task's first DEV job)."""
+    path = Path(path).absolute()
+    found = find_worktree(workspace, path)
     if found is not None:
         return found
     checkout = Checkout.main(workspace)
     g = SafeGit(checkout)
-    path = worktree_path(workspace, project, task_key, worktrees_dir)
     if path.exists() and any(path.iterdir()):
         raise GitError(
             f"{path} exists but is not {task_key}'s worktree; move it away so the worktree can be made"
         )
-    if not worktrees_dir:
+    if path.parent == checkout.work_tree / WORKTREES_SUBDIR:
         _exclude_worktrees(checkout)
     g.run("worktree", "prune")
     branch = task_branch(task_key)
@@ -132,7 +125,7 @@ def ensure_worktree(
         if _rev(g, f"refs/heads/{start}") is None:
             raise GitError(f"{workspace} has no commit on {start!r} to start {branch} from; commit first")
         g.run("worktree", "add", "-q", "-b", branch, str(path), start)
-    made = find_worktree(workspace, project, task_key, worktrees_dir)
+    made = find_worktree(workspace, path)
     if made is None:
         raise GitError(f"git worktree add did not register {path}")
     return made
@@ -195,12 +188,7 @@ def _snapshot(g: SafeGit, head: str) -> str:
 
 
 def rollback(
-    workspace: str | Path,
-    project: str,
-    task_key: str,
-    to_stage: str,
-    *,
-    worktrees_dir: str | None = None,
+    workspace: str | Path, task_key: str, to_stage: str, path: str | Path
 ) -> tuple[Checkpoint, Checkpoint]:
     """Reset `wf/<KEY>` to the latest checkpoint taken before `to_stage`; returns (that checkpoint, the
     `<n>-rollback` checkpoint that keeps what was there, uncommitted changes included)."""
@@ -210,7 +198,7 @@ def rollback(
         have = ", ".join(f"{c.number}-{c.stage}" for c in checkpoints) or "none"
         raise NoCheckpoint(f"{task_key} has no checkpoint before {to_stage} (checkpoints: {have})")
     branch = task_branch(task_key)
-    wt = find_worktree(workspace, project, task_key, worktrees_dir)
+    wt = find_worktree(workspace, path)
     g = SafeGit(wt if wt is not None else Checkout.main(workspace))
     head = _rev(g, f"refs/heads/{branch}")
     if head is None:
@@ -279,16 +267,11 @@ def push(workspace: str | Path, remote: str, branch: str) -> None:
 
 
 def remove_worktree(
-    workspace: str | Path,
-    project: str,
-    task_key: str,
-    *,
-    worktrees_dir: str | None = None,
-    main: str | None = None,
+    workspace: str | Path, task_key: str, path: str | Path, *, main: str | None = None
 ) -> str | None:
     """Remove a finished task's worktree if its branch is merged into the main branch and nothing in
     it is uncommitted. Returns why it was kept, or None when removed (or already gone)."""
-    wt = find_worktree(workspace, project, task_key, worktrees_dir)
+    wt = find_worktree(workspace, path)
     if wt is None:
         return None
     g = SafeGit(Checkout.main(workspace))
