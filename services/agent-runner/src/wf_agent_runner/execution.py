@@ -26,6 +26,7 @@ from wf_agent_runner.agents import AgentContext, agent_for
 from wf_agent_runner.agents.base import Agent, make_result
 from wf_agent_runner.llm import LLMError, LLMModelNotFound, LLMUnavailable, build_adapter
 from wf_agent_runner.output import OutputSink, Transcript, transcript_path
+from wf_agent_runner.turns import TurnGate
 from wf_agent_runner.workspace import Workspace, WorkspaceError
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class JobExecutor:
         self.runner_id = runner_id
         self.test_timeout = test_timeout
 
-    async def execute(self, job: Job, delivery: int) -> Outcome:
+    async def execute(self, job: Job, delivery: int, turns: TurnGate | None = None) -> Outcome:
         started = utcnow()
         sink = OutputSink(self.js, job, actor=f"agent:{job.role}")
         agent: Agent | None = None
@@ -87,8 +88,16 @@ class JobExecutor:
             work_root = Workspace(checkout.work_tree).root if checkout else root
             llm = build_adapter(self.workflow.llm_backend, job.role)
             ctx = AgentContext(
-                job, llm, sink, work_root, runner_id=self.runner_id, test_timeout=self.test_timeout
+                job,
+                llm,
+                sink,
+                work_root,
+                runner_id=self.runner_id,
+                test_timeout=self.test_timeout,
+                turns=turns,
             )
+            if turns is not None:
+                turns.sandbox = getattr(ctx, "sandbox", None)
             agent = agent_cls(ctx)
             with gitrepo.trusted_worktree(checkout) if checkout else contextlib.nullcontext():
                 result = await self._run(agent)
@@ -121,6 +130,8 @@ class JobExecutor:
     async def _run(self, agent: Agent) -> Result:
         job = agent.job
         deadline = asyncio.timeout(job.timeout_seconds)
+        if agent.ctx.turns is not None:
+            agent.ctx.turns.deadline = deadline  # time spent paused does not count
         try:
             async with deadline:
                 await gitrepo.ensure_repo(agent.ctx.workspace)

@@ -12,7 +12,7 @@ import os
 
 from wf_common.config import GitConfig
 from wf_common.gitops import tasks as gtasks
-from wf_common.gitops.layout import Checkpoint
+from wf_common.gitops.layout import Checkpoint, task_branch
 from wf_common.gitops.safe import Checkout, GitError
 from wf_common.jobs import Job
 
@@ -34,7 +34,7 @@ async def prepare(job: Job, git: GitConfig, out: OutputSink) -> Checkout | None:
     checkout, checkpoint = await asyncio.to_thread(work)
     await out.emit(
         "log",
-        f"working in {checkout.work_tree} on {gtasks.task_branch(job.task.key)}; "
+        f"working in {checkout.work_tree} on {task_branch(job.task.key)}; "
         f"checkpoint {checkpoint.number}-{checkpoint.stage} at {checkpoint.sha[:10]}",
     )
     return checkout
