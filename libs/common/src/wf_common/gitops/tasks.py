@@ -35,6 +35,7 @@ class MergeBlocked(GitError):
 @dataclass(frozen=True)
 class MergeOutcome:
     kind: str  # fast-forward, merge, up-to-date, conflict
+    into: str  # the main branch
     sha: str = ""
     conflicts: list[str] = field(default_factory=list)
     detail: str = ""
@@ -217,10 +218,16 @@ def rollback(
 
 
 def merge_task(
-    workspace: str | Path, task_key: str, *, title: str = "", main: str | None = None
-) -> MergeOutcome:
+    workspace: str | Path,
+    task_key: str,
+    *,
+    title: str = "",
+    main: str | None = None,
+    missing_ok: bool = False,
+) -> MergeOutcome | None:
     """Merge `wf/<KEY>` into the main branch in the main checkout: fast-forward when possible, else a
-    merge commit. A conflict aborts the merge (nothing changes) and lists the conflicting paths."""
+    merge commit. A conflict aborts the merge (nothing changes) and lists the conflicting paths. With
+    `missing_ok`, a task without a branch gives None."""
     checkout = Checkout.main(workspace)
     g = SafeGit(checkout)
     target = main_branch(workspace, main)
@@ -233,6 +240,8 @@ def merge_task(
         )
     tip = _rev(g, f"refs/heads/{branch}")
     if tip is None:
+        if missing_ok:
+            return None
         raise MergeBlocked(f"{task_key} has no branch {branch} to merge")
     dirty = g.run("status", "--porcelain=v1", "--untracked-files=no").strip()
     if dirty:
@@ -242,7 +251,7 @@ def merge_task(
         )
     before = _rev(g, "HEAD")
     if before is not None and g.status("merge-base", "--is-ancestor", tip, before)[0] == 0:
-        return MergeOutcome("up-to-date", before)
+        return MergeOutcome("up-to-date", target, before)
     ff = before is None or g.status("merge-base", "--is-ancestor", before, tip)[0] == 0
     message = f"Merge {branch}" + (f": {title}" if title else "")
     code, out, err = g.status("merge", "--no-edit", "-m", message, branch)
@@ -251,9 +260,9 @@ def merge_task(
         g.status("merge", "--abort")
         detail = (out + err).strip()[-2000:]
         if conflicts:
-            return MergeOutcome("conflict", before or "", conflicts, detail)
+            return MergeOutcome("conflict", target, before or "", conflicts, detail)
         raise GitError(f"merging {branch} into {target} failed: {detail}")
-    return MergeOutcome("fast-forward" if ff else "merge", (_rev(g, "HEAD") or ""))
+    return MergeOutcome("fast-forward" if ff else "merge", target, _rev(g, "HEAD") or "")
 
 
 def has_remote(workspace: str | Path, remote: str) -> bool:
@@ -283,3 +292,33 @@ def remove_worktree(
         return f"{wt.work_tree} has uncommitted changes"
     g.run("worktree", "remove", str(wt.work_tree))
     return None
+
+
+def merge_main_into_task(
+    workspace: str | Path, task_key: str, path: str | Path, *, main: str | None = None
+) -> str:
+    """After a conflict at the deploy merge: merge the main branch into the task's branch in its
+    worktree and commit the result with git's conflict markers in the conflicting files, so the DEV
+    agent sees both sides and resolves them. Returns the new commit (or the head when nothing to do)."""
+    target = main_branch(workspace, main)
+    wt = ensure_worktree(workspace, task_key, path, main=main)
+    g = SafeGit(wt)
+    code, out, err = g.status(
+        "merge", "--no-edit", "--no-ff", "-m", f"Merge {target} into {task_branch(task_key)}", target
+    )
+    if code != 0:
+        conflicts = [p for p in g.run("diff", "--name-only", "--diff-filter=U", "-z").split("\0") if p]
+        if not conflicts:
+            g.status("merge", "--abort")
+            raise GitError(
+                f"merging {target} into {task_branch(task_key)} failed: {(out + err).strip()[-1500:]}"
+            )
+        g.run("add", "-A", "--", *conflicts)
+        g.run(
+            "commit",
+            "-q",
+            "--no-verify",
+            "-m",
+            f"Merge {target} into {task_branch(task_key)}: conflicts left for DEV in {', '.join(conflicts)}",
+        )
+    return g.run("rev-parse", "HEAD").strip()
