@@ -107,6 +107,11 @@ class Rig:
     async def to_dev(self, *titles: str) -> None:
         """Submit an idea, answer the PM with one task per title, approve the breakdown."""
         await self.hub.cmd("submit_idea", project="demo", text="Build the thing")
+        await self.pm_breakdown(*titles)
+        await self.hub.cmd("approve", project="demo", task_key="T-001")
+
+    async def pm_breakdown(self, *titles: str) -> None:
+        """Play the PM: answer its job with one task per title; the breakdown waits at its gate."""
         job = await self.hub.next_job("pm")
         await self.hub.breakdown(
             job,
@@ -116,7 +121,6 @@ class Rig:
             ),
         )
         await self.hub.wait_state("T-001", "pm", "awaiting_approval")
-        await self.hub.cmd("approve", project="demo", task_key="T-001")
 
     @contextlib.asynccontextmanager
     async def runner(self, runner_id: str = "runner-a", concurrency: int = 2) -> AsyncIterator[Runner]:
