@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from wf_cli.client import HubClient
+from wf_cli.commands import branches
 from wf_cli.commands.common import (
     add_project_flag,
     as_list,
@@ -92,12 +93,17 @@ def status(args: argparse.Namespace, client: HubClient) -> int:
     )
 
     if args.json:
-        print_json({"paused": paused, "tasks": [{f: t.get(f) for f in STATUS_FIELDS} for t in tasks]})
+        print_json({
+            "paused": paused,
+            **branches.scopes_and_pushes(control),
+            "tasks": [{f: t.get(f) for f in STATUS_FIELDS} for t in tasks],
+        })  # fmt: skip
         return 0
 
     print(
         "orchestration: PAUSED — no new jobs start until `wf resume`" if paused else "orchestration: running"
     )
+    branches.print_scopes_and_pushes(control)
     if not tasks:
         print('\nno tasks yet: wf idea "what you want built" --project SLUG')
         return 0
