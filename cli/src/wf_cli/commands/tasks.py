@@ -36,7 +36,8 @@ def register(
 ) -> None:
     st = sub.add_parser("status", help="the board: every task by stage", parents=[parent])
     add_project_flag(st, what="only this project")
-    st.add_argument("--json", action="store_true", help='print {"paused": ..., "tasks": [...]}')
+    st.add_argument("--json", action="store_true",
+                    help="print paused, paused_projects, paused_tasks, pending_pushes and tasks")  # fmt: skip
     st.set_defaults(func=status)
 
     ap = sub.add_parser("approve", help="approve a task waiting at a gate", parents=[parent])
