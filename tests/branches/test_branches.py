@@ -145,6 +145,13 @@ async def test_rollback_resets_the_branch_to_a_checkpoint_and_keeps_what_was_the
 ) -> None:
     rig: Rig = await make_rig()
     hub, ws = rig.hub, rig.workspace
+    # Hooks planted in the workspace (as an agent with a shell could) must run on none of the git
+    # work: the worktree's checkout, the checkpoint refs, the agent's commit, the rollback's reset.
+    marker = ws.parent / "a-hook-ran"
+    for hook in ("pre-commit", "post-commit", "post-checkout", "reference-transaction", "post-rewrite"):
+        path = ws / ".git" / "hooks" / hook
+        path.write_text(f"#!/bin/sh\necho {hook} >> {marker}\n", encoding="utf-8")
+        path.chmod(0o755)
     rig.model.script("Add alpha", write_and_finish("alpha.py", "ALPHA = 1\n", "alpha"))
     async with rig.runner():
         await rig.to_dev("Add alpha")
@@ -170,6 +177,8 @@ async def test_rollback_resets_the_branch_to_a_checkpoint_and_keeps_what_was_the
         "list_checkpoints", project="demo", task_key="T-002"
     ))["checkpoints"]]  # fmt: skip
     assert names == ["1-dev", "2-rollback", "3-dev"]
+
+    assert not marker.exists(), marker.read_text()
 
     err = await hub.reply("rollback", project="demo", task_key="T-002", to_stage="qa")
     assert err.error is not None

@@ -96,8 +96,8 @@ class JobExecutor:
                 test_timeout=self.test_timeout,
                 turns=turns,
             )
-            if turns is not None:
-                turns.sandbox = getattr(ctx, "sandbox", None)
+            if turns is not None:  # `ctx.sandbox` is the sandbox helper's (contract #4), when present
+                turns.sandbox_of = lambda: getattr(ctx, "sandbox", None)
             agent = agent_cls(ctx)
             with gitrepo.trusted_worktree(checkout) if checkout else contextlib.nullcontext():
                 result = await self._run(agent)

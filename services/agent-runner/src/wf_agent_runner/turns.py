@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -98,13 +99,15 @@ class TurnGate:
         self._nc = nc
         self._js = js
         self._runner_id = runner_id
-        self.sandbox: Freezable | None = None  # set once the job's sandbox exists
+        # The job's sandbox, looked up when a pause comes (it may be made after the gate).
+        self.sandbox_of: Callable[[], Freezable | None] = lambda: None
         self.deadline: asyncio.Timeout | None = None  # the stage's limit, moved on by the time paused
         self._feedback: list[FeedbackAdded] = []
         self._known = {(f.actor, f.text) for f in job.feedback}
         self._sub: Subscription | None = None
         self._freezer: asyncio.Task[None] | None = None
         self._paused_since: float | None = None
+        self._frozen: Freezable | None = None
         self._settled = asyncio.Event()  # pulsed when the follower paused or resumed
         self.paused_seconds = 0.0
 
@@ -151,8 +154,9 @@ class TurnGate:
 
     async def _pause(self, scope: Scope) -> None:
         self._paused_since = time.monotonic()
-        if self.sandbox is not None:
-            await self.sandbox.freeze()
+        self._frozen = self.sandbox_of()
+        if self._frozen is not None:
+            await self._frozen.freeze()
         await self._publish(ExecutionPaused(**self._common(), scope=scope))
         log.info("job %s paused (%s pause)", self.job.idempotency_key, scope)
 
@@ -164,8 +168,9 @@ class TurnGate:
         when = self.deadline.when() if self.deadline is not None else None
         if self.deadline is not None and when is not None:
             self.deadline.reschedule(when + waited)
-        if self.sandbox is not None:
-            await self.sandbox.thaw()
+        frozen, self._frozen = self._frozen, None
+        if frozen is not None:
+            await frozen.thaw()
         await self._publish(ExecutionResumed(**self._common(), paused_seconds=round(waited, 3)))
         log.info("job %s resumed after %.1fs", self.job.idempotency_key, waited)
 

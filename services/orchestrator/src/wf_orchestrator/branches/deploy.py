@@ -28,6 +28,7 @@ from wf_common.gitops.safe import GitError
 from wf_common.jobs import utcnow
 from wf_common.states import TaskState
 
+from wf_orchestrator.branches import reads
 from wf_orchestrator.branches.pushes import PushQueue
 from wf_orchestrator.pipeline import machine
 from wf_orchestrator.pipeline.model import Decision, Handoff, NewBug
@@ -46,12 +47,10 @@ class DeployMerge:
         self._pushes = pushes
 
     async def approve(self, cmd: Approve, approve: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
-        async with self._runner.engine.connect() as conn:
-            project = await repo.project_by_slug(conn, cmd.project)
-            found = await repo.lock_task_by_key(conn, project.id, cmd.task_key) if project else None
-        if project is None or found is None:
+        try:
+            project, task = await reads.project_and_task(self._runner.engine, cmd.project, cmd.task_key)
+        except CommandError:
             return await approve()  # the approve handler says what is missing
-        task = found[0]
         at_gate = task.current_stage == self._git.merge_stage and task.state == TaskState.AWAITING_APPROVAL
         if not at_gate or task.is_idea:
             return await approve()

@@ -21,6 +21,7 @@ from wf_common.gitops.safe import GitError
 from wf_common.jobs import utcnow
 from wf_common.states import TaskState
 
+from wf_orchestrator.branches import reads
 from wf_orchestrator.pipeline import machine
 from wf_orchestrator.pipeline.model import Decision, Handoff
 from wf_orchestrator.tasks import repo, transitions
@@ -38,14 +39,7 @@ class Rollbacks:
         self._git = git
 
     async def _find(self, slug: str, key: str) -> tuple[ProjectRow, TaskRow]:
-        async with self._runner.engine.connect() as conn:
-            project = await repo.project_by_slug(conn, slug)
-            if project is None:
-                raise CommandError("not_found", f"there is no project {slug!r}")
-            found = await repo.lock_task_by_key(conn, project.id, key)
-        if found is None:
-            raise CommandError("not_found", f"there is no task {key} in project {slug!r}")
-        return project, found[0]
+        return await reads.project_and_task(self._runner.engine, slug, key)
 
     async def checkpoints(self, cmd: ListCheckpoints) -> dict[str, Any]:
         project, task = await self._find(cmd.project, cmd.task_key)
