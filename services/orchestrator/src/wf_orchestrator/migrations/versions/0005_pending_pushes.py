@@ -31,7 +31,9 @@ def upgrade() -> None:
         ),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        sa.ForeignKeyConstraint(["project_id"], ["projects.id"], name="fk_pending_pushes_project_id_projects"),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["projects.id"], name="fk_pending_pushes_project_id_projects"
+        ),
         sa.PrimaryKeyConstraint("id", name="pk_pending_pushes"),
         sa.UniqueConstraint("project_id", "remote", "branch", name="uq_pending_pushes_target"),
     )
