@@ -243,11 +243,13 @@ def merge_task(
         if missing_ok:
             return None
         raise MergeBlocked(f"{task_key} has no branch {branch} to merge")
-    dirty = g.run("status", "--porcelain=v1", "--untracked-files=no").strip()
+    dirty = [
+        ln for ln in g.run("status", "--porcelain=v1", "--untracked-files=no").splitlines() if ln.strip()
+    ]
     if dirty:
         raise MergeBlocked(
             f"the main checkout {workspace} has uncommitted changes to tracked files "
-            f"({', '.join(ln[3:] for ln in dirty.splitlines()[:5])}); commit or stash them and approve again"
+            f"({', '.join(ln[3:] for ln in dirty[:5])}); commit or stash them and approve again"
         )
     before = _rev(g, "HEAD")
     if before is not None and g.status("merge-base", "--is-ancestor", tip, before)[0] == 0:
