@@ -46,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     from wf_cli import sandbox_image, start
 
     start.register(sub)
-    url.register(sub, url_flag)
     sandbox_image.register(sub)
+    url.register(sub, url_flag)
     for module in MODULES:
         module.register(sub, url_flag)
     return parser

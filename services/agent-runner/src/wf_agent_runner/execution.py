@@ -15,6 +15,7 @@ job: as an error event and in the Result's summary.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,7 +25,7 @@ from wf_common.config import WorkflowConfig
 from wf_common.jobs import ErrorInfo, Job, Result, Usage, utcnow
 from wf_common.states import Verdict
 
-from wf_agent_runner import gitrepo
+from wf_agent_runner import gitrepo, worktrees
 from wf_agent_runner.agents import AgentContext, agent_for
 from wf_agent_runner.agents.base import Agent, make_result
 from wf_agent_runner.agents.cli import CliAgent
@@ -34,6 +35,7 @@ from wf_agent_runner.output import OutputSink, Transcript, transcript_path
 from wf_agent_runner.sandbox import Sandbox, SandboxError, cleanup_leftovers, resolve_backend
 from wf_agent_runner.sandbox.factory import LazySandbox
 from wf_agent_runner.tools import RunLimits
+from wf_agent_runner.turns import TurnGate
 from wf_agent_runner.workspace import Workspace, WorkspaceError
 
 log = logging.getLogger(__name__)
@@ -94,7 +96,7 @@ class JobExecutor:
         }
         return LazySandbox(config, root, labels, backend=backend, lifetime=job.timeout_seconds)
 
-    async def execute(self, job: Job, delivery: int) -> Outcome:
+    async def execute(self, job: Job, delivery: int, turns: TurnGate | None = None) -> Outcome:
         started = utcnow()
         sink = OutputSink(self.js, job, actor=f"agent:{job.role}")
         agent: Agent | None = None
@@ -105,14 +107,16 @@ class JobExecutor:
 
         try:
             # The task's own worktree when it has one (per-task branches), else the project's workspace.
-            root = Workspace(getattr(job, "worktree", None) or job.project.workspace).root
+            root = Workspace(job.project.workspace).root
             sink.transcript = Transcript(transcript_path(root, job))
             sink.record(
                 "delivery", delivery=delivery, runner_id=self.runner_id, job=job.model_dump(mode="json")
             )
             agent_cls = agent_for(job.role)  # before the adapter: an unknown role must not leak a client
             job = self._with_project_settings(job)
-            sandbox = await self._sandbox(job, str(root))
+            checkout = await worktrees.prepare(job, self.workflow.git, sink)
+            work_root = Workspace(checkout.work_tree).root if checkout else root
+            sandbox = await self._sandbox(job, str(work_root))  # the task's worktree, at /workspace
             if sandbox.warning:
                 await sink.emit("log", f"warning: {sandbox.warning}")
             llm = build_adapter(self.workflow.llm_backend, job.role)
@@ -121,17 +125,21 @@ class JobExecutor:
                 job,
                 llm,
                 sink,
-                root,
+                work_root,
                 runner_id=self.runner_id,
                 test_timeout=self.test_timeout,
+                turns=turns,
                 sandbox=sandbox,
                 guards=self.workflow.guards,
                 run_limits=RunLimits(sc.run_timeout_seconds, sc.run_timeout_max_seconds),
                 e2e_timeout=self.workflow.agents.for_project(job.project.slug).e2e_timeout_seconds,
                 e2e_artifacts_dir=self.workflow.agents.for_project(job.project.slug).e2e_artifacts_dir,
             )
+            if turns is not None:  # pause freezes the job's sandbox (contract #4)
+                turns.sandbox_of = lambda: ctx.sandbox
             agent = self._agent(agent_cls, ctx)
-            result = await self._run(agent)
+            with gitrepo.trusted_worktree(checkout) if checkout else contextlib.nullcontext():
+                result = await self._run(agent)
             if sandbox.warning:
                 result = result.model_copy(
                     update={"summary": f"{result.summary}\n\nWarning: {sandbox.warning}"}
@@ -184,6 +192,8 @@ class JobExecutor:
     async def _run(self, agent: Agent) -> Result:
         job = agent.job
         deadline = asyncio.timeout(job.timeout_seconds)
+        if agent.ctx.turns is not None:
+            agent.ctx.turns.deadline = deadline  # time spent paused does not count
         try:
             async with deadline:
                 await gitrepo.ensure_repo(agent.ctx.workspace)

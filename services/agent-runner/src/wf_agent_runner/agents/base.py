@@ -22,6 +22,7 @@ from wf_agent_runner.output import OutputSink, clip
 from wf_agent_runner.prompts import Prompt, build_prompt, gather_context
 from wf_agent_runner.sandbox import Sandbox
 from wf_agent_runner.tools import Finish, RunLimits, ToolBox
+from wf_agent_runner.turns import TurnGate
 from wf_agent_runner.workspace import Workspace
 
 TOOL_CALL_EVENT_CHARS = 500
@@ -42,6 +43,7 @@ class AgentContext:
     sandbox: Sandbox | None = None  # where commands run (run tool, test command, scanners)
     guards: GuardConfig = field(default_factory=GuardConfig)
     run_limits: RunLimits = field(default_factory=RunLimits)
+    turns: TurnGate | None = None  # pause and mid-run feedback before each model turn (turns.py)
     e2e_timeout: float = 600.0  # TESTING's end-to-end command
     e2e_artifacts_dir: str = "test-results"  # where it leaves screenshots, traces, logs
 
@@ -138,6 +140,8 @@ class Agent(ABC):
         tools: list[dict[str, Any]] | None = None,
         format: dict[str, Any] | str | None = None,
     ) -> ChatResult:
+        if self.ctx.turns is not None:
+            messages.extend(await self.ctx.turns.before_turn())
         reply = await self.ctx.llm.chat(messages, tools=tools, format=format, on_token=self.out.token)
         await self.out.flush()
         self.meter.add(reply)
