@@ -287,7 +287,7 @@ async def test_cli_executor_is_judged_by_the_workspace_not_its_exit_code(
     assert "the coding agent exited with 3" in result.summary
     assert result.test_run is not None
     assert result.test_run.passed
-    prompts = list((workspace / ".workflow" / "prompts").iterdir())
+    prompts = list((workspace / ".workflow" / "agent_logs" / "prompts").iterdir())
     assert [p.name for p in prompts] == ["dev-7-1.md"]
     assert "Add price parser" in prompts[0].read_text()
 

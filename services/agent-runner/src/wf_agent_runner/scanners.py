@@ -4,7 +4,7 @@ and the branch's history with git.
 
 A scanner that cannot do its job says so as a finding ("skipped: bandit not installed", "skipped:
 offline"), never as a silent pass. Reports are written by the scanner into the workspace's
-`.workflow/sec/` and read back through the confined opener (they may be large; stdout is capped).
+`.workflow/agent_logs/sec/` and read back through the confined opener (they may be large; stdout is capped).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from wf_agent_runner import confined, taskdiff
 from wf_agent_runner.sandbox.base import Sandbox
 from wf_agent_runner.secrets_scan import scan_text
 
-REPORT_DIR = ".workflow/sec"
+REPORT_DIR = ".workflow/agent_logs/sec"  # ignored (.workflow/.gitignore): the worktree stays clean
 MAX_REPORT_BYTES = 20_000_000
 NOT_FOUND = 127
 MAX_FINDINGS_PER_TOOL = 100

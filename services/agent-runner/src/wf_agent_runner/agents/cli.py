@@ -1,8 +1,8 @@
 """An external coding agent (Goose, Aider, Claude Code, Codex, or any command) as a stage's executor
 (`pipeline.stages[].executor: {kind: cli, preset|command}`).
 
-It gets the prompt the role's own agent would get, in a file under the worktree's `.workflow/prompts/`
-whose shell-quoted path replaces `{prompt_file}` in the command template (the prompt text itself never
+It gets the prompt the role's own agent would get, in a file under the worktree's
+`.workflow/agent_logs/prompts/` (ignored by git) whose shell-quoted path replaces `{prompt_file}` in the command template (the prompt text itself never
 enters the command line). The command runs in the job's sandbox. Its exit code is reported but does not
 decide anything: the outcome is judged by the workspace it leaves, the diff (committed by the runner)
 and the project's test run; for QA also the tampering check on its commits.
@@ -26,7 +26,7 @@ from wf_agent_runner.agents.verdicts import run_project_tests
 from wf_agent_runner.prompts import build_prompt, gather_context
 from wf_agent_runner.sandbox import SandboxError
 
-PROMPT_DIR = ".workflow/prompts"
+PROMPT_DIR = ".workflow/agent_logs/prompts"  # ignored: the worktree stays clean
 # Roles whose work is a change: without a diff they did nothing.
 CHANGE_ROLES = ("dev", "docs")
 

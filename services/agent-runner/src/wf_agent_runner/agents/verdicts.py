@@ -14,7 +14,7 @@ from wf_agent_runner.junit import MAX_XML_BYTES, JUnitError, parse_junit
 from wf_agent_runner.sandbox import SandboxError
 from wf_agent_runner.testrun import TestReport, run_tests
 
-JUNIT_DIR = ".workflow/junit"
+JUNIT_DIR = ".workflow/agent_logs/junit"  # ignored (.workflow/.gitignore): the worktree stays clean
 
 
 def junit_path(agent: Agent) -> str:
