@@ -3,9 +3,10 @@
 
 It gets the prompt the role's own agent would get, in a file under the worktree's
 `.workflow/agent_logs/prompts/` (ignored by git) whose shell-quoted path replaces `{prompt_file}` in
-the command template (the prompt text itself never enters the command line). The command runs in the job's sandbox. Its exit code is reported but does not
-decide anything: the outcome is judged by the workspace it leaves, the diff (committed by the runner)
-and the project's test run; for QA also the tampering check on its commits.
+the command template (the prompt text itself never enters the command line). The command runs in the
+job's sandbox. Its exit code is reported but does not decide anything: the outcome is judged by the
+workspace it leaves, the diff (committed by the runner) and the project's test run; for QA also the
+tampering check on its commits.
 """
 
 from __future__ import annotations
