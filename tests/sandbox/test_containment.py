@@ -79,7 +79,7 @@ def executor(host: str, backend: str) -> JobExecutor:
     config = parse_config(
         {
             "llm_backend": {"host": host, "model": MODEL, "timeout_seconds": 20},
-            "sandbox": {"backend": backend, **LIMITS, "run_timeout_max_seconds": 4},
+            "sandbox": {"backend": backend, **LIMITS, "run_timeout_seconds": 2, "run_timeout_max_seconds": 4},
         }
     )
     return JobExecutor(config, None, runner_id=f"contain-{uuid.uuid4().hex[:6]}", test_timeout=30)
