@@ -82,7 +82,7 @@ class JobExecutor:
                 "delivery", delivery=delivery, runner_id=self.runner_id, job=job.model_dump(mode="json")
             )
             agent_cls = agent_for(job.role)  # before the adapter: an unknown role must not leak a client
-            llm = build_adapter(self.workflow.llm_backend, job.role)
+            llm = build_adapter(self.workflow.llm_backend, job.role, self.workflow.llm_backends)
             ctx = AgentContext(job, llm, sink, root, runner_id=self.runner_id, test_timeout=self.test_timeout)
             agent = agent_cls(ctx)
             result = await self._run(agent)
