@@ -102,6 +102,10 @@ class ScriptedAnthropic(ScriptedOllama):
             ]
         )
 
+    def __enter__(self) -> ScriptedAnthropic:
+        self.start()
+        return self
+
     @property
     def base_url(self) -> str:
         return self.url

@@ -70,6 +70,10 @@ class ScriptedOpenAI(ScriptedOllama):
             ]
         )
 
+    def __enter__(self) -> ScriptedOpenAI:
+        self.start()
+        return self
+
     @property
     def base_url(self) -> str:
         return f"{self.url}/v1"

@@ -78,7 +78,7 @@ async def test_invalid_twice_then_valid_passes_and_feeds_the_error_back(
     assert result.usage.llm_calls == 3
     first_error = last_message(fake.requests[1])
     assert first_error["role"] == "user"
-    assert "Invalid JSON" in first_error["content"]
+    assert "no JSON object with a task list" in first_error["content"]
     second_error = last_message(fake.requests[2])
     assert (
         "tasks.0.priority" in second_error["content"]

@@ -36,7 +36,6 @@ from wf_agent_runner.settings import RunnerSettings
 log = logging.getLogger(__name__)
 
 
-
 class Runner:
     def __init__(self, settings: RunnerSettings, nc: NATS, js: JetStreamContext | None = None) -> None:
         self.settings = settings
