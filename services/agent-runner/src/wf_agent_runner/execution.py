@@ -86,6 +86,7 @@ class JobExecutor:
             ctx = AgentContext(job, llm, sink, root, runner_id=self.runner_id, test_timeout=self.test_timeout)
             agent = agent_cls(ctx)
             result = await self._run(agent)
+            result = result.model_copy(update={"usage": self.priced(result.usage)})
             sink.record("result", result=result.model_dump(mode="json"))
             return Outcome(result=result)
         except LLMError as err:
@@ -111,6 +112,11 @@ class JobExecutor:
             )
         finally:
             await sink.aclose()
+
+    def priced(self, usage: Usage) -> Usage:
+        """The usage with its money, for models in config `cost.prices` (the cost ledger)."""
+        cost = self.workflow.cost.cost_usd(usage.model, usage.prompt_tokens, usage.completion_tokens)
+        return usage if cost is None else usage.model_copy(update={"cost_usd": round(cost, 6)})
 
     async def _run(self, agent: Agent) -> Result:
         job = agent.job
@@ -140,7 +146,7 @@ class JobExecutor:
             err.message,
             runner_id=self.runner_id,
             started_at=started,
-            usage=usage,
+            usage=self.priced(usage),
             error=ErrorInfo(kind=err.kind, message=err.message, retryable=err.retryable),
         )
         sink.record("result", result=result.model_dump(mode="json"))
