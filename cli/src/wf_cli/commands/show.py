@@ -67,8 +67,8 @@ def usage_text(usage: Any) -> str:
 
 
 def render(data: dict[str, Any]) -> str:
-    task = data.get("task") if isinstance(data.get("task"), dict) else data
-    assert isinstance(task, dict)
+    inner = data.get("task")
+    task: dict[str, Any] = inner if isinstance(inner, dict) else data
     out: list[str] = []
     out.append(
         f"{cell(task.get('key'), 12)}  {cell(task.get('title'), 200)}  [{cell(task.get('project'), 40)}]"
