@@ -3,6 +3,7 @@
     python scripts/real_llm.py prepare      # venv with llama-cpp-python[server] + the GGUF (once)
     python scripts/real_llm.py test [ARGS]  # prepare, serve, run tests/real_llm (pytest ARGS), stop
     python scripts/real_llm.py serve        # prepare and serve in the foreground (Ctrl-C stops)
+    python scripts/real_llm.py bench [ARGS] # prepare, serve, run `python -m benchmarks.agents` (ARGS)
 
 - llama-cpp-python is built from source by pip into `.real-llm/venv` (about 13 minutes on two
   cores the first time; pip caches the wheel, so later venvs install in seconds). Its server speaks
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["prepare", "serve", "test"])
+    parser.add_argument("command", choices=["prepare", "serve", "test", "bench"])
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     model = prepare()
@@ -172,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
                 while True:
                     time.sleep(3600)
             return 0
+        if args.command == "bench":
+            cmd = [sys.executable, "-m", "benchmarks.agents", "--base-url", base, "--model", MODEL_NAME]
+            done = subprocess.run([*cmd, *args.pytest_args], cwd=ROOT, check=False)  # noqa: S603
+            return done.returncode
         env = {**os.environ, "WF_REAL_LLM_URL": base, "WF_REAL_LLM_MODEL": MODEL_NAME}
         cmd = [sys.executable, "-m", "pytest", "-m", "real_llm", "tests/real_llm", "-p", "no:cacheprovider"]
         done = subprocess.run([*cmd, *args.pytest_args], env=env, cwd=ROOT, check=False)  # noqa: S603
