@@ -118,8 +118,20 @@ async def test_wf_stats_and_wf_show_print_the_ledger(live_url: str, db: AsyncCon
     assert "gpt-4o-mini" in table.stdout
     assert "T-002" in table.stdout
 
+    other = await rows.project(db, "alpha")
+    t9 = await rows.task(db, other, "T-009")
+    await rows.execution(
+        db, t9, dev, "dev", 1, result_status="fail", usage=usage("gpt-4o-mini", 10, 5, 1.5), **done
+    )
+    everything = await wf("--url", live_url, "stats")
+    projects = everything.stdout.split("Projects")[1].split("Tasks")[0]
+    assert [line.split() for line in projects.strip().splitlines()[1:]] == [
+        ["alpha", "1", "42.0s", "15", "$1.5000"],
+        ["listsnap", "1", "42.0s", "1500", "$0.2500"],
+    ]
+
     as_json = await wf("--url", live_url, "stats", "--json")
-    assert json.loads(as_json.stdout)["models"][0]["cost_usd"] == 0.25
+    assert json.loads(as_json.stdout)["models"][0]["cost_usd"] == 1.75
 
     shown = await wf("--url", live_url, "show", "T-002")
     assert shown.returncode == 0, shown.stderr

@@ -85,6 +85,19 @@ def render(data: dict[str, Any]) -> str:
         ]
         out += ["", "Models", table(["MODEL", "RUNS", "TOKENS IN", "TOKENS OUT", "COST"], rows, indent="  ")]
     tasks = _rows(data, "tasks")
+    projects: dict[str, list[float]] = {}
+    for t in tasks:  # per project: the sum of its tasks
+        p = projects.setdefault(str(t.get("project")), [0, 0, 0.0, 0.0])
+        p[0] += int(t.get("executions") or 0)
+        p[1] += int(t.get("prompt_tokens") or 0) + int(t.get("completion_tokens") or 0)
+        p[2] += float(t.get("cost_usd") or 0)
+        p[3] += float(t.get("seconds") or 0)
+    if len(projects) > 1:
+        rows = [
+            [cell(name, 30), cell(int(v[0]), 8), seconds(v[3]), cell(int(v[1]), 12), money(v[2])]
+            for name, v in sorted(projects.items())
+        ]
+        out += ["", "Projects", table(["PROJECT", "RUNS", "TIME", "TOKENS", "COST"], rows, indent="  ")]
     if tasks:
         rows = [
             [
