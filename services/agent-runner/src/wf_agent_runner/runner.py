@@ -65,6 +65,7 @@ class Runner:
         try:
             await self._intake(stop)
         finally:
+            self._checks.cancel()  # the start-up check of the model backends, if still running
             await self._drain()
             done.set()
             await beat
