@@ -147,6 +147,24 @@ async def test_structured_output_sends_schema(fake: ScriptedOllama, llm: OllamaA
     assert [r["format"] for r in fake.requests] == [schema, "json"]
 
 
+async def test_structured_output_drops_bounds_a_grammar_cannot_take(
+    fake: ScriptedOllama, llm: OllamaAdapter
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "text": {"type": "string", "maxLength": 20000},
+            "code": {"type": "string", "maxLength": 8},
+        },
+    }
+    fake.queue(Reply.json({"text": "x", "code": "y"}))
+    await llm.chat(USER, format=schema)
+    assert fake.requests[0]["format"]["properties"] == {
+        "text": {"type": "string"},
+        "code": {"type": "string", "maxLength": 8},
+    }
+
+
 async def test_complete_and_stream_build_on_chat(fake: ScriptedOllama, llm: OllamaAdapter) -> None:
     fake.queue(Reply.text("forty two"), Reply.text("a b c"))
 

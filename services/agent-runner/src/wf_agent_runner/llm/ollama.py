@@ -30,6 +30,7 @@ from wf_agent_runner.llm.errors import (
     LLMStreamError,
     LLMUnavailable,
 )
+from wf_agent_runner.llm.schema import wire_schema
 
 # Connecting to a local server is instant when it is up; don't wait the whole generation budget.
 _CONNECT_TIMEOUT = 10.0
@@ -111,8 +112,8 @@ class OllamaAdapter(LLMAdapter):
         }
         if tools:
             body["tools"] = tools
-        if format is not None:
-            body["format"] = format
+        if format is not None:  # Ollama builds a llama.cpp grammar from it: no huge bounds
+            body["format"] = wire_schema(format) if isinstance(format, dict) else format
         return body
 
     async def chat(
