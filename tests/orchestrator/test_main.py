@@ -7,8 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from alembic.script import ScriptDirectory
-from wf_orchestrator.migrations import alembic_config, current_revision
+from wf_orchestrator.migrations import current_revision
+
+from tests.orchestrator.revisions import head_revision
 
 
 async def run(*args: str, env: dict[str, str]) -> tuple[int, str]:
@@ -24,8 +25,7 @@ async def test_migrate_subcommand_brings_an_empty_database_to_head(empty_databas
     plain = empty_database_url.replace("postgresql+asyncpg://", "postgresql://")
     code, out = await run("migrate", env={"WF_DATABASE_URL": plain})
     assert code == 0, out
-    head = ScriptDirectory.from_config(alembic_config()).get_heads()
-    assert [await current_revision(empty_database_url)] == head
+    assert await current_revision(empty_database_url) == head_revision()
 
 
 async def test_bad_configuration_exits_2_naming_the_field(tmp_path: Path) -> None:

@@ -1,13 +1,12 @@
 """The cost ledger: tokens, model and money of each execution as columns.
 
 Revision ID: 0006
-Revises: 0001
+Revises: 0005
 Create Date: 2026-12-01
 
 The columns are generated from `executions.usage` (the runner's Usage, with `cost_usd` for priced
 models), so the result path writes nothing new and the sums of `GET /api/stats` and the budgets are
-plain indexed aggregates. down_revision is the newest revision on this branch; at merge it follows
-the list of the brief (0005).
+plain indexed aggregates.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0001"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
