@@ -182,3 +182,21 @@ async def test_capabilities_list_models(fake: ScriptedOpenAI, llm: OpenAIAdapter
     assert caps.native_tools is False
     async with OpenAIAdapter(f"{dead_url()}/v1", MODEL) as dead:
         assert (await dead.capabilities()).reachable is False
+
+
+async def test_server_without_json_schema_gets_the_schema_in_json_object(fake: ScriptedOpenAI) -> None:
+    # What llama-cpp-python's server answers to response_format json_schema (seen with 0.3.x).
+    refusal = (
+        "1 validation error: {'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), "
+        "'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}"
+    )
+    fake.queue(
+        Reply(error_status=500, error_message=refusal), Reply.json({"tasks": []}), Reply.json({"tasks": []})
+    )
+    schema = breakdown_json_schema()
+    async with OpenAIAdapter(fake.base_url, MODEL, api_key=KEY, max_retries=0) as llm:
+        assert json.loads((await llm.chat(USER, format=schema)).content) == {"tasks": []}
+        await llm.chat(USER, format=schema)  # remembered: no refused request this time
+    formats = [r["response_format"]["type"] for r in fake.requests]
+    assert formats == ["json_schema", "json_object", "json_object"]
+    assert "acceptance_criteria" in json.dumps(fake.requests[1]["response_format"]["schema"])

@@ -106,10 +106,20 @@ class OpenAIAdapter(LLMAdapter):
         on_token: TokenCallback | None = None,
     ) -> ChatResult:
         body = self.body(messages, tools, format)
+        if self.base_url in _SCHEMA_IN_JSON_OBJECT and isinstance(format, dict):
+            body["response_format"] = _json_object(format)
         deadline = asyncio.timeout(self.timeout_seconds)
         try:
             async with deadline:
-                return await _Stream(self, on_token).run(body)
+                try:
+                    return await _Stream(self, on_token).run(body)
+                except LLMError as err:
+                    # llama-cpp-python's server knows only {"type": "json_object", "schema": ...}.
+                    if not isinstance(format, dict) or "json_schema" not in err.message:
+                        raise
+                    _SCHEMA_IN_JSON_OBJECT.add(self.base_url)
+                    body["response_format"] = _json_object(format)
+                    return await _Stream(self, on_token).run(body)
         except TimeoutError as exc:
             if not deadline.expired():
                 raise
@@ -142,6 +152,14 @@ class OpenAIAdapter(LLMAdapter):
         where = "listed" if found else "not listed" if found is False else "(the server lists no models)"
         tools = "native tool calls" if native else "emulated tool calls (config tool_calls: emulated)"
         return Capabilities(True, found, native, f"model {self.model} {where}{listed}; {tools}")
+
+
+# Servers that refused `json_schema` and take the schema inside `json_object` instead.
+_SCHEMA_IN_JSON_OBJECT: set[str] = set()
+
+
+def _json_object(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "json_object", "schema": wire_schema(schema)}
 
 
 def _tool(schema: dict[str, Any]) -> dict[str, Any]:
