@@ -14,6 +14,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.board import rows
+from tests.board.conftest import API_TOKEN
 from tests.board.rows import T0
 
 WF = Path(sys.executable).parent / "wf"
@@ -97,6 +98,7 @@ async def test_stats_of_unknown_project_is_404(client: httpx.AsyncClient, db: As
 async def wf(*args: str) -> subprocess.CompletedProcess[str]:
     """The installed `wf` command as a process (off the event loop that serves the board)."""
     env = {k: v for k, v in os.environ.items() if k != "WF_URL"}
+    env["WF_TOKEN"] = API_TOKEN  # the CLI's way to the board's token (contract #1)
     return await asyncio.to_thread(
         subprocess.run, [str(WF), *args], capture_output=True, text=True, env=env, timeout=60, check=False
     )
