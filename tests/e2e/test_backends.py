@@ -32,7 +32,7 @@ Served = ScriptedOpenAI | ScriptedAnthropic
 
 class BackendStack(Stack):
     def __init__(self, tmp: Path, llm: dict[str, Any]) -> None:
-        super().__init__(tmp, "http://unused")
+        super().__init__(tmp, tmp / "home", "http://unused")
         self.config.write_text(
             yaml.safe_dump(
                 {
