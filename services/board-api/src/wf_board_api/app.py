@@ -31,6 +31,7 @@ from wf_board_api.middleware import SecurityHeaders
 from wf_board_api.projects.endpoints import router as projects_router
 from wf_board_api.settings import BoardSettings
 from wf_board_api.state import AppState
+from wf_board_api.stats.endpoints import router as stats_router
 from wf_board_api.tasks.endpoints import router as tasks_router
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ def create_app(settings: BoardSettings) -> FastAPI:
         control_router,
         branches_router,
         events_router,
+        stats_router,
     ):
         app.include_router(router)
     return app
