@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from wf_common.db.tables import bugs, executions, tasks
-from wf_common.events import ExecutionFinished
+from wf_common.events import ExecutionFinished, ResultRejected
 from wf_common.jobs import Result, Usage, utcnow
 from wf_common.states import ExecutionStatus, TaskState
 
@@ -150,9 +150,18 @@ async def apply_result(uow: UnitOfWork, ctx: Context, result: Result) -> bool:
     return True
 
 
-async def fail_execution(uow: UnitOfWork, ctx: Context, execution_id: int, reason: str, *, kind: str) -> bool:
-    """End an execution that will never report (out of deliveries, overdue): its task becomes failed
-    with `reason`, retryable. False when the execution had already ended."""
+async def fail_execution(
+    uow: UnitOfWork,
+    ctx: Context,
+    execution_id: int,
+    reason: str,
+    *,
+    kind: str,
+    rejected_after: int | None = None,
+) -> bool:
+    """End an execution that will never report (out of deliveries, overdue, or its Result could not
+    be applied `rejected_after` times): its task becomes failed with `reason`, retryable. False when
+    the execution had already ended."""
     found = await _lock(uow.conn, execution_id)
     if found is None:
         return False
@@ -161,6 +170,17 @@ async def fail_execution(uow: UnitOfWork, ctx: Context, execution_id: int, reaso
         return False
     now: datetime = utcnow()
     slug = (await ctx.project(uow.conn, task.project_id)).slug
+    if rejected_after is not None:
+        uow.emit(
+            ResultRejected(
+                project=slug,
+                task_key=task.task_key,
+                execution_id=execution_id,
+                stage=ex["execution_stage"],
+                reason=reason,
+                deliveries=rejected_after,
+            )
+        )
     uow.emit(
         ExecutionFinished(
             project=slug,
