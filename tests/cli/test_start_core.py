@@ -20,7 +20,8 @@ def test_start_runs_the_replicas_and_warns_about_the_model_server(work: Path, hu
         config.write_text(
             "orchestrator:\n  replicas: 2\n"
             f"llm_backend:\n  host: {dead}\n"
-            f"  fallback:\n    host: {fake.url}\n    model: qwen2.5-coder:7b\n    models: {{pm: llama3.2:3b}}\n"
+            f"  fallback:\n    host: {fake.url}\n    model: qwen2.5-coder:7b\n"
+            "    models: {pm: llama3.2:3b}\n"
         )
         hub = RunningHub(work / "data", work / "out", "--config", str(config))
         hubs.append(hub)

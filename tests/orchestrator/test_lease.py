@@ -11,7 +11,6 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -28,7 +27,9 @@ async def two_orchestrators(
 ) -> AsyncIterator[tuple[Hub, list[asyncio.subprocess.Process]]]:
     cfg = tmp_path / "config.yaml"
     cfg.write_text(
-        yaml.safe_dump({"bus": {"ack_wait_seconds": 2, "max_deliver": 3}, "orchestrator": {"lease_ttl_seconds": 2}})
+        yaml.safe_dump(
+            {"bus": {"ack_wait_seconds": 2, "max_deliver": 3}, "orchestrator": {"lease_ttl_seconds": 2}}
+        )
     )
     env = {
         **os.environ,
@@ -77,7 +78,9 @@ async def test_the_standby_takes_over_when_the_active_orchestrator_is_killed(
     two_orchestrators: tuple[Hub, list[asyncio.subprocess.Process]], tmp_path: Path
 ) -> None:
     hub, procs = two_orchestrators
-    active_pid = await eventually(lambda: holder_pid(hub), within=30, what="an orchestrator to hold the lease")
+    active_pid = await eventually(
+        lambda: holder_pid(hub), within=30, what="an orchestrator to hold the lease"
+    )
     [active] = [p for p in procs if p.pid == active_pid]
     [standby] = [p for p in procs if p.pid != active_pid]
     await eventually(lambda: _answers(hub), within=30, what="the active orchestrator to answer")
@@ -87,7 +90,9 @@ async def test_the_standby_takes_over_when_the_active_orchestrator_is_killed(
 
     active.kill()  # SIGKILL: no clean hand-over, the lease has to expire
     await active.wait()
-    await hub.breakdown(pm, {"title": "Child", "description": "d", "acceptance_criteria": ["ok"], "priority": 5})
+    await hub.breakdown(
+        pm, {"title": "Child", "description": "d", "acceptance_criteria": ["ok"], "priority": 5}
+    )
     # The standby applies the result the active one never saw, and takes commands.
     await hub.wait_state("T-001", "pm", "awaiting_approval", within=30)
     assert await holder_pid(hub) == standby.pid
@@ -107,7 +112,9 @@ async def test_a_standby_does_nothing_while_the_active_one_runs(
     two_orchestrators: tuple[Hub, list[asyncio.subprocess.Process]], tmp_path: Path
 ) -> None:
     hub, procs = two_orchestrators
-    active_pid = await eventually(lambda: holder_pid(hub), within=30, what="an orchestrator to hold the lease")
+    active_pid = await eventually(
+        lambda: holder_pid(hub), within=30, what="an orchestrator to hold the lease"
+    )
     await eventually(lambda: _answers(hub), within=30, what="the active orchestrator to answer")
     [standby] = [p for p in procs if p.pid != active_pid]
     log = (tmp_path / f"orchestrator-{procs.index(standby)}.log").read_text()
