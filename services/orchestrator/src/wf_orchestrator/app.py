@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+from pathlib import Path
 from types import TracebackType
 
 from nats.aio.client import Client as NATS
@@ -120,6 +122,8 @@ class Orchestrator:
             timeout_margin=s.timeout_margin_seconds,
         )
 
+        if s.timings_file:
+            self.results.timings = []
         # Whatever a crash left unpublished goes out before anything new happens.
         await self.outbox.publish_leftovers()
         await self.control.start()
@@ -159,6 +163,9 @@ class Orchestrator:
                 t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._tasks = []
+        results = getattr(self, "results", None)
+        if self.settings.timings_file and results is not None and results.timings is not None:
+            Path(self.settings.timings_file).write_text(json.dumps(results.timings))
         control = getattr(self, "control", None)
         if control is not None:
             await control.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -51,6 +52,7 @@ class ResultsConsumer:
         self._tries = apply_tries
         self.applied = 0
         self.rejected = 0
+        self.timings: list[float] | None = None  # set to a list to record apply times (make bench)
 
     async def run(self, stop: asyncio.Event) -> None:
         await bus.consume(
@@ -72,6 +74,7 @@ class ResultsConsumer:
             await delivery.term(f"not a valid Result: {err.errors()[:3]}")
             return
         ctx = self._ctx
+        received = time.perf_counter()
         try:
             applied = await self._runner.run(lambda uow: apply_result(uow, ctx, result))
         except TRANSIENT:
@@ -86,6 +89,8 @@ class ResultsConsumer:
             return
         if applied:
             self.applied += 1
+            if self.timings is not None:  # the messages, the next Job among them, are acked by now
+                self.timings.append(time.perf_counter() - received)
         # Acked after the commit and the publication of its messages, without waiting for the server:
         # a lost ack only means a redelivery, which changes nothing (the execution has ended).
         await delivery.ack(wait=False)
