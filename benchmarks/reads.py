@@ -25,7 +25,8 @@ INSERT INTO tasks (project_id, task_key, title, description, acceptance_criteria
                    priority, blocked_by, created_by, created_at, updated_at)
 SELECT project_id, 'B-' || g, title, description, acceptance_criteria, 'done', 'done', priority, '{}',
        'bench', now(), now()
-FROM (SELECT * FROM tasks WHERE parent_id IS NOT NULL LIMIT 1) t, generate_series(CAST(:start AS integer), CAST(:stop AS integer)) g
+FROM (SELECT * FROM tasks WHERE parent_id IS NOT NULL LIMIT 1) t,
+     generate_series(CAST(:start AS integer), CAST(:stop AS integer)) g
 """
 )
 

@@ -79,11 +79,11 @@ async def test_the_standby_takes_over_when_the_active_orchestrator_is_killed(
 ) -> None:
     hub, procs = two_orchestrators
     active_pid = await eventually(
-        lambda: holder_pid(hub), within=30, what="an orchestrator to hold the lease"
+        lambda: holder_pid(hub), within=90, what="an orchestrator to hold the lease"
     )
     [active] = [p for p in procs if p.pid == active_pid]
     [standby] = [p for p in procs if p.pid != active_pid]
-    await eventually(lambda: _answers(hub), within=30, what="the active orchestrator to answer")
+    await eventually(lambda: _answers(hub), within=90, what="the active orchestrator to answer")
     await hub.project("demo", tmp_path / "demo")
     await hub.cmd("submit_idea", project="demo", text="An idea")
     pm = await hub.next_job("pm", within=10)
@@ -113,9 +113,9 @@ async def test_a_standby_does_nothing_while_the_active_one_runs(
 ) -> None:
     hub, procs = two_orchestrators
     active_pid = await eventually(
-        lambda: holder_pid(hub), within=30, what="an orchestrator to hold the lease"
+        lambda: holder_pid(hub), within=90, what="an orchestrator to hold the lease"
     )
-    await eventually(lambda: _answers(hub), within=30, what="the active orchestrator to answer")
+    await eventually(lambda: _answers(hub), within=90, what="the active orchestrator to answer")
     [standby] = [p for p in procs if p.pid != active_pid]
     log = (tmp_path / f"orchestrator-{procs.index(standby)}.log").read_text()
     assert "standby" in log

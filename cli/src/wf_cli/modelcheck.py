@@ -15,19 +15,19 @@ def _wanted(backend: LLMBackendConfig) -> list[str]:
     return sorted({backend.model, *backend.models.values()})
 
 
-async def model_server_warnings(backend: LLMBackendConfig | None, *, timeout: float = 3.0) -> list[str]:
+async def model_server_warnings(backend: LLMBackendConfig | None, *, wait_seconds: float = 3.0) -> list[str]:
     """Warnings for this backend and its fallbacks; empty when all is well."""
     warnings: list[str] = []
     while backend is not None:
-        warnings.extend(await _check(backend, timeout))
+        warnings.extend(await _check(backend, wait_seconds))
         backend = backend.fallback
     return warnings
 
 
-async def _check(backend: LLMBackendConfig, timeout: float) -> list[str]:
+async def _check(backend: LLMBackendConfig, wait_seconds: float) -> list[str]:
     url = f"{backend.host}/api/tags"
     try:
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with httpx.AsyncClient(timeout=wait_seconds) as client:
             reply = await client.get(url)
         reply.raise_for_status()
         listed = reply.json().get("models", [])

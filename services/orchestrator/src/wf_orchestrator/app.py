@@ -29,6 +29,7 @@ from wf_orchestrator.control import Control
 from wf_orchestrator.db import create_engine
 from wf_orchestrator.dispatch import Dispatcher
 from wf_orchestrator.errors import DatabaseUnavailable
+from wf_orchestrator.hop import Hop, IdPool
 from wf_orchestrator.lease import Lease
 from wf_orchestrator.migrations import migrate
 from wf_orchestrator.outbox import Outbox
@@ -85,6 +86,7 @@ class Orchestrator:
                 await migrate(database_url)
             async with engine.connect() as conn:
                 await ctx.load_agents(conn)
+                await ctx.memory.load(conn)
         except (OSError, DBAPIError) as err:
             where = make_url(async_database_url(database_url)).render_as_string(hide_password=True)
             raise DatabaseUnavailable(
@@ -108,6 +110,9 @@ class Orchestrator:
             ctx,
             concurrency=s.result_concurrency,
             apply_tries=wf.orchestrator.result_apply_tries,
+            hop=Hop(engine, self.outbox, ctx, IdPool(engine)) if s.one_statement_hop else None,
+            paused=lambda: self.control.paused,
+            kick=lambda: self.dispatcher.kick(),
         )
         self.commands = CommandServer(nc, runner, ctx, self.control, concurrency=s.command_concurrency)
         self.advisories = DeliveryAdvisories(nc, js, runner, ctx)
@@ -165,7 +170,7 @@ class Orchestrator:
             self._tasks = []
         results = getattr(self, "results", None)
         if self.settings.timings_file and results is not None and results.timings is not None:
-            Path(self.settings.timings_file).write_text(json.dumps(results.timings))
+            await asyncio.to_thread(Path(self.settings.timings_file).write_text, json.dumps(results.timings))
         control = getattr(self, "control", None)
         if control is not None:
             await control.stop()

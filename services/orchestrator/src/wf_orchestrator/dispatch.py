@@ -20,6 +20,7 @@ from wf_common.events import ExecutionDispatched, TaskStateChanged
 from wf_common.jobs import BugRef, FeedbackRef, Job, ProjectRef, TaskRef, idempotency_key, utcnow
 from wf_common.states import TaskState
 
+from wf_orchestrator.memory import Inflight
 from wf_orchestrator.outbox import Stored
 from wf_orchestrator.pipeline import selection
 from wf_orchestrator.pipeline.model import Candidate, Load
@@ -242,6 +243,7 @@ class Dispatcher:
         rows: dict[str, list[Any]] = {
             k: [] for k in ("eids", "tids", "agent_ids", "stages", "attempts", "keys", "cwds", "hids")
         }
+        started: list[Inflight] = []
         for r in chosen:
             stage = pipeline.stage(r["current_stage"])
             assert stage is not None and stage.agent is not None
@@ -274,43 +276,51 @@ class Dispatcher:
             )
             snap = ctx.snapshot_cached(task)
             common = {"project": project.slug, "task_key": task.task_key}
+
             uow.emit(ExecutionDispatched(**common, execution_id=eid, stage=stage.name, attempt=attempt))
             uow.emit(
                 TaskStateChanged(
                     **common, task=snap, from_state=TaskState.QUEUED.value, to_state=TaskState.RUNNING.value
                 )
             )
-            uow.send_job(
-                Job(
-                    job_id=eid,
-                    idempotency_key=key,
-                    stage=stage.name,
-                    role=stage.agent,
-                    attempt=attempt,
-                    project=ProjectRef(
-                        slug=project.slug,
-                        name=project.name,
-                        workspace=project.workspace,
-                        test_command=project.test_command,
-                    ),
-                    task=TaskRef(
-                        key=task.task_key,
-                        title=task.title,
-                        description=task.description,
-                        acceptance_criteria=task.acceptance_criteria,
-                        priority=task.priority,
-                        parent_key=snap.parent,
-                    ),
-                    idea=task.description if task.is_idea else None,
-                    feedback=[FeedbackRef.model_validate(f) for f in r["feedback"]],
-                    bugs=[BugRef.model_validate(b) for b in r["bugs"]],
-                    handoff=r["handoff"] or {},
-                    max_turns=pipeline.max_turns,
-                    timeout_seconds=stage.timeout_seconds,
-                    schema_retries=pipeline.schema_retries,
-                    issued_at=now,
-                )
+            job = Job(
+                job_id=eid,
+                idempotency_key=key,
+                stage=stage.name,
+                role=stage.agent,
+                attempt=attempt,
+                project=ProjectRef(
+                    slug=project.slug,
+                    name=project.name,
+                    workspace=project.workspace,
+                    test_command=project.test_command,
+                ),
+                task=TaskRef(
+                    key=task.task_key,
+                    title=task.title,
+                    description=task.description,
+                    acceptance_criteria=task.acceptance_criteria,
+                    priority=task.priority,
+                    parent_key=snap.parent,
+                ),
+                idea=task.description if task.is_idea else None,
+                feedback=[FeedbackRef.model_validate(f) for f in r["feedback"]],
+                bugs=[BugRef.model_validate(b) for b in r["bugs"]],
+                handoff=r["handoff"] or {},
+                max_turns=pipeline.max_turns,
+                timeout_seconds=stage.timeout_seconds,
+                schema_retries=pipeline.schema_retries,
+                issued_at=now,
             )
+            uow.send_job(job)
+            started.append(Inflight(task, job, project))
+        memory = ctx.memory
+
+        def remember() -> None:
+            for entry in started:
+                memory.started(entry)
+
+        uow.after_commit.append(remember)
         messages, uow.messages = uow.messages, []
         stored = await conn.execute(
             _START,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 import nats.errors
 from nats.aio.client import Client as NATS
@@ -23,6 +24,7 @@ from wf_common import bus
 from wf_common.jobs import Result
 from wf_common.subjects import RESULTS_CONSUMER, RESULTS_STREAM
 
+from wf_orchestrator.hop import Hop
 from wf_orchestrator.tasks.context import Context
 from wf_orchestrator.tasks.outcomes import apply_result, fail_execution
 from wf_orchestrator.uow import Runner
@@ -43,7 +45,13 @@ class ResultsConsumer:
         *,
         concurrency: int,
         apply_tries: int = 5,
+        hop: Hop | None = None,
+        paused: Callable[[], bool] = lambda: False,
+        kick: Callable[[], None] = lambda: None,
     ) -> None:
+        self._hop = hop
+        self._paused = paused
+        self._kick = kick
         self._nc = nc
         self._js = js
         self._runner = runner
@@ -75,6 +83,12 @@ class ResultsConsumer:
             return
         ctx = self._ctx
         received = time.perf_counter()
+        if await self._try_hop(result):
+            self.applied += 1
+            if self.timings is not None:
+                self.timings.append(time.perf_counter() - received)
+            await delivery.ack(wait=False)  # after the next Job's ack (the hop waited for it)
+            return
         try:
             applied = await self._runner.run(lambda uow: apply_result(uow, ctx, result))
         except TRANSIENT:
@@ -94,6 +108,29 @@ class ResultsConsumer:
         # Acked after the commit and the publication of its messages, without waiting for the server:
         # a lost ack only means a redelivery, which changes nothing (the execution has ended).
         await delivery.ack(wait=False)
+
+    @property
+    def hop(self) -> Hop | None:
+        return self._hop
+
+    async def _try_hop(self, result: Result) -> bool:
+        """The one-statement hop (wf_orchestrator.hop); False sends the result down the locked path."""
+        if self._hop is None:
+            return False
+        try:
+            applied = await self._hop.try_apply(result, paused=self._paused())
+        except TRANSIENT:
+            raise
+        except DBAPIError as err:
+            if err.connection_invalidated:
+                raise
+            # Nothing was written (one statement): the locked path tries, and bounds, it again.
+            log.info("hop for %s failed (%s); taking the locked path", result.idempotency_key, _describe(err))
+            self._ctx.memory.forget_task_of(result.job_id)
+            return False
+        if applied and self._hop.queued_behind:
+            self._kick()  # the stage it left has a free slot for a queued task
+        return applied
 
     async def _failed(self, delivery: bus.Delivery, result: Result, err: BaseException) -> None:
         n = delivery.num_delivered

@@ -39,6 +39,8 @@ class UnitOfWork:
     stored: list[Stored] = field(default_factory=list)
     # Set when the work may have made a task dispatchable (queued) or freed a slot.
     wants_dispatch: bool = False
+    # Updates of the orchestrator's memory (wf_orchestrator.hop.Memory), made once the work committed.
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def emit(self, event: _Event) -> None:
         self.messages.append(Outgoing(event.subject(), event.model_dump_json().encode(), event.id))
@@ -92,6 +94,8 @@ class Runner:
                 await asyncio.sleep(0.01 * attempt)
             finally:
                 self.active -= 1
+        for hook in uow.after_commit:
+            hook()
         if uow.wants_dispatch:
             self._on_dispatch()
         try:

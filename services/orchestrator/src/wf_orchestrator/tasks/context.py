@@ -13,6 +13,7 @@ from wf_common.config import PipelineConfig
 from wf_common.db.tables import agents, projects, tasks
 from wf_common.events import BugSnapshot, ProjectSnapshot, TaskSnapshot
 
+from wf_orchestrator.memory import Memory
 from wf_orchestrator.tasks.rows import ProjectRow, TaskRow
 
 _KEYS = select(tasks.c.id, tasks.c.task_key).where(tasks.c.id == any_(bindparam("ids")))
@@ -25,6 +26,7 @@ class Context:
     keys: dict[int, str] = field(default_factory=dict)  # task id → key
     projects: dict[int, ProjectRow] = field(default_factory=dict)
     agent_ids: dict[str, int] = field(default_factory=dict)  # role → agents.id
+    memory: Memory = field(default_factory=Memory)  # in-flight jobs and attempts (wf_orchestrator.memory)
 
     # ------------------------------------------------------------------------------------ loading
 

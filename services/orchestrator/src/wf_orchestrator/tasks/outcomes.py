@@ -81,6 +81,7 @@ async def apply_result(uow: UnitOfWork, ctx: Context, result: Result) -> bool:
             "result %s already applied (execution is %s)", result.idempotency_key, ex["execution_status"]
         )
         return False
+    uow.after_commit.append(lambda: ctx.memory.ended(result.job_id))
     now = utcnow()
     stage = ex["execution_stage"]
     cfg = ctx.pipeline.stage(stage)
@@ -168,6 +169,7 @@ async def fail_execution(
     ex, task, _ = found
     if ex["execution_status"] not in ACTIVE:
         return False
+    uow.after_commit.append(lambda: ctx.memory.ended(execution_id))
     now: datetime = utcnow()
     slug = (await ctx.project(uow.conn, task.project_id)).slug
     if rejected_after is not None:
