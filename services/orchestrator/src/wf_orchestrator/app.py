@@ -29,7 +29,8 @@ from wf_orchestrator.control import Control
 from wf_orchestrator.db import create_engine
 from wf_orchestrator.dispatch import Dispatcher
 from wf_orchestrator.errors import DatabaseUnavailable
-from wf_orchestrator.hop import Hop, IdPool
+from wf_orchestrator.hop import Hop
+from wf_orchestrator.ids import IdPool
 from wf_orchestrator.lease import Lease
 from wf_orchestrator.migrations import migrate
 from wf_orchestrator.outbox import Outbox
@@ -80,7 +81,9 @@ class Orchestrator:
         if not await self.lease.acquire(self._stop):
             return  # stopped while standing by
         self.engine = engine = create_engine(database_url, pool_size=s.db_pool_size)
-        self.ctx = ctx = Context(wf.pipeline, default_test_command=wf.pipeline.default_test_command)
+        self.ctx = ctx = Context(
+            wf.pipeline, default_test_command=wf.pipeline.default_test_command, ids=IdPool(engine)
+        )
         try:
             if s.migrate_on_start:
                 await migrate(database_url)
@@ -110,7 +113,7 @@ class Orchestrator:
             ctx,
             concurrency=s.result_concurrency,
             apply_tries=wf.orchestrator.result_apply_tries,
-            hop=Hop(engine, self.outbox, ctx, IdPool(engine)) if s.one_statement_hop else None,
+            hop=Hop(engine, self.outbox, ctx, runner.dispatch_lock) if s.one_statement_hop else None,
             paused=lambda: self.control.paused,
             kick=lambda: self.dispatcher.kick(),
         )

@@ -42,11 +42,10 @@ _LOAD = text(
 
 # One row per task to start, with an id for its execution, its previous attempts at the stage, its
 # last handoff, its feedback (and its parent's) and its open bugs: the subqueries run for the returned
-# rows only. Execution ids of candidates that are not started are simply never used.
+# rows only. Execution ids come from the orchestrator's id pool (wf_orchestrator.ids).
 _CANDIDATES = text(
     """
 SELECT t.*,
-  nextval(pg_get_serial_sequence('executions', 'id')) AS execution_id,
   (SELECT coalesce(max(e.attempt), 0) FROM executions e
     WHERE e.task_id = t.id AND e.stage = t.current_stage) AS prev_attempts,
   h.id AS handoff_id, h.payload AS handoff,
@@ -109,6 +108,9 @@ SELECT * FROM unnest(CAST(:subjects AS text[]), CAST(:payloads AS bytea[]), CAST
 RETURNING id, msg_id
 """
 )
+
+
+_NEXT_EXECUTION_ID = text("SELECT nextval(pg_get_serial_sequence('executions', 'id'))")
 
 
 class Dispatcher:
@@ -176,7 +178,8 @@ class Dispatcher:
         self.passes += 1
         self._busy = True
         try:
-            return await self._runner.run(self._pass)
+            async with self._runner.dispatch_lock:  # held through the commit
+                return await self._runner.run(self._pass)
         finally:
             self._busy = False
 
@@ -248,7 +251,8 @@ class Dispatcher:
             stage = pipeline.stage(r["current_stage"])
             assert stage is not None and stage.agent is not None
             project = ctx.projects[r["project_id"]]
-            eid, attempt = int(r["execution_id"]), int(r["prev_attempts"]) + 1
+            eid = await ctx.ids.execution() if ctx.ids else int(await conn.scalar(_NEXT_EXECUTION_ID) or 0)
+            attempt = int(r["prev_attempts"]) + 1
             key = idempotency_key(project.slug, r["task_key"], stage.name, attempt)
             for col, value in zip(
                 rows,

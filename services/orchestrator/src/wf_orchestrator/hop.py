@@ -9,8 +9,8 @@ stage bugs to mark fixed, and the job was dispatched by this process (so its tas
 attempt counts are in memory, wf_orchestrator.memory). The statement then, in one round trip:
 
 - updates the task where it still points at that execution, is running in that stage and was not
-  touched since (updated_at), and where the next stage has a free WIP slot, the project a free slot
-  and no other task is queued in the next stage (so priorities are kept): these are the guards;
+  touched since (updated_at), and where the next stage and the project have a free slot for it and
+  for every task already queued for one (so taking it skips nobody): these are the guards;
 - ends the execution where it is still active (only if the task guard passed);
 - inserts the handoff, the next execution, and the outbox rows (events and the next Job);
 - aborts as a whole if the two updates disagree (1/0), so it is all or nothing.
@@ -22,6 +22,7 @@ The next Job is published first; the caller acks the Result after the Job's ack.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -50,14 +51,17 @@ WITH t AS (
          status_reason = NULL, updated_at = :now
   WHERE id = :tid AND current_execution_id = :eid AND state = 'running' AND current_stage = :s1
     AND updated_at = :seen
+    -- A slot for this task and for every task already queued for one, so taking it skips nobody.
     AND (SELECT count(*) FROM executions e
          JOIN tasks tt ON tt.id = e.task_id AND tt.current_execution_id = e.id
-         WHERE e.stage = :s2 AND e.status IN ('pending', 'running') AND tt.state = 'running') < :wip
+         WHERE e.stage = :s2 AND e.status IN ('pending', 'running') AND tt.state = 'running')
+      + (SELECT count(*) FROM tasks q WHERE q.current_stage = :s2 AND q.state = 'queued') < :wip
     AND (SELECT count(*) FROM executions e
          JOIN tasks tt ON tt.id = e.task_id AND tt.current_execution_id = e.id
          WHERE tt.project_id = :pid AND e.status IN ('pending', 'running') AND tt.state = 'running')
-        <= :per_project
-    AND NOT EXISTS (SELECT 1 FROM tasks q WHERE q.current_stage = :s2 AND q.state = 'queued')
+      + (SELECT count(*) FROM tasks q
+         WHERE q.current_stage = ANY(CAST(:agent_stages AS varchar[])) AND q.state = 'queued'
+           AND q.project_id = :pid) <= :per_project
     AND NOT EXISTS (SELECT 1 FROM executions p
                     WHERE p.task_id = :tid AND p.stage = :s2 AND p.attempt >= :attempt)
   RETURNING id
@@ -121,11 +125,11 @@ class Messages:
 
 
 class Hop:
-    def __init__(self, engine: AsyncEngine, outbox: Outbox, ctx: Context, ids: IdPool) -> None:
+    def __init__(self, engine: AsyncEngine, outbox: Outbox, ctx: Context, lock: asyncio.Lock) -> None:
         self._engine = engine
+        self._lock = lock  # the dispatch lock: WIP and project slots are counted by one writer at a time
         self._outbox = outbox
         self._ctx = ctx
-        self._ids = ids
         self.applied = 0
         self.declined = 0
         self.guard_failed = 0
@@ -174,9 +178,9 @@ class Hop:
         s1, s2 = entry.job.stage, d.place.stage
         nxt = pipeline.stage(s2)
         attempt = ctx.memory.next_attempt(entry.task.id, s2)
-        if nxt is None or nxt.agent is None or attempt is None:
+        if nxt is None or nxt.agent is None or attempt is None or ctx.ids is None:
             return False
-        eid2, hid = await self._ids.execution(), await self._ids.handoff()
+        eid2, hid = await ctx.ids.execution(), await ctx.ids.handoff()
         now = utcnow()
         project, task = entry.project, entry.task
         key2 = idempotency_key(project.slug, task.task_key, s2, attempt)
@@ -243,6 +247,7 @@ class Hop:
             "pid": task.project_id,
             "wip": nxt.wip_limit if nxt.wip_limit is not None else 2**31 - 1,
             "per_project": pipeline.max_parallel_per_project,
+            "agent_stages": pipeline.agent_stages,
             "attempt": attempt,
             "key": result.idempotency_key,
             "key2": key2,
@@ -262,7 +267,7 @@ class Hop:
             "payloads": [m.payload for m in messages.messages],
             "msg_ids": [m.msg_id for m in messages.messages],
         }
-        async with self._engine.connect() as conn:
+        async with self._lock, self._engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             row = (await conn.execute(HOP, params)).mappings().one()
         if not row["moved"]:
@@ -288,30 +293,3 @@ def _next_job(
             "handoff": handoff, "timeout_seconds": timeout, "issued_at": now,
         }
     )  # fmt: skip
-
-
-class IdPool:
-    """Execution and handoff ids reserved in blocks (one round trip per block, not per hop); an id
-    never used is a harmless gap in the sequence."""
-
-    _RESERVE = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
-
-    def __init__(self, engine: AsyncEngine, block: int = 200) -> None:
-        self._engine = engine
-        self._block = block
-        self._free: dict[str, list[int]] = {"executions": [], "handoffs": []}
-
-    async def _take(self, table: str) -> int:
-        free = self._free[table]
-        if not free:
-            async with self._engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                ids = (await conn.execute(self._RESERVE, {"table": table, "n": self._block})).scalars().all()
-            free.extend(sorted((int(i) for i in ids), reverse=True))
-        return free.pop()
-
-    async def execution(self) -> int:
-        return await self._take("executions")
-
-    async def handoff(self, _: None = None) -> int:
-        return await self._take("handoffs")

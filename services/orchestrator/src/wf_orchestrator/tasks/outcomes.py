@@ -44,8 +44,6 @@ _LOCK = (
         )
         .scalar_subquery()
         .label("open_bugs"),
-        # Reserved for the handoff the result will most likely write (unused ids are harmless gaps).
-        func.nextval(func.pg_get_serial_sequence("handoffs", "id")).label("handoff_id"),
     )
     .select_from(executions.join(tasks, tasks.c.id == executions.c.task_id))
     .where(executions.c.id == bindparam("execution_id"))
@@ -133,7 +131,6 @@ async def apply_result(uow: UnitOfWork, ctx: Context, result: Result) -> bool:
             execution_id=result.job_id,
             execution=record,
             may_have_bugs=bool(ex["open_bugs"]),
-            handoff_id=ex["handoff_id"],
             last=True,
         )
     else:
