@@ -35,3 +35,4 @@ def test_start_runs_the_replicas_and_warns_about_the_model_server(work: Path, hu
     services = hub.run_json()["services"]
     assert list(services)[:2] == ["orchestrator", "orchestrator-2"]
     assert services["orchestrator"]["pid"] != services["orchestrator-2"]["pid"]
+    assert hub.stop() == 0  # a clean stop takes NATS and PostgreSQL down with it

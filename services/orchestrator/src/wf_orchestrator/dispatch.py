@@ -177,13 +177,24 @@ class Dispatcher:
             return 0
         self.passes += 1
         self._busy = True
+        lock = self._runner.dispatch_lock
+        await lock.acquire()  # held through the commit, released before the publication
+        held = [True]
+
+        def release() -> None:
+            if held[0]:  # once: after the commit, or in the finally when it did not commit
+                held[0] = False
+                lock.release()
+
         try:
-            async with self._runner.dispatch_lock:  # held through the commit
-                return await self._runner.run(self._pass)
+            return await self._runner.run(lambda uow: self._pass(uow, release))
         finally:
+            release()
             self._busy = False
 
-    async def _pass(self, uow: UnitOfWork) -> int:
+    async def _pass(self, uow: UnitOfWork, release: Callable[[], None] | None = None) -> int:
+        if release is not None:
+            uow.after_commit.append(release)
         await uow.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": DISPATCH_LOCK})
         if self._paused():  # the pause may have come while we waited for the lock
             return 0
