@@ -24,6 +24,7 @@ from wf_common.config import WorkflowConfig
 from wf_common.settings import async_database_url
 
 from wf_orchestrator.advisories import DeliveryAdvisories
+from wf_orchestrator.branches import wiring as branch_wiring
 from wf_orchestrator.commands import CommandServer
 from wf_orchestrator.control import Control
 from wf_orchestrator.db import create_engine
@@ -105,7 +106,17 @@ class Orchestrator:
             dispatch_within=(lambda uow: self.dispatcher.within(uow)) if s.dispatch_in_transaction else None,
         )
         self.control = Control(js, on_resume=lambda: self.dispatcher.kick())
-        self.dispatcher = Dispatcher(runner, ctx, paused=lambda: self.control.paused, batch=s.dispatch_batch)
+        self.branches = branch_wiring.Branches(
+            nc, js, runner, ctx, wf.git, kick=lambda: self.dispatcher.kick()
+        )
+        self.dispatcher = Dispatcher(
+            runner,
+            ctx,
+            paused=lambda: self.control.paused,
+            batch=s.dispatch_batch,
+            held=self.branches.scopes.held,
+            git=wf.git,
+        )
         self.results = ResultsConsumer(
             nc,
             js,
@@ -113,11 +124,15 @@ class Orchestrator:
             ctx,
             concurrency=s.result_concurrency,
             apply_tries=wf.orchestrator.result_apply_tries,
-            hop=Hop(engine, self.outbox, ctx, runner.dispatch_lock) if s.one_statement_hop else None,
+            hop=Hop(engine, self.outbox, ctx, runner.dispatch_lock, held=self.branches.scopes.held)
+            if s.one_statement_hop
+            else None,
             paused=lambda: self.control.paused,
             kick=lambda: self.dispatcher.kick(),
         )
-        self.commands = CommandServer(nc, runner, ctx, self.control, concurrency=s.command_concurrency)
+        self.commands = CommandServer(
+            nc, runner, ctx, self.control, concurrency=s.command_concurrency, branches=self.branches.commands
+        )
         self.advisories = DeliveryAdvisories(nc, js, runner, ctx)
         self.started = StartedTracker(js, engine)
         self.sweeper = Sweeper(
@@ -135,6 +150,7 @@ class Orchestrator:
         # Whatever a crash left unpublished goes out before anything new happens.
         await self.outbox.publish_leftovers()
         await self.control.start()
+        await self.branches.start()
         for name, coro in (
             ("lease", self.lease.keep(self._stop)),
             ("advisories", self.advisories.run(self._stop)),
@@ -143,6 +159,7 @@ class Orchestrator:
             ("results", self.results.run(self._stop)),
             ("started", self.started.run(self._stop)),
             ("sweeper", self.sweeper.run(self._stop)),
+            ("pushes", self.branches.pushes.run(self._stop)),
         ):
             self._tasks.append(asyncio.create_task(coro, name=f"orchestrator-{name}"))
         await self.commands.start()
@@ -160,7 +177,7 @@ class Orchestrator:
 
     async def stop(self) -> None:
         self._stop.set()
-        for closer in ("commands",):
+        for closer in ("commands", "branches"):
             part = getattr(self, closer, None)
             if part is not None:
                 with contextlib.suppress(Exception):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -70,7 +71,7 @@ WITH t AS (
          result_details = :details, usage = :usage, started_at = coalesce(:started_at, started_at),
          completed_at = :completed_at, runner_id = coalesce(:runner_id, runner_id),
          outgoing_handoff = :payload
-  WHERE id = :eid AND status IN ('pending', 'running') AND idempotency_key = :key
+  WHERE id = :eid AND status IN ('pending', 'running', 'paused') AND idempotency_key = :key
     AND EXISTS (SELECT 1 FROM t)
   RETURNING id
 ), h AS (
@@ -125,7 +126,16 @@ class Messages:
 
 
 class Hop:
-    def __init__(self, engine: AsyncEngine, outbox: Outbox, ctx: Context, lock: asyncio.Lock) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        outbox: Outbox,
+        ctx: Context,
+        lock: asyncio.Lock,
+        *,
+        held: Callable[[], tuple[Collection[int], Collection[int]]] | None = None,
+    ) -> None:
+        self._held = held or (lambda: ((), ()))  # paused projects and tasks: the locked path decides
         self._engine = engine
         self._lock = lock  # the dispatch lock: WIP and project slots are counted by one writer at a time
         self._outbox = outbox
@@ -140,6 +150,9 @@ class Hop:
         ctx = self._ctx
         entry = ctx.memory.inflight.get(result.job_id)
         if entry is None or entry.job.idempotency_key != result.idempotency_key or paused:
+            return None
+        held_projects, held_tasks = self._held()
+        if entry.task.project_id in held_projects or entry.task.id in held_tasks:
             return None
         stage = ctx.pipeline.stage(entry.job.stage)
         if stage is None or any(b.source_stage == stage.name for b in entry.job.bugs):
