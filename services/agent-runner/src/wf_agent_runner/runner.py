@@ -211,7 +211,8 @@ class Runner:
                     await self._announce_waiting(job, n, outcome)
                     await delivery.nak(outcome.retry_in)
                     return
-                assert outcome.result is not None
+                if outcome.result is None:  # an Outcome is a result or a retry; never neither
+                    raise RuntimeError(f"job {key}: the executor returned no result and no retry")
                 await bus.publish(
                     self.js, subjects.result_subject(job.stage), outcome.result, msg_id=f"{key}/result"
                 )
@@ -261,9 +262,9 @@ class Runner:
                 busy=sorted(self._busy),
             )
             try:
-                assert self._kv is not None
-                await self._kv.put(self.runner_id, beat.model_dump_json().encode())
-            except Exception as err:
+                if self._kv is not None:
+                    await self._kv.put(self.runner_id, beat.model_dump_json().encode())
+            except (nats.errors.Error, OSError, TimeoutError) as err:
                 log.warning("heartbeat to %s failed: %s", subjects.RUNNERS_BUCKET, err)
             waits = [asyncio.ensure_future(done.wait()), asyncio.ensure_future(self._busy_changed.wait())]
             await asyncio.wait(waits, timeout=every, return_when=asyncio.FIRST_COMPLETED)
