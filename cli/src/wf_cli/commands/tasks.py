@@ -125,6 +125,9 @@ def status(args: argparse.Namespace, client: HubClient) -> int:
         previous = stage
     print()
     print(table(headers, rows))
+    for t in tasks:  # a job waiting for the model server says so ("waiting for the model server at …")
+        if t.get("state") == "running" and str(t.get("status_reason") or "").startswith("waiting for"):
+            print(f"  {cell(t.get('key'), 12)}: {cell(t.get('status_reason'), 200)}")
     waiting = [t for t in tasks if t.get("state") in NEEDS_YOU]
     print(f"\n{len(tasks)} task{'s' if len(tasks) != 1 else ''}", end="")
     if waiting:

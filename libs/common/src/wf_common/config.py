@@ -280,6 +280,15 @@ class RunnerConfig(_Strict):
     heartbeat_seconds: float = Field(10.0, gt=0)
 
 
+class OrchestratorConfig(_Strict):
+    # How many orchestrator processes `wf start` runs: one is active (it holds the lease), the others
+    # are hot standbys that take over within `lease_ttl_seconds` when it dies.
+    replicas: int = Field(1, ge=1, le=3)
+    lease_ttl_seconds: float = Field(6.0, ge=1, le=300)
+    # A Result whose apply fails this many times is terminated and its task failed with the reason.
+    result_apply_tries: int = Field(5, ge=1, le=100)
+
+
 class BusConfig(_Strict):
     ack_wait_seconds: float = Field(30.0, gt=0)
     max_deliver: int = Field(5, ge=1, le=100)
@@ -316,6 +325,7 @@ class WorkflowConfig(_Strict):
     board: BoardConfig = Field(default_factory=BoardConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
+    orchestrator: OrchestratorConfig = Field(default_factory=OrchestratorConfig)
     git: GitConfig = Field(default_factory=GitConfig)
 
     @model_validator(mode="after")

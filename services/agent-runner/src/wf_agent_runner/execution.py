@@ -37,6 +37,8 @@ class Outcome:
     result: Result | None = None  # publish this
     retry_in: float | None = None  # or: nak with this delay
     terminate: str | None = None  # after publishing, term (with this reason) instead of ack
+    waiting_reason: str | None = None  # with retry_in: why the job waits (the adapter's message)
+    waiting_url: str | None = None  # and for which server
 
 
 class JobFailed(Exception):
@@ -111,7 +113,8 @@ class JobExecutor:
             if delivery < self.workflow.bus.max_deliver:
                 delay = retry_delay(self.workflow.runner.retry_delays, delivery)
                 await sink.emit("error", f"{err.message} (delivery {delivery}; trying again in {delay:g}s)")
-                return Outcome(retry_in=delay)
+                url = (err.url or self.workflow.llm_backend.host).removesuffix("/api/chat")
+                return Outcome(retry_in=delay, waiting_reason=err.message, waiting_url=url)
             kind = "llm_unavailable" if isinstance(err, LLMUnavailable) else "llm_error"
             return await failed(JobFailed(kind, err.message, retryable=True))
         except JobFailed as err:

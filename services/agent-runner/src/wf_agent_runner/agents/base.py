@@ -3,6 +3,7 @@ tool-calling loop, commits, and building the `Result`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -167,7 +168,8 @@ class Agent(ABC):
                     name=call.name,
                     arguments=call.arguments,
                 )
-                outcome = toolbox.call(call.name, call.arguments)
+                # File IO off the event loop: heartbeats and output events keep flowing.
+                outcome = await asyncio.to_thread(toolbox.call, call.name, call.arguments)
                 await self.out.emit("tool_result", outcome.text, name=call.name, ok=outcome.ok)
                 messages.append({"role": "tool", "content": outcome.text, "tool_name": call.name})
                 if outcome.finish is not None:  # calls after finish in the same reply are ignored

@@ -6,6 +6,8 @@ was and was not checked: dependency audits and deep scanners are not run in this
 
 from __future__ import annotations
 
+import asyncio
+
 from wf_common.jobs import Finding, Result
 from wf_common.states import Verdict
 
@@ -36,7 +38,7 @@ problem, else finish(status="pass", summary=<what you checked>)."""
 
     async def run(self) -> Result:
         root = self.ctx.workspace
-        scan = scan_files(root, await gitrepo.tracked_files(root))
+        scan = await asyncio.to_thread(scan_files, root, await gitrepo.tracked_files(root))
         await self.out.emit("log", _scan_line(scan))
         for f in scan.findings:
             await self.out.emit("error", f"{f.path}:{f.line}: {f.rule}: {f.message}")

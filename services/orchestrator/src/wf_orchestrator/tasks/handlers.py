@@ -42,6 +42,8 @@ async def _task(uow: UnitOfWork, ctx: Context, slug: str, key: str) -> tuple[Pro
     found = await repo.lock_task_by_key(uow.conn, project.id, key)
     if found is None:
         raise CommandError("not_found", f"there is no task {key} in project {slug!r}")
+    # A human touched the task: the hop must not build its next job from what it cached.
+    ctx.memory.forget_task(found[0].id)
     return project, found[0], found[1]
 
 
@@ -230,6 +232,7 @@ async def kill_bug(uow: UnitOfWork, ctx: Context, cmd: KillBug) -> dict[str, Any
         .mappings()
         .one()
     )
+    ctx.memory.forget_task(row["task_id"])  # the open bugs a cached job carries changed
     await ctx.ensure_keys(uow.conn, [row["task_id"]])
     task_key = ctx.keys[row["task_id"]]
     snap = ctx.bug_snapshot(row, task_key)
