@@ -14,6 +14,7 @@ from pathlib import Path
 from wf_common.embedded import EmbeddedPostgres, NatsServer
 
 from benchmarks import pipeline, raw_jetstream, reads, real_runners
+from benchmarks import sandbox as sandbox_bench
 from benchmarks.stats import summary_ms
 
 
@@ -92,6 +93,7 @@ def main() -> None:
         finally:
             pg.stop()
             nats.stop()
+    sandbox_bench.main()
 
 
 if __name__ == "__main__":

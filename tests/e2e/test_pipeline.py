@@ -56,6 +56,8 @@ class Stack:
                     "runner": {"count": 2, "retry_delays": [0.5, 0.5]},
                     # Short ack_wait so a killed runner's job is redelivered within seconds.
                     "bus": {"ack_wait_seconds": 3, "max_deliver": 5},
+                    # The pipeline's behaviour here; tests/sandbox runs the real sandboxes.
+                    "sandbox": {"backend": "none"},
                 }
             ),
             encoding="utf-8",

@@ -14,7 +14,9 @@ import pytest
 from wf_agent_runner.agents import AgentContext, agent_for
 from wf_agent_runner.llm import OllamaAdapter
 from wf_agent_runner.output import OutputSink, Transcript, transcript_path
+from wf_agent_runner.sandbox.process import HostSandbox
 from wf_agent_runner.workspace import Workspace
+from wf_common.config import SandboxConfig
 from wf_common.jobs import Job, ProjectRef, Result, TaskRef, idempotency_key
 
 from tests.fakes.ollama import ScriptedOllama
@@ -83,15 +85,20 @@ AgentRunner = Callable[[Job], Awaitable[Result]]
 
 @pytest.fixture
 def run_agent(llm: OllamaAdapter) -> AgentRunner:
-    """Run the job's agent directly (no bus): output goes to the transcript only."""
+    """Run the job's agent directly (no bus): output goes to the transcript only. Commands run with
+    backend `none` (host, fresh HOME, minimal env): these tests are about agents; tests/sandbox runs
+    the real sandboxes."""
 
     async def run(job: Job) -> Result:
         root = Workspace(job.project.workspace).root
         sink = OutputSink(None, job, actor="test", transcript=Transcript(transcript_path(root, job)))
-        ctx = AgentContext(job, llm, sink, root, runner_id="test-runner", test_timeout=60)
+        sandbox = HostSandbox(SandboxConfig(backend="none"), root)
+        ctx = AgentContext(job, llm, sink, root, runner_id="test-runner", test_timeout=60, sandbox=sandbox)
         try:
-            return await agent_for(job.role)(ctx).run()
+            result: Result = await agent_for(job.role)(ctx).run()
+            return result
         finally:
+            await sandbox.close()
             await sink.aclose()
 
     return run

@@ -47,20 +47,16 @@ async def test_dev_writes_and_commits_with_the_job_trailer(
     assert {t["function"]["name"] for t in fake.requests[0]["tools"]} == {
         "list_files",
         "read_file",
+        "search",
         "write_file",
         "edit_file",
+        "run",
         "finish",
     }
     listing = last_message(fake.requests[1])
-    assert (
-        listing["role"] == "tool"
-    )
-    assert (
-        listing["tool_name"] == "list_files"
-    )
-    assert (
-        "app/prices.py" in listing["content"]
-    )
+    assert listing["role"] == "tool"
+    assert listing["tool_name"] == "list_files"
+    assert "app/prices.py" in listing["content"]
 
 
 async def test_redelivered_dev_job_does_not_commit_twice(

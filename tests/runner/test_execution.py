@@ -29,6 +29,7 @@ def executor(host: str, **llm: Any) -> JobExecutor:
             "llm_backend": {"host": host, "model": MODEL, "timeout_seconds": 10, **llm},
             "bus": {"max_deliver": 3},
             "runner": {"retry_delays": [1.5, 4.0]},
+            "sandbox": {"backend": "none"},  # agents' behaviour here; tests/sandbox runs the sandboxes
         }
     )
     return JobExecutor(config, None, runner_id="r1", test_timeout=30)

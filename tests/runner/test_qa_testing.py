@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from wf_agent_runner.sandbox.process import HostSandbox
 from wf_agent_runner.testrun import run_tests
+from wf_common.config import SandboxConfig
 from wf_common.jobs import ProjectRef
 from wf_common.states import Verdict
 
@@ -113,7 +115,13 @@ async def test_testing_stage_runs_the_suite_and_says_e2e_is_not_run(
     assert result.test_run.passed
     assert "Playwright" in result.summary
     assert "not run in this version" in result.summary.lower()
-    assert {t["function"]["name"] for t in fake.requests[0]["tools"]} == {"list_files", "read_file", "finish"}
+    assert {t["function"]["name"] for t in fake.requests[0]["tools"]} == {
+        "list_files",
+        "read_file",
+        "search",
+        "run",
+        "finish",
+    }
 
 
 async def test_run_tests_streams_lines_and_handles_missing_commands_and_timeouts(workspace: Path) -> None:
@@ -122,20 +130,15 @@ async def test_run_tests_streams_lines_and_handles_missing_commands_and_timeouts
     async def on_line(line: str) -> None:
         lines.append(line)
 
-    ok = await run_tests(workspace, PYTEST, limit_seconds=60, on_line=on_line)
+    sandbox = HostSandbox(SandboxConfig(backend="none"), workspace)
+    ok = await run_tests(sandbox, PYTEST, limit_seconds=60, on_line=on_line)
     assert ok.run.passed
     assert any("1 passed" in ln for ln in lines)
-    missing = await run_tests(workspace, "no-such-test-runner --all", limit_seconds=5)
-    assert (
-        not missing.run.passed
-    )
-    assert (
-        missing.run.exit_code is None
-    )
-    assert (
-        "could not start" in missing.description
-    )
-    slow = await run_tests(workspace, f"{sys.executable} -c 'import time; time.sleep(30)'", limit_seconds=0.5)
+    missing = await run_tests(sandbox, "no-such-test-runner --all", limit_seconds=5)
+    assert not missing.run.passed
+    assert missing.run.exit_code == 127  # the shell's "not found"
+    assert "could not start" in missing.description
+    slow = await run_tests(sandbox, f"{sys.executable} -c 'import time; time.sleep(30)'", limit_seconds=0.5)
     assert slow.run.timed_out
     assert not slow.run.passed
     assert "timed out" in slow.description

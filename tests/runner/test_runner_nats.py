@@ -37,6 +37,7 @@ def write_config(path: Path, host: str, **sections: Any) -> Path:
         "llm_backend": {"host": host, "model": MODEL, "timeout_seconds": 20},
         "bus": {"ack_wait_seconds": 6, "max_deliver": 3},
         "runner": {"retry_delays": [0.2], "heartbeat_seconds": 5},
+        "sandbox": {"backend": "none"},  # the runner's bus behaviour here; tests/sandbox runs the sandboxes
     }
     for name, values in sections.items():
         data[name] = {**data.get(name, {}), **values}

@@ -65,7 +65,13 @@ async def test_sec_fails_on_a_committed_secret_and_reports_findings(
     assert "1 finding(s)" in result.summary
     assert "pip-audit" in result.summary
     assert "app/config.py:1: aws-access-key-id" in fake.requests[0]["messages"][1]["content"]
-    assert {t["function"]["name"] for t in fake.requests[0]["tools"]} == {"list_files", "read_file", "finish"}
+    assert {t["function"]["name"] for t in fake.requests[0]["tools"]} == {
+        "list_files",
+        "read_file",
+        "search",
+        "run",
+        "finish",
+    }
 
 
 async def test_sec_passes_a_clean_workspace_and_says_what_it_did_not_run(

@@ -43,9 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     # Imported here: `wf start` pulls in the supervisor, which the client commands never need.
-    from wf_cli import start
+    from wf_cli import sandbox_image, start
 
     start.register(sub)
+    sandbox_image.register(sub)
     url.register(sub, url_flag)
     for module in MODULES:
         module.register(sub, url_flag)
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in ("start", "url"):
+    if args.command in ("start", "url", "sandbox"):  # local commands: no board API
         code: int = args.func(args)
         return code
     try:

@@ -298,6 +298,55 @@ class BusConfig(_Strict):
     runners_ttl_seconds: float = Field(30.0, ge=3)
 
 
+class SandboxProjectConfig(_Strict):
+    # Per-project opt-ins: network access inside the sandbox, and an image of the project's own.
+    network: bool = False
+    image: str | None = None
+
+
+class SandboxConfig(_Strict):
+    """Where agent commands run (`run` tool, test command, scanners). `auto`: docker if an engine
+    answers, else bubblewrap if installed, else agent jobs are refused. `none` runs them on the host
+    (fresh HOME, minimal environment, own process group) and warns on every job."""
+
+    backend: Literal["auto", "docker", "bubblewrap", "none"] = "auto"
+    image: str = "wf-sandbox:latest"
+    memory_mb: int = Field(1024, ge=16, le=1_048_576)
+    cpus: float = Field(1.0, gt=0, le=256)
+    pids: int = Field(256, ge=8, le=1_000_000)
+    tmp_mb: int = Field(256, ge=1, le=65536)
+    # `run` tool: default and maximum timeout of one command (seconds), output kept per stream.
+    run_timeout_seconds: float = Field(120, gt=0)
+    run_timeout_max_seconds: float = Field(600, gt=0)
+    output_limit_chars: int = Field(20_000, ge=200, le=10_000_000)
+    # Extra host paths bubblewrap binds read-only (e.g. a toolchain outside /usr).
+    bubblewrap_ro_paths: list[str] = Field(default_factory=list)
+    projects: dict[str, SandboxProjectConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _timeouts(self) -> SandboxConfig:
+        if self.run_timeout_max_seconds < self.run_timeout_seconds:
+            raise ValueError(
+                f"sandbox.run_timeout_max_seconds ({self.run_timeout_max_seconds:g}) must be at least "
+                f"sandbox.run_timeout_seconds ({self.run_timeout_seconds:g})"
+            )
+        return self
+
+    def for_project(self, slug: str) -> SandboxProjectConfig:
+        return self.projects.get(slug, SandboxProjectConfig())
+
+
+class GuardConfig(_Strict):
+    """Loop guards: when one trips the agent stops and the task goes to needs-human with the reason."""
+
+    # Total model tokens (prompt + completion) one execution / one task (all its executions) may use;
+    # 0 = no limit.
+    tokens_per_execution: int = Field(0, ge=0)
+    tokens_per_task: int = Field(0, ge=0)
+    # The same tool call (name and arguments) this many times in one execution stops the agent.
+    repeated_tool_calls: int = Field(4, ge=2, le=100)
+
+
 class GitConfig(_Strict):
     """Task branches and worktrees (`wf/<KEY>`), checkpoints, and the merge at the deploy gate."""
 
@@ -326,6 +375,8 @@ class WorkflowConfig(_Strict):
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
     orchestrator: OrchestratorConfig = Field(default_factory=OrchestratorConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    guards: GuardConfig = Field(default_factory=GuardConfig)
     git: GitConfig = Field(default_factory=GitConfig)
 
     @model_validator(mode="after")

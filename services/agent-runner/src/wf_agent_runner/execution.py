@@ -4,8 +4,12 @@ Failure policy (a job must never loop forever):
 - model server unreachable (`LLMUnavailable`, or any retryable LLMError): retry with the configured
   `runner.retry_delays` while deliveries remain; on the last delivery an `error` Result that carries
   the adapter's message (it names the URL and the fix), then term;
-- anything else that goes wrong (model missing, workspace unusable, git failing, the stage's
-  time limit, a bug): an `error` Result with the message, then term.
+- anything else that goes wrong (model missing, workspace unusable, no sandbox available, git
+  failing, the stage's time limit, a bug): an `error` Result with the message, then term.
+
+Every job gets a sandbox (`sandbox.backend`) for the commands its agent runs, opened on its first
+command and closed, with everything it started, when the job ends. Backend `none` is said on every
+job: as an error event and in the Result's summary.
 """
 
 from __future__ import annotations
@@ -24,8 +28,12 @@ from wf_common.states import Verdict
 from wf_agent_runner import gitrepo, worktrees
 from wf_agent_runner.agents import AgentContext, agent_for
 from wf_agent_runner.agents.base import Agent, make_result
+from wf_agent_runner.confined import ConfinementError
 from wf_agent_runner.llm import LLMError, LLMModelNotFound, LLMUnavailable, build_adapter
 from wf_agent_runner.output import OutputSink, Transcript, transcript_path
+from wf_agent_runner.sandbox import Sandbox, SandboxError, cleanup_leftovers, resolve_backend
+from wf_agent_runner.sandbox.factory import LazySandbox
+from wf_agent_runner.tools import RunLimits
 from wf_agent_runner.turns import TurnGate
 from wf_agent_runner.workspace import Workspace, WorkspaceError
 
@@ -70,16 +78,36 @@ class JobExecutor:
         self.js = js
         self.runner_id = runner_id
         self.test_timeout = test_timeout
+        self._swept = False
+
+    async def _sandbox(self, job: Job, root: str) -> Sandbox:
+        config = self.workflow.sandbox
+        if not self._swept:  # once per runner process: what a previous run of it left behind
+            self._swept = True
+            await cleanup_leftovers(config, self.runner_id)
+        try:
+            backend = await asyncio.to_thread(resolve_backend, config)
+        except SandboxError as err:
+            raise JobFailed("sandbox", f"the agent job was refused: {err}") from None
+        labels = {
+            "wf.project": job.project.slug,
+            "wf.task": job.task.key,
+            "wf.execution": str(job.job_id),
+            "wf.runner": self.runner_id,
+        }
+        return LazySandbox(config, root, labels, backend=backend, lifetime=job.timeout_seconds)
 
     async def execute(self, job: Job, delivery: int, turns: TurnGate | None = None) -> Outcome:
         started = utcnow()
         sink = OutputSink(self.js, job, actor=f"agent:{job.role}")
         agent: Agent | None = None
+        sandbox: Sandbox | None = None
 
         async def failed(err: JobFailed) -> Outcome:
             return await self._failed(job, sink, started, agent.meter.usage if agent else Usage(), err)
 
         try:
+            # The task's own worktree when it has one (per-task branches), else the project's workspace.
             root = Workspace(job.project.workspace).root
             sink.transcript = Transcript(transcript_path(root, job))
             sink.record(
@@ -88,7 +116,11 @@ class JobExecutor:
             agent_cls = agent_for(job.role)  # before the adapter: an unknown role must not leak a client
             checkout = await worktrees.prepare(job, self.workflow.git, sink)
             work_root = Workspace(checkout.work_tree).root if checkout else root
+            sandbox = await self._sandbox(job, str(work_root))  # the task's worktree, at /workspace
+            if sandbox.warning:
+                await sink.emit("log", f"warning: {sandbox.warning}")
             llm = build_adapter(self.workflow.llm_backend, job.role, self.workflow.llm_backends)
+            sc = self.workflow.sandbox
             ctx = AgentContext(
                 job,
                 llm,
@@ -97,13 +129,20 @@ class JobExecutor:
                 runner_id=self.runner_id,
                 test_timeout=self.test_timeout,
                 turns=turns,
+                sandbox=sandbox,
+                guards=self.workflow.guards,
+                run_limits=RunLimits(sc.run_timeout_seconds, sc.run_timeout_max_seconds),
             )
-            if turns is not None:  # `ctx.sandbox` is the sandbox helper's (contract #4), when present
-                turns.sandbox_of = lambda: getattr(ctx, "sandbox", None)
+            if turns is not None:  # pause freezes the job's sandbox (contract #4)
+                turns.sandbox_of = lambda: ctx.sandbox
             agent = agent_cls(ctx)
             with gitrepo.trusted_worktree(checkout) if checkout else contextlib.nullcontext():
                 result = await self._run(agent)
             result = result.model_copy(update={"usage": self.priced(result.usage)})
+            if sandbox.warning:
+                result = result.model_copy(
+                    update={"summary": f"{result.summary}\n\nWarning: {sandbox.warning}"}
+                )
             sink.record("result", result=result.model_dump(mode="json"))
             return Outcome(result=result)
         except LLMError as err:
@@ -119,16 +158,20 @@ class JobExecutor:
             return await failed(JobFailed(kind, err.message, retryable=True))
         except JobFailed as err:
             return await failed(err)
-        except (WorkspaceError, gitrepo.GitError) as err:
+        except (WorkspaceError, ConfinementError, gitrepo.GitError) as err:
             return await failed(
-                JobFailed("workspace" if isinstance(err, WorkspaceError) else "git", str(err))
+                JobFailed("git" if isinstance(err, gitrepo.GitError) else "workspace", str(err))
             )
+        except SandboxError as err:
+            return await failed(JobFailed("sandbox", str(err)))
         except Exception as err:
             log.exception("job %s crashed", job.idempotency_key)
             return await failed(
                 JobFailed("runner_crash", f"the agent runner failed: {type(err).__name__}: {err}")
             )
         finally:
+            if sandbox is not None:
+                await sandbox.close()  # everything the job started ends with it
             await sink.aclose()
 
     def priced(self, usage: Usage) -> Usage:

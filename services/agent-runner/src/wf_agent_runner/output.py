@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -19,6 +20,8 @@ from nats.js import JetStreamContext
 from wf_common import bus
 from wf_common.events import AgentOutput, AgentOutputKind
 from wf_common.jobs import Job
+
+from wf_agent_runner import confined
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +36,35 @@ def clip(text: str, limit: int) -> str:
     return f"{text[:limit]}… [{len(text) - limit} more chars]"
 
 
+AGENT_LOGS_DIR = ".workflow/agent_logs"
+
+
 def transcript_path(workspace: Path, job: Job) -> Path:
-    return workspace / ".workflow" / "agent_logs" / f"{job.task.key}-{job.stage}-{job.attempt}.jsonl"
+    return workspace / AGENT_LOGS_DIR / f"{job.task.key}-{job.stage}-{job.attempt}.jsonl"
 
 
 class Transcript:
-    """Appends JSON lines; a redelivered job appends to the same file after a `delivery` record."""
+    """Appends JSON lines; a redelivered job appends to the same file after a `delivery` record.
+
+    The file lies inside the workspace, where an agent may have planted a symlink or hard link: it is
+    opened through the confined opener (`confined.py`), never by following the path."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ignore = path.parent / ".gitignore"
-        if not ignore.exists():
-            # The directory ignores itself: transcripts never show up as changes or get committed.
-            ignore.write_text("*\n", encoding="utf-8")
+        in_workspace = path.parent.as_posix().endswith(f"/{AGENT_LOGS_DIR}")
+        # <workspace>/.workflow/agent_logs/<file>, confined to the workspace; elsewhere to its directory.
+        root, rel = (
+            (path.parents[2], f"{AGENT_LOGS_DIR}/{path.name}") if in_workspace else (path.parent, path.name)
+        )
+        if not in_workspace:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        with confined.rooted(root) as root_fd:
+            ignore = f"{AGENT_LOGS_DIR}/.gitignore" if in_workspace else ".gitignore"
+            if confined.kind(root_fd, ignore) == "missing":
+                # The directory ignores itself: transcripts never show up as changes or get committed.
+                confined.write_bytes(root_fd, ignore, b"*\n")
+            fd = confined.open_file(root_fd, rel, write=True, append=True, create_dirs=True)
         self.path = path
-        self._file: IO[str] | None = open(path, "a", encoding="utf-8")
+        self._file: IO[str] | None = os.fdopen(fd, "a", encoding="utf-8")
 
     def write(self, kind: str, **data: Any) -> None:
         if self._file is None:
@@ -165,7 +182,7 @@ class OutputSink:
             )
             try:
                 await bus.publish(self.js, event.subject(), event)
-            except Exception as err:  # live output is best effort; the job and its transcript go on
+            except Exception as err:  # noqa: BLE001 - live output is best effort; the job and transcript go on
                 if not self._warned:
                     log.warning("could not publish agent output for %s: %s", self.job.idempotency_key, err)
                     self._warned = True

@@ -6,19 +6,22 @@ from __future__ import annotations
 import asyncio
 import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
+from wf_common.config import GuardConfig
 from wf_common.jobs import Job, Result, Usage, utcnow
 from wf_common.states import Verdict
 
 from wf_agent_runner import gitrepo
+from wf_agent_runner.guards import LoopGuard, task_tokens_so_far
 from wf_agent_runner.llm import ChatResult, LLMAdapter, Message
 from wf_agent_runner.output import OutputSink, clip
 from wf_agent_runner.prompts import Prompt, build_prompt, gather_context
-from wf_agent_runner.tools import Finish, ToolBox
+from wf_agent_runner.sandbox import Sandbox
+from wf_agent_runner.tools import Finish, RunLimits, ToolBox
 from wf_agent_runner.turns import TurnGate
 from wf_agent_runner.workspace import Workspace
 
@@ -37,6 +40,9 @@ class AgentContext:
     workspace: Path  # already resolved and checked to be a directory
     runner_id: str = ""
     test_timeout: float = 600.0
+    sandbox: Sandbox | None = None  # where commands run (run tool, test command, scanners)
+    guards: GuardConfig = field(default_factory=GuardConfig)
+    run_limits: RunLimits = field(default_factory=RunLimits)
     turns: TurnGate | None = None  # pause and mid-run feedback before each model turn (turns.py)
 
 
@@ -62,6 +68,7 @@ class LoopOutcome:
     finish: Finish | None
     turns: int
     reason: str = ""  # why there is no finish
+    guard: bool = False  # a loop guard stopped it: a human must look
 
 
 def make_result(
@@ -97,6 +104,7 @@ class Agent(ABC):
         self.out = ctx.out
         self.meter = UsageMeter(ctx.llm.model)
         self.started_at = utcnow()
+        self.stopped_by_guard = False
 
     @abstractmethod
     async def run(self) -> Result: ...
@@ -104,6 +112,8 @@ class Agent(ABC):
     # -- building blocks -----------------------------------------------------------------------------
 
     def result(self, status: Verdict, summary: str, **fields: Any) -> Result:
+        if self.stopped_by_guard:
+            fields["escalate"] = True
         return make_result(
             self.job,
             status,
@@ -143,13 +153,30 @@ class Agent(ABC):
         )
         return reply
 
+    def toolbox(self, ws: Workspace) -> ToolBox:
+        """This agent's tools on `ws`; `run` (and the test command) use the job's sandbox."""
+        names = [n for n in self.tools if n != "run" or self.ctx.sandbox is not None]
+        return ToolBox(
+            ws, names, sandbox=self.ctx.sandbox, limits=self.ctx.run_limits, on_line=self.out.command_output
+        )
+
+    async def _guard_stop(self, reason: str, turn: int) -> LoopOutcome:
+        self.stopped_by_guard = True
+        await self.out.emit("error", reason)
+        return LoopOutcome(None, turn, reason, guard=True)
+
     async def tool_loop(self, toolbox: ToolBox, prompt: Prompt) -> LoopOutcome:
-        """Chat with tools until the agent calls finish, at most `job.max_turns` model calls."""
+        """Chat with tools until the agent calls finish, at most `job.max_turns` model calls, or until
+        a loop guard (token budget, repeated call) stops it."""
         messages = prompt.messages()
         max_turns = max(1, self.job.max_turns)
         nudged = False
+        spent = await asyncio.to_thread(task_tokens_so_far, self.ctx.workspace, self.job)
+        guard = LoopGuard(self.ctx.guards, task_tokens_before=spent)
         for turn in range(1, max_turns + 1):
             reply = await self.chat(messages, tools=toolbox.schemas)
+            if reason := guard.after_reply(self.meter.usage):
+                return await self._guard_stop(reason, turn)
             messages.append(reply.as_message())
             if not reply.tool_calls:
                 if nudged:  # reminded once already: it is not going to use the tools
@@ -161,6 +188,8 @@ class Agent(ABC):
                 await self.out.emit("log", "no tool call in the reply; reminded the agent to call finish")
                 continue
             for call in reply.tool_calls:
+                if reason := guard.before_call(call.name, call.arguments):
+                    return await self._guard_stop(reason, turn)
                 args = json.dumps(call.arguments, ensure_ascii=False, default=str)
                 await self.out.emit(
                     "tool_call",
@@ -168,8 +197,8 @@ class Agent(ABC):
                     name=call.name,
                     arguments=call.arguments,
                 )
-                # File IO off the event loop: heartbeats and output events keep flowing.
-                outcome = await asyncio.to_thread(toolbox.call, call.name, call.arguments)
+                # File IO off the event loop (acall): heartbeats and output events keep flowing.
+                outcome = await toolbox.acall(call.name, call.arguments)
                 await self.out.emit("tool_result", outcome.text, name=call.name, ok=outcome.ok)
                 messages.append({"role": "tool", "content": outcome.text, "tool_name": call.name})
                 if outcome.finish is not None:  # calls after finish in the same reply are ignored

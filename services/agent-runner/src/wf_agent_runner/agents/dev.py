@@ -6,15 +6,16 @@ from wf_common.jobs import Result
 from wf_common.states import Verdict
 
 from wf_agent_runner.agents.base import Agent, after_first_line, commit_subject
-from wf_agent_runner.tools import FILE_TOOLS, ToolBox
+from wf_agent_runner.tools import RUN_TOOLS
 from wf_agent_runner.workspace import Workspace
 
 
 class DevAgent(Agent):
     role = "dev"
-    tools = FILE_TOOLS
+    tools = RUN_TOOLS
     instructions = """\
-You work in the project's workspace through tools: list_files, read_file, write_file, edit_file.
+You work in the project's workspace through tools: list_files, read_file, search, write_file, edit_file,
+and run (a shell command in a sandbox, e.g. the tests: no network, nothing outside the workspace).
 Read the relevant code first, then make the change the task asks for, with tests where it fits.
 Fix every open bug listed below. Your changes are committed for you when you finish.
 When done call finish(status="pass", summary=...): the summary's first line is a short imperative
@@ -25,7 +26,7 @@ If the task is unclear or cannot be done, call finish(status="fail", summary=<yo
         if done := await self.earlier_delivery():
             return done
         ws = Workspace(self.ctx.workspace)
-        loop = await self.tool_loop(ToolBox(ws, self.tools), await self.prompt())
+        loop = await self.tool_loop(self.toolbox(ws), await self.prompt())
         if loop.finish is None:
             return self.result(Verdict.FAIL, loop.reason, escalate=True, files_changed=list(ws.changed))
         if loop.finish.status == "fail":

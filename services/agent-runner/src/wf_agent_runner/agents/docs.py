@@ -6,7 +6,7 @@ from wf_common.jobs import Result
 from wf_common.states import Verdict
 
 from wf_agent_runner.agents.base import Agent, phrase
-from wf_agent_runner.tools import FILE_TOOLS, ToolBox
+from wf_agent_runner.tools import FILE_TOOLS
 from wf_agent_runner.workspace import Workspace
 
 
@@ -24,7 +24,7 @@ summary=<what blocks you>) if the change cannot be documented as it is."""
         if done := await self.earlier_delivery():
             return done
         ws = Workspace(self.ctx.workspace)
-        loop = await self.tool_loop(ToolBox(ws, self.tools), await self.prompt())
+        loop = await self.tool_loop(self.toolbox(ws), await self.prompt())
         if loop.finish is None or loop.finish.status == "fail":
             reason = loop.reason if loop.finish is None else loop.finish.summary
             return self.result(Verdict.FAIL, reason, files_changed=list(ws.changed))

@@ -7,6 +7,7 @@ same model the orchestrator reads. An invalid answer is sent back with the valid
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 from wf_common.jobs import Breakdown, Result, breakdown_json_schema
 from wf_common.states import Verdict
 
-from wf_agent_runner import gitrepo
+from wf_agent_runner import confined, gitrepo
 from wf_agent_runner.agents.base import Agent
 from wf_agent_runner.agents.repair import BreakdownUnreadable, read_breakdown
 from wf_agent_runner.llm import Message
@@ -73,9 +74,9 @@ Each task must be completable in one development session and have testable accep
 
     async def _passed(self, breakdown: Breakdown) -> Result:
         root = self.ctx.workspace
-        path = root / TASKS_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self._tasks_document(breakdown), indent=2) + "\n", encoding="utf-8")
+        # Through the confined opener: a planted symlink or hard link cannot send it outside the workspace.
+        document = json.dumps(self._tasks_document(breakdown), indent=2) + "\n"
+        await asyncio.to_thread(confined.write_under, root, TASKS_FILE, document.encode("utf-8"))
         sha = await gitrepo.commit_job(
             root,
             [TASKS_FILE],

@@ -10,7 +10,7 @@ from wf_common.states import Verdict
 
 from wf_agent_runner.agents.base import Agent, phrase
 from wf_agent_runner.agents.verdicts import agent_verdict, combined_summary, run_project_tests
-from wf_agent_runner.tools import FILE_TOOLS, ToolBox
+from wf_agent_runner.tools import RUN_TOOLS
 from wf_agent_runner.workspace import Workspace
 
 TEST_FILE_PATTERNS = ("test_*", "*_test.*", "*_tests.*", "conftest.py", "*.test.*", "*.spec.*")
@@ -32,18 +32,19 @@ def only_test_files(rel: str) -> str | None:
 
 class QAAgent(Agent):
     role = "qa"
-    tools = FILE_TOOLS
+    tools = RUN_TOOLS
     instructions = """\
-You verify the task's acceptance criteria. Read the code and the existing tests with list_files and
-read_file; add or extend tests (only test files) with write_file/edit_file so that every acceptance
-criterion is tested, including edge cases and error conditions. Do not change the implementation.
+You verify the task's acceptance criteria. Read the code and the existing tests with list_files,
+read_file and search; run the tests with run (a sandbox); add or extend tests (only test files) with
+write_file/edit_file so that every acceptance criterion is tested, including edge cases and error
+conditions. Do not change the implementation.
 After you finish, the project's test command is run and its result decides the verdict.
 Call finish(status="pass", summary=...) when the tests cover the criteria, or finish(status="fail",
 summary=<what is wrong, with reproduction steps>) if the implementation does not meet them."""
 
     async def run(self) -> Result:
         ws = Workspace(self.ctx.workspace, write_filter=only_test_files)
-        loop = await self.tool_loop(ToolBox(ws, self.tools), await self.prompt())
+        loop = await self.tool_loop(self.toolbox(ws), await self.prompt())
         agent_ok, agent_text = agent_verdict(loop)
         report = await run_project_tests(self)
         # The tests it wrote are committed whatever the verdict: failing ones are DEV's reproduction.

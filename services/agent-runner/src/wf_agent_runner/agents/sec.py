@@ -16,7 +16,7 @@ from wf_agent_runner.agents.base import Agent
 from wf_agent_runner.agents.verdicts import agent_verdict
 from wf_agent_runner.prompts import Prompt
 from wf_agent_runner.secrets_scan import ScanReport, scan_files
-from wf_agent_runner.tools import READ_ONLY_TOOLS, ToolBox
+from wf_agent_runner.tools import READ_ONLY_TOOLS
 from wf_agent_runner.workspace import Workspace
 
 NOT_RUN = (
@@ -27,10 +27,11 @@ NOT_RUN = (
 
 class SecAgent(Agent):
     role = "sec"
-    tools = READ_ONLY_TOOLS
+    tools = (*READ_ONLY_TOOLS[:-1], "run", "finish")  # run: scanners, in the sandbox
     instructions = """\
-You review the change for security problems. You can read the workspace (list_files, read_file) but
-not change it. A built-in scan for hardcoded secrets has already run; its findings are listed below.
+You review the change for security problems. You can read the workspace (list_files, read_file,
+search) but not change it; run executes a scanner or another command in a sandbox if one helps.
+A built-in scan for hardcoded secrets has already run; its findings are listed below.
 Review authentication and authorization logic, input validation, and injection risks (SQL, XSS,
 command) in the code the task touched, and how sensitive data is stored and sent.
 Call finish(status="fail", summary=<each problem: file, line, why, how to fix>) if you find a real
@@ -46,7 +47,7 @@ problem, else finish(status="pass", summary=<what you checked>)."""
         prompt = Prompt(
             prompt.system, f"{prompt.user}\n\n## Secret Scan Findings\n{_findings_text(scan.findings)}"
         )
-        loop = await self.tool_loop(ToolBox(Workspace(root), self.tools), prompt)
+        loop = await self.tool_loop(self.toolbox(Workspace(root)), prompt)
         agent_ok, agent_text = agent_verdict(loop)
         passed = agent_ok and not scan.findings
         summary = "\n\n".join(

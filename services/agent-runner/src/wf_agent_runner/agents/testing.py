@@ -10,7 +10,7 @@ from wf_common.states import Verdict
 
 from wf_agent_runner.agents.base import Agent
 from wf_agent_runner.agents.verdicts import agent_verdict, combined_summary, run_project_tests
-from wf_agent_runner.tools import READ_ONLY_TOOLS, ToolBox
+from wf_agent_runner.tools import READ_ONLY_TOOLS
 from wf_agent_runner.workspace import Workspace
 
 NOT_YET = (
@@ -22,16 +22,17 @@ NOT_YET = (
 class TestingAgent(Agent):
     __test__ = False  # not a pytest test class, despite the name
     role = "testing"
-    tools = READ_ONLY_TOOLS
+    tools = (*READ_ONLY_TOOLS[:-1], "run", "finish")
     instructions = """\
-You check the deployed change end to end. You can read the workspace (list_files, read_file) but not
-change it. Review whether the tests cover realistic scenarios for the task; after you finish, the
-project's full test command is run and its result decides the verdict.
+You check the deployed change end to end. You can read the workspace (list_files, read_file, search)
+and run commands in a sandbox (run), but not change it. Review whether the tests cover realistic
+scenarios for the task; after you finish, the project's full test command is run and its result
+decides the verdict.
 Call finish(status="pass"|"fail", summary=...) with what you checked and any gaps you found."""
 
     async def run(self) -> Result:
         ws = Workspace(self.ctx.workspace)
-        loop = await self.tool_loop(ToolBox(ws, self.tools), await self.prompt())
+        loop = await self.tool_loop(self.toolbox(ws), await self.prompt())
         agent_ok, agent_text = agent_verdict(loop)
         report = await run_project_tests(self)
         passed = report.run.passed and agent_ok

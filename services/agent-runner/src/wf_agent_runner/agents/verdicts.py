@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from wf_agent_runner.agents.base import Agent, LoopOutcome
+from wf_agent_runner.sandbox import SandboxError
 from wf_agent_runner.testrun import TestReport, run_tests
 
 
 async def run_project_tests(agent: Agent) -> TestReport:
     job = agent.job
     command = job.project.test_command or "python -m pytest"
-    await agent.out.emit("log", f"running the test command: {command}")
+    sandbox = agent.ctx.sandbox
+    if sandbox is None:  # the executor always gives one; nothing model-written runs unconfined by accident
+        raise SandboxError("no sandbox for the test command; the runner must open one for the job")
+    await agent.out.emit("log", f"running the test command in the {sandbox.backend} sandbox: {command}")
     report = await run_tests(
-        agent.ctx.workspace, command, limit_seconds=agent.ctx.test_timeout, on_line=agent.out.command_output
+        sandbox, command, limit_seconds=agent.ctx.test_timeout, on_line=agent.out.command_output
     )
     await agent.out.flush()
     await agent.out.emit("log", report.description, exit_code=report.run.exit_code)
