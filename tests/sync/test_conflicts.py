@@ -15,7 +15,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 from wf_common.embedded import NatsServer
-from wf_sync_bridge.tables import audit, links
+from wf_common.db.sync_tables import audit, links
 
 from tests.orchestrator.hub import Hub, eventually
 from tests.sync import views
@@ -55,6 +55,8 @@ async def test_both_sides_edit_the_title_the_newer_wins_and_the_other_is_kept_in
 
     await eventually(merged, within=20, what="the local title and the remote priority locally")
     await until(lambda: fakes.github.issue(issue["number"])["title"] == "Local title", "the local title in GitHub")
+    # The note is posted once the audit row is committed.
+    await until(lambda: fakes.github.comments.get(issue["number"]), "the conflict note in GitHub")
     db = create_async_engine(database_url)
     try:
         async with db.connect() as conn:

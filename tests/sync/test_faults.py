@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 from wf_common.errors import ConfigError
-from wf_sync_bridge.tables import audit, outbox
+from wf_common.db.sync_tables import audit, outbox
 
 from tests.fakes.asana import FakeAsana
 from tests.orchestrator.hub import Hub, eventually

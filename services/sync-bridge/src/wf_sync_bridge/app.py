@@ -77,6 +77,9 @@ class SyncBridge:
                 stop=self.stop_event,
             )
         )
+        # Writes wait until the mirror of local tasks has caught up with WF_EVENTS: a stale mirror would
+        # take a newer local edit for unchanged and let the tracker's older value overwrite it.
+        await self._caught_up(js)
         for t in self.targets:
             self._spawn(t.run_worker(self.stop_event))
             self._spawn(t.run_poller(self.stop_event))
@@ -105,6 +108,15 @@ class SyncBridge:
                 log.warning("%s: not reachable (%s); retrying in %.0fs", sync.name, err, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60)
+
+    async def _caught_up(self, js: Any, within: float = 60.0) -> None:
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline:
+            info = await js.consumer_info(subjects.EVENTS_STREAM, CONSUMER)
+            if not info.num_pending and not info.num_ack_pending:
+                return
+            await asyncio.sleep(0.05)
+        log.warning("the event backlog is still being read after %.0fs; syncing anyway", within)
 
     def _spawn(self, coro: Any) -> None:
         self._tasks.append(asyncio.create_task(coro))

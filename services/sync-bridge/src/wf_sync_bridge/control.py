@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
 from wf_common.keys import SLUG, TASK_KEY
 
 from wf_sync_bridge import store
 from wf_sync_bridge.adapters.base import RemoteError
-from wf_sync_bridge.tables import counters, links, outbox
+from wf_common.db.sync_tables import outbox, target_status
 
 if TYPE_CHECKING:
     from wf_sync_bridge.app import SyncBridge
@@ -82,51 +81,15 @@ def _one_target(bridge: SyncBridge, name: Any) -> TargetSync:
 
 
 async def status(bridge: SyncBridge) -> list[dict[str, Any]]:
-    assert bridge.db is not None
-    out = []
+    if bridge.db is None:
+        raise ControlError("unavailable", "the sync bridge is still starting")
     async with bridge.db.connect() as conn:
-        for t in bridge.targets:
-            linked = await conn.scalar(
-                select(func.count()).where(links.c.target == t.name, links.c.unlinked_at.is_(None))
-            )
-            by_status = dict(
-                (
-                    await conn.execute(
-                        select(outbox.c.status, func.count())
-                        .where(outbox.c.target == t.name)
-                        .group_by(outbox.c.status)
-                    )
-                ).all()
-            )
-            counts = dict(
-                (
-                    await conn.execute(
-                        select(counters.c.name, counters.c.value).where(counters.c.target == t.name)
-                    )
-                ).all()
-            )
-            last_sync = await conn.scalar(
-                select(func.max(links.c.last_synced_at)).where(links.c.target == t.name)
-            )
-            out.append(
-                {
-                    "target": t.name,
-                    "adapter": t.target.adapter,
-                    "linked": int(linked or 0),
-                    "last_sync": last_sync.isoformat() if last_sync else None,
-                    "last_poll": await store.cursor(conn, t.name, "polled_at"),
-                    "pending": int(by_status.get("pending", 0)),
-                    "dead": int(by_status.get("dead", 0)),
-                    "failures": int(counts.get("failures", 0)),
-                    "rate_limited": int(counts.get("rate_limited", 0)),
-                    "webhooks_rejected": int(counts.get("webhooks_rejected", 0)),
-                }
-            )
-    return out
+        return [await target_status(conn, t.name, t.target.adapter) for t in bridge.targets]
 
 
 async def resync(bridge: SyncBridge, targets: list[TargetSync]) -> dict[str, Any]:
-    assert bridge.db is not None
+    if bridge.db is None:
+        raise ControlError("unavailable", "the sync bridge is still starting")
     queued = {}
     async with bridge.db.begin() as conn:
         for t in targets:

@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from wf_sync_bridge.tables import agreed, comments, counters, cursors, inbox, links, mirror, outbox
+from wf_common.db.sync_tables import agreed, comments, counters, cursors, inbox, links, mirror, outbox
 
 
 @dataclass
@@ -21,6 +21,18 @@ class Link:
     task_key: str
     remote_id: str
     display_id: str
+    remote_updated_at: datetime | None = None
+    last_synced_at: datetime | None = None
+
+    def stale(self, updated_at: datetime | None) -> bool:
+        """Whether a change the tracker reports (at `updated_at`) may be news to us. Services with
+        whole-second timestamps (GitHub) can hide a second change in the same second, so an equal time
+        counts as news for a moment after the sync that recorded it."""
+        seen = self.remote_updated_at
+        if updated_at is None or seen is None or updated_at > seen:
+            return True
+        synced = self.last_synced_at or seen
+        return updated_at == seen and (synced - seen).total_seconds() < 2
 
 
 @dataclass
@@ -76,7 +88,16 @@ async def mirrored_tasks(conn: AsyncConnection, projects: list[str]) -> list[tup
 
 
 def _link(row: Any) -> Link:
-    return Link(row.id, row.target, row.project, row.task_key, row.remote_id, row.display_id)
+    return Link(
+        row.id,
+        row.target,
+        row.project,
+        row.task_key,
+        row.remote_id,
+        row.display_id,
+        row.remote_updated_at,
+        row.last_synced_at,
+    )
 
 
 async def link_of(conn: AsyncConnection, target: str, project: str, key: str) -> Link | None:
@@ -138,7 +159,9 @@ async def agreed_of(conn: AsyncConnection, link_id: int) -> dict[str, Any]:
     return {r.field: r.value for r in rows}
 
 
-async def set_agreed(conn: AsyncConnection, link_id: int, values: dict[str, Any]) -> None:
+async def set_agreed(
+    conn: AsyncConnection, link_id: int, values: dict[str, Any], remote_updated_at: datetime | None = None
+) -> None:
     for f, v in values.items():
         stmt = insert(agreed).values(link_id=link_id, field=f, value=v)
         await conn.execute(
@@ -146,7 +169,8 @@ async def set_agreed(conn: AsyncConnection, link_id: int, values: dict[str, Any]
                 index_elements=[agreed.c.link_id, agreed.c.field], set_={"value": v, "updated_at": func.now()}
             )
         )
-    await conn.execute(update(links).where(links.c.id == link_id).values(last_synced_at=func.now()))
+    seen = {"remote_updated_at": remote_updated_at} if remote_updated_at is not None else {}
+    await conn.execute(update(links).where(links.c.id == link_id).values(last_synced_at=func.now(), **seen))
 
 
 async def known_remote_comments(conn: AsyncConnection, link_id: int) -> set[str]:

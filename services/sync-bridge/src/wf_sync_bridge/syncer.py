@@ -29,7 +29,7 @@ from wf_sync_bridge.adapters.base import (
 from wf_sync_bridge.fields import BODY_FIELDS, local_fields, marker_of, parse_body, render_body
 from wf_sync_bridge.local import LocalTasks, Refused
 from wf_sync_bridge.merge import Conflict, merge
-from wf_sync_bridge.tables import audit
+from wf_common.db.sync_tables import audit
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +125,15 @@ class TargetSync:
         except (TransientError, BusError) as err:
             await self._transient(op, str(err))
         except (PermanentError, Refused) as err:
-            log.error("%s: %s %s/%s dead-lettered: %s", self.name, op.op, op.project, op.task_key, err)
+            log.error(  # noqa: TRY400 - the reason is the message; no traceback is needed
+                "%s: %s %s/%s dead-lettered: %s", self.name, op.op, op.project, op.task_key, err
+            )
             async with self.db.begin() as conn:
                 await store.dead_op(conn, op.id, str(err))
                 await store.count(conn, self.name, "failures")
+        except Exception as err:  # noqa: BLE001 - a bug in one op must not stop the target's worker
+            log.exception("%s: %s %s/%s failed unexpectedly", self.name, op.op, op.project, op.task_key)
+            await self._transient(op, f"{type(err).__name__}: {err}")
         else:
             async with self.db.begin() as conn:
                 await store.finish_op(conn, op.id)
@@ -205,7 +210,7 @@ class TargetSync:
         await self._push(link, merged.push, merged.agreed)
         await self._pull_comments(link)
         async with self.db.begin() as conn:
-            await store.set_agreed(conn, link.id, merged.agreed)
+            await store.set_agreed(conn, link.id, merged.agreed, item.updated_at)
             for c in merged.conflicts:
                 await self._audit(conn, link, c.field, c.winner, c.kept, c.discarded, "both sides changed")
         for c in merged.conflicts:
@@ -382,7 +387,7 @@ class TargetSync:
                 if ch.actor_id and ch.actor_id == self.adapter.self_id:
                     continue  # our own write, seen again
                 link = await store.link_by_remote(conn, self.name, ch.remote_id)
-                if link is not None:
+                if link is not None and link.stale(ch.updated_at):
                     queued += await store.enqueue(conn, self.name, link.project, link.task_key, "sync")
             if changes.full_resync or due:
                 queued += await self.queue_reconcile(conn)

@@ -84,6 +84,7 @@ class RemoteChange:
     remote_id: str
     actor_id: str | None = None
     deleted: bool = False
+    updated_at: datetime | None = None  # when the service says it changed, if it says
 
 
 @dataclass

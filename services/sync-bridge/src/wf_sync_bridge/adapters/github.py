@@ -170,4 +170,10 @@ class GithubAdapter(TaskAdapter):
         if since is not None:
             params["since"] = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         issues = await self._all(f"{self.repo}/issues", params)
-        return Changes(changes=[RemoteChange(str(i["number"])) for i in issues if "pull_request" not in i])
+        return Changes(
+            changes=[
+                RemoteChange(str(i["number"]), updated_at=parse_time(i["updated_at"]))
+                for i in issues
+                if "pull_request" not in i
+            ]
+        )

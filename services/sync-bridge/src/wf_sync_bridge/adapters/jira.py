@@ -226,4 +226,6 @@ class JiraAdapter(TaskAdapter):
             # JQL compares in minutes, in the user's time zone; the bridge's account is set to UTC.
             jql += f' AND updated >= "{since.astimezone(UTC).strftime("%Y/%m/%d %H:%M")}"'
         issues = await self._search(jql + " ORDER BY updated ASC")
-        return Changes(changes=[RemoteChange(str(i["id"])) for i in issues])
+        return Changes(
+            changes=[RemoteChange(str(i["id"]), updated_at=parse_time(i["fields"]["updated"])) for i in issues]
+        )

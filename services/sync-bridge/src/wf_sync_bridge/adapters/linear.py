@@ -193,11 +193,13 @@ class LinearAdapter(TaskAdapter):
         while True:
             data = await self.gql(
                 "query($filter: IssueFilter, $after: String) { issues(first: 50, after: $after, "
-                "filter: $filter, orderBy: updatedAt) { nodes { id } pageInfo { hasNextPage endCursor } } }",
+                "filter: $filter, orderBy: updatedAt) { nodes { id updatedAt } pageInfo { hasNextPage endCursor } } }",
                 filter=flt,
                 after=after,
             )
-            out.changes.extend(RemoteChange(i["id"]) for i in data["issues"]["nodes"])
+            out.changes.extend(
+                RemoteChange(i["id"], updated_at=parse_time(i["updatedAt"])) for i in data["issues"]["nodes"]
+            )
             if not data["issues"]["pageInfo"]["hasNextPage"]:
                 return out
             after = data["issues"]["pageInfo"]["endCursor"]

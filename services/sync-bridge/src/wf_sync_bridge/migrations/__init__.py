@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 from wf_common.settings import async_database_url
 
-from wf_sync_bridge.tables import SCHEMA
+from wf_common.db.sync_tables import SCHEMA
 
 HERE = Path(__file__).parent
 _MIGRATION_LOCK = 0x77665F73  # not the orchestrator's: the two migrate independently

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from wf_sync_bridge.tables import SCHEMA, metadata
+from wf_common.db.sync_tables import SCHEMA, metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -72,6 +72,7 @@ def upgrade() -> None:
         sa.Column("url", sa.Text(), server_default="", nullable=False),
         sa.Column("linked_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("last_synced_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("remote_updated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("unlinked_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         schema="sync",

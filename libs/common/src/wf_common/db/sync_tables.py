@@ -1,8 +1,10 @@
-"""The bridge's own tables, in the PostgreSQL schema `sync` (migrations in migrations/, version table
-sync.alembic_version). The bridge is their only writer; the board API reads them for `wf sync status`.
-The bridge never writes the orchestrator's tables."""
+"""The sync bridge's own tables, in the PostgreSQL schema `sync` (migrations: wf_sync_bridge.migrations,
+version table sync.alembic_version). The bridge is their only writer; the board API reads them for
+`wf sync status` (`target_status`). The bridge never writes the orchestrator's tables."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -16,8 +18,10 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    select,
     text,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.dialects.postgresql import JSONB
 
 SCHEMA = "sync"
@@ -41,6 +45,8 @@ links = Table(
     Column("url", Text, nullable=False, server_default=""),
     _at("linked_at"),
     Column("last_synced_at", DateTime(timezone=True)),
+    # The item's own "updated" time at the last sync: a poll that sees no newer one skips the item.
+    Column("remote_updated_at", DateTime(timezone=True)),
     Column("unlinked_at", DateTime(timezone=True)),
     Index(
         "uq_links_task",
@@ -152,3 +158,40 @@ counters = Table(
     Column("name", String(40), primary_key=True),
     Column("value", BigInteger, nullable=False, server_default=text("0")),
 )
+
+
+async def target_status(conn: AsyncConnection, target: str, adapter: str) -> dict[str, Any]:
+    """What `wf sync status` shows for one target: linked tasks, last sync and poll, pending writes,
+    failures, dead letters (with the newest reason) and refused webhooks."""
+    linked = await conn.scalar(select(func.count()).where(links.c.target == target, links.c.unlinked_at.is_(None)))
+    by_status = {
+        str(r[0]): int(r[1])
+        for r in await conn.execute(
+            select(outbox.c.status, func.count()).where(outbox.c.target == target).group_by(outbox.c.status)
+        )
+    }
+    counts = {
+        str(r[0]): int(r[1])
+        for r in await conn.execute(select(counters.c.name, counters.c.value).where(counters.c.target == target))
+    }
+    last_sync = await conn.scalar(select(func.max(links.c.last_synced_at)).where(links.c.target == target))
+    last_poll = await conn.scalar(select(cursors.c.value).where(cursors.c.target == target, cursors.c.name == "polled_at"))
+    last_dead = await conn.scalar(
+        select(outbox.c.last_error)
+        .where(outbox.c.target == target, outbox.c.status == "dead")
+        .order_by(outbox.c.id.desc())
+        .limit(1)
+    )
+    return {
+        "target": target,
+        "adapter": adapter,
+        "linked": int(linked or 0),
+        "last_sync": last_sync.isoformat() if last_sync else None,
+        "last_poll": last_poll,
+        "pending": by_status.get("pending", 0),
+        "dead": by_status.get("dead", 0),
+        "last_dead_error": last_dead,
+        "failures": counts.get("failures", 0),
+        "rate_limited": counts.get("rate_limited", 0),
+        "webhooks_rejected": counts.get("webhooks_rejected", 0),
+    }
