@@ -60,6 +60,10 @@ class FakeGithub(FakeTracker):
             pr = self._new(title, "a pull request", self.human)
             pr["pull_request"] = {"url": f"{self.url}/repos/{self.owner}/{self.repo}/pulls/{pr['number']}"}
 
+    def human_create(self, title: str, body: str = "") -> int:
+        with self.lock:
+            return int(self._new(title, body, self.human)["number"])
+
     def human_update(self, number: int | str, **fields: Any) -> None:
         with self.lock:
             i = self._issues[int(number)]

@@ -401,13 +401,13 @@ class TargetSync:
         return queued
 
     async def queue_reconcile(self, conn: AsyncConnection) -> int:
-        """A full pass: every linked task, and every mirrored task of a covered project not linked yet."""
-        queued = 0
+        """A full pass: every linked task, and every mirrored task of a covered project not linked yet.
+        Returns how many tasks will be synced (a task with a sync already waiting counts once)."""
         tasks = set(await store.mirrored_tasks(conn, self.target.projects))
         tasks |= {(lk.project, lk.task_key) for lk in await store.active_links(conn, self.name)}
         for project, key in sorted(tasks):
-            queued += await store.enqueue(conn, self.name, project, key, "sync")
-        return queued
+            await store.enqueue(conn, self.name, project, key, "sync")
+        return len(tasks)
 
 
 def _conflict_note(c: Conflict) -> str:
