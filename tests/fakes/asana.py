@@ -24,7 +24,23 @@ from starlette.routing import Route
 
 from tests.fakes.tracker import FakeTracker, json_body
 
-_ALLOWED_TAGS = {"body", "h1", "h2", "ul", "ol", "li", "strong", "em", "u", "s", "code", "pre", "a", "blockquote", "hr"}
+_ALLOWED_TAGS = {
+    "body",
+    "h1",
+    "h2",
+    "ul",
+    "ol",
+    "li",
+    "strong",
+    "em",
+    "u",
+    "s",
+    "code",
+    "pre",
+    "a",
+    "blockquote",
+    "hr",
+}
 
 
 def now() -> str:
@@ -44,12 +60,28 @@ def _plain(notes: str) -> str:
 class FakeAsana(FakeTracker):
     name = "asana"
 
-    def __init__(self, *, token: str = "asana-token", sections: list[str] | None = None, page_size: int = 100) -> None:
+    def __init__(
+        self,
+        *,
+        token: str = "asana-token",  # noqa: S107 - the fake's test token
+        sections: list[str] | None = None,
+        page_size: int = 100,
+    ) -> None:
         super().__init__()
         self.token = token
         self._ids = itertools.count(1_200_000_000_000_001)
-        self.me = {"gid": self.gid(), "name": "Workflow Hub bot", "resource_type": "user", "email": "bot@example.com"}
-        self.human = {"gid": self.gid(), "name": "Ada Human", "resource_type": "user", "email": "ada@example.com"}
+        self.me = {
+            "gid": self.gid(),
+            "name": "Workflow Hub bot",
+            "resource_type": "user",
+            "email": "bot@example.com",
+        }
+        self.human = {
+            "gid": self.gid(),
+            "name": "Ada Human",
+            "resource_type": "user",
+            "email": "ada@example.com",
+        }
         self.project_gid = self.gid()
         self.page_size = page_size
         self.sections: dict[str, dict[str, Any]] = {}
@@ -148,7 +180,12 @@ class FakeAsana(FakeTracker):
             }
         ]
         t["modified_at"] = now()
-        self._event(user, "added", {"gid": gid, "resource_type": "task"}, {"gid": s["gid"], "resource_type": "section"})
+        self._event(
+            user,
+            "added",
+            {"gid": gid, "resource_type": "task"},
+            {"gid": s["gid"], "resource_type": "section"},
+        )
 
     def _comment(self, gid: str, text: str, user: dict[str, Any]) -> dict[str, Any]:
         story = {
@@ -161,7 +198,12 @@ class FakeAsana(FakeTracker):
             "created_by": {"gid": user["gid"], "name": user["name"], "resource_type": "user"},
         }
         self.stories.setdefault(gid, []).append(story)
-        self._event(user, "added", {"gid": story["gid"], "resource_type": "story"}, {"gid": gid, "resource_type": "task"})
+        self._event(
+            user,
+            "added",
+            {"gid": story["gid"], "resource_type": "story"},
+            {"gid": gid, "resource_type": "task"},
+        )
         return story
 
     # -- HTTP --------------------------------------------------------------------------------------
@@ -198,7 +240,11 @@ class FakeAsana(FakeTracker):
         nxt = None
         if start + limit < len(items):
             offset = str(start + limit)
-            nxt = {"offset": offset, "path": f"{path}?limit={limit}&offset={offset}", "uri": f"{self.url}{path}"}
+            nxt = {
+                "offset": offset,
+                "path": f"{path}?limit={limit}&offset={offset}",
+                "uri": f"{self.url}{path}",
+            }
         return JSONResponse({"data": chunk, "next_page": nxt})
 
     def _visible(self) -> list[dict[str, Any]]:
@@ -331,13 +377,19 @@ class FakeAsana(FakeTracker):
             if token is None or token not in self.sync_tokens:
                 fresh = secrets.token_hex(16)
                 self.sync_tokens[fresh] = len(self.events)
-                message = "Sync token invalid or too old. If you are attempting to keep resources in sync, you must fetch the full dataset for this query now and use the new sync token for the next sync."
+                message = (
+                    "Sync token invalid or too old. If you are attempting to keep resources in sync, "
+                    "you must fetch the full dataset for this query now and use the new sync token "
+                    "for the next sync."
+                )
                 return JSONResponse({"errors": [{"message": message}], "sync": fresh}, status_code=412)
             start = self.sync_tokens[token]
             chunk = self.events[start : start + 100]
             fresh = secrets.token_hex(16)
             self.sync_tokens[fresh] = start + len(chunk)
-            return JSONResponse({"data": chunk, "sync": fresh, "has_more": start + len(chunk) < len(self.events)})
+            return JSONResponse(
+                {"data": chunk, "sync": fresh, "has_more": start + len(chunk) < len(self.events)}
+            )
 
     async def create_webhook(self, request: Request) -> Response:
         """Asana's handshake: it POSTs X-Hook-Secret to the target, which must echo it back."""
@@ -347,6 +399,8 @@ class FakeAsana(FakeTracker):
             return bad
         data = ((await json_body(request)) or {}).get("data") or {}
         target = data.get("target")
+        if not isinstance(target, str):
+            return self._err(400, "target: Missing input")
         secret = secrets.token_hex(32)
         async with httpx.AsyncClient() as client:
             r = await client.post(target, headers={"X-Hook-Secret": secret}, content=b"")
@@ -355,5 +409,6 @@ class FakeAsana(FakeTracker):
         with self.lock:
             self.webhook_url, self.hook_secret = target, secret
         return JSONResponse(
-            {"data": {"gid": self.gid(), "resource_type": "webhook", "active": True, "target": target}}, status_code=201
+            {"data": {"gid": self.gid(), "resource_type": "webhook", "active": True, "target": target}},
+            status_code=201,
         )

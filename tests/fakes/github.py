@@ -31,7 +31,14 @@ def now() -> str:
 class FakeGithub(FakeTracker):
     name = "github"
 
-    def __init__(self, *, token: str = "gh-token", owner: str = "acme", repo: str = "app", pull_requests: int = 2) -> None:
+    def __init__(
+        self,
+        *,
+        token: str = "gh-token",  # noqa: S107 - the fake's test token
+        owner: str = "acme",
+        repo: str = "app",
+        pull_requests: int = 2,
+    ) -> None:
         super().__init__()
         self.token, self.owner, self.repo = token, owner, repo
         self.me = {"login": "wf-bot", "id": 9_000_001, "type": "Bot"}
@@ -88,13 +95,23 @@ class FakeGithub(FakeTracker):
     def sign(self, body: bytes) -> dict[str, str]:
         assert self.webhook_secret is not None
         digest = hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
-        return {"X-Hub-Signature-256": f"sha256={digest}", "X-GitHub-Delivery": str(uuid.uuid4()), "X-GitHub-Event": "issues"}
+        return {
+            "X-Hub-Signature-256": f"sha256={digest}",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-GitHub-Event": "issues",
+        }
 
     # -- state -------------------------------------------------------------------------------------
 
     def _label(self, name: str) -> dict[str, Any]:
         if name not in self.labels:
-            self.labels[name] = {"id": next(self._ids), "name": name, "color": "ededed", "default": False, "description": None}
+            self.labels[name] = {
+                "id": next(self._ids),
+                "name": name,
+                "color": "ededed",
+                "default": False,
+                "description": None,
+            }
         return self.labels[name]
 
     def _new(self, title: str, body: str | None, user: dict[str, Any]) -> dict[str, Any]:
@@ -138,7 +155,11 @@ class FakeGithub(FakeTracker):
     # -- HTTP --------------------------------------------------------------------------------------
 
     def error_body(self, status: int, message: str) -> Any:
-        return {"message": message, "documentation_url": "https://docs.github.com/rest", "status": str(status)}
+        return {
+            "message": message,
+            "documentation_url": "https://docs.github.com/rest",
+            "status": str(status),
+        }
 
     def routes(self) -> list[Route]:
         repo = f"/repos/{self.owner}/{self.repo}"
@@ -207,9 +228,17 @@ class FakeGithub(FakeTracker):
         name = body.get("name")
         with self.lock:
             if not isinstance(name, str) or not name:
-                return self._json({"message": "Validation Failed", "errors": [{"field": "name", "code": "missing"}]}, 422)
+                return self._json(
+                    {"message": "Validation Failed", "errors": [{"field": "name", "code": "missing"}]}, 422
+                )
             if name in self.labels:
-                return self._json({"message": "Validation Failed", "errors": [{"resource": "Label", "code": "already_exists"}]}, 422)
+                return self._json(
+                    {
+                        "message": "Validation Failed",
+                        "errors": [{"resource": "Label", "code": "already_exists"}],
+                    },
+                    422,
+                )
             return self._json(self._label(name), 201)
 
     async def repo_issues(self, request: Request) -> Response:
@@ -218,7 +247,10 @@ class FakeGithub(FakeTracker):
         if request.method == "POST":
             body = (await json_body(request)) or {}
             if not isinstance(body.get("title"), str) or not body["title"]:
-                return self._json({"message": "Validation Failed", "errors": [{"field": "title", "code": "missing_field"}]}, 422)
+                return self._json(
+                    {"message": "Validation Failed", "errors": [{"field": "title", "code": "missing_field"}]},
+                    422,
+                )
             with self.lock:
                 issue = self._new(body["title"], body.get("body"), self.me)
                 issue["labels"] = [self._label(n) for n in body.get("labels") or []]
@@ -250,7 +282,9 @@ class FakeGithub(FakeTracker):
                 return self._json(issue)
         body = (await json_body(request)) or {}
         if body.get("state") not in (None, "open", "closed"):
-            return self._json({"message": "Validation Failed", "errors": [{"field": "state", "code": "invalid"}]}, 422)
+            return self._json(
+                {"message": "Validation Failed", "errors": [{"field": "state", "code": "invalid"}]}, 422
+            )
         with self.lock:
             for k in ("title", "body"):
                 if k in body:
@@ -258,7 +292,9 @@ class FakeGithub(FakeTracker):
             if "labels" in body:
                 issue["labels"] = [self._label(x) for x in body["labels"]]
             if body.get("state") == "closed" and issue["state"] != "closed":
-                issue.update(state="closed", state_reason=body.get("state_reason", "completed"), closed_at=now())
+                issue.update(
+                    state="closed", state_reason=body.get("state_reason", "completed"), closed_at=now()
+                )
             elif body.get("state") == "open" and issue["state"] != "open":
                 issue.update(state="open", state_reason="reopened", closed_at=None)
             issue["updated_at"] = now()
@@ -276,6 +312,8 @@ class FakeGithub(FakeTracker):
                 return self._page(request, list(self.comments.get(n, [])))
         body = (await json_body(request)) or {}
         if not isinstance(body.get("body"), str) or not body["body"]:
-            return self._json({"message": "Validation Failed", "errors": [{"field": "body", "code": "missing_field"}]}, 422)
+            return self._json(
+                {"message": "Validation Failed", "errors": [{"field": "body", "code": "missing_field"}]}, 422
+            )
         with self.lock:
             return self._json(self._comment(issue, body["body"], self.me), 201)

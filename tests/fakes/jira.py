@@ -26,12 +26,23 @@ from starlette.routing import Route
 from tests.fakes.tracker import FakeTracker, json_body
 
 API = "/rest/api/3"
-_ADF_BLOCKS = {"paragraph", "heading", "bulletList", "orderedList", "listItem", "codeBlock", "blockquote", "rule"}
+_ADF_BLOCKS = {
+    "paragraph",
+    "heading",
+    "bulletList",
+    "orderedList",
+    "listItem",
+    "codeBlock",
+    "blockquote",
+    "rule",
+}
 _ADF_INLINE = {"text", "hardBreak", "mention", "emoji", "inlineCard"}
 
 
 def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{datetime.now(UTC).microsecond // 1000:03d}+0000"
+    return (
+        datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{datetime.now(UTC).microsecond // 1000:03d}+0000"
+    )
 
 
 def parse_jira_time(v: str) -> datetime:
@@ -65,7 +76,9 @@ def adf(text: str) -> dict[str, Any]:
     return {
         "type": "doc",
         "version": 1,
-        "content": [{"type": "paragraph", "content": [{"type": "text", "text": p}]} for p in text.split("\n\n") if p],
+        "content": [
+            {"type": "paragraph", "content": [{"type": "text", "text": p}]} for p in text.split("\n\n") if p
+        ],
     }
 
 
@@ -76,7 +89,7 @@ class FakeJira(FakeTracker):
         self,
         *,
         email: str = "bot@example.com",
-        token: str = "jira-token",
+        token: str = "jira-token",  # noqa: S107 - the fake's test token
         project_key: str = "WF",
         statuses: list[str] | None = None,
         page_size: int = 50,
@@ -85,8 +98,16 @@ class FakeJira(FakeTracker):
         self.email, self.token, self.project_key = email, token, project_key
         self.statuses = statuses or ["To Do", "In Progress", "Done"]
         self.page_size = page_size
-        self.me = {"accountId": "5b10a2844c20165700ede21g", "displayName": "Workflow Hub bot", "timeZone": "UTC"}
-        self.human = {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Grace Human", "timeZone": "UTC"}
+        self.me = {
+            "accountId": "5b10a2844c20165700ede21g",
+            "displayName": "Workflow Hub bot",
+            "timeZone": "UTC",
+        }
+        self.human = {
+            "accountId": "5b10ac8d82e05b22cc7d4ef5",
+            "displayName": "Grace Human",
+            "timeZone": "UTC",
+        }
         self._ids = itertools.count(10000)
         self._number = itertools.count(1)
         self._issues: dict[str, dict[str, Any]] = {}  # id -> issue
@@ -139,12 +160,17 @@ class FakeJira(FakeTracker):
 
     def sign(self, body: bytes) -> dict[str, str]:
         assert self.webhook_secret is not None
-        return {"X-Hub-Signature": "sha256=" + hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest()}
+        return {
+            "X-Hub-Signature": "sha256="
+            + hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest()
+        }
 
     # -- state -------------------------------------------------------------------------------------
 
     def _find(self, id_or_key: str) -> dict[str, Any] | None:
-        i = self._issues.get(id_or_key) or next((x for x in self._issues.values() if x["key"] == id_or_key), None)
+        i = self._issues.get(id_or_key) or next(
+            (x for x in self._issues.values() if x["key"] == id_or_key), None
+        )
         return None if i is None or i.get("_deleted") else i
 
     def _status(self, name: str) -> dict[str, Any]:
@@ -180,7 +206,14 @@ class FakeJira(FakeTracker):
         for j in (here - 1, here + 1):
             if 0 <= j < len(self.statuses) and self.statuses[j] not in self.unreachable:
                 name = self.statuses[j]
-                out.append({"id": str(11 + j), "name": f"Move to {name}", "to": self._status(name), "hasScreen": False})
+                out.append(
+                    {
+                        "id": str(11 + j),
+                        "name": f"Move to {name}",
+                        "to": self._status(name),
+                        "hasScreen": False,
+                    }
+                )
         return out
 
     # -- HTTP --------------------------------------------------------------------------------------
@@ -205,11 +238,15 @@ class FakeJira(FakeTracker):
     def _auth(self, request: Request) -> Response | None:
         expected = "Basic " + base64.b64encode(f"{self.email}:{self.token}".encode()).decode()
         if request.headers.get("authorization") != expected:
-            return JSONResponse(self.error_body(401, "Client must be authenticated to access this resource."), 401)
+            return JSONResponse(
+                self.error_body(401, "Client must be authenticated to access this resource."), 401
+            )
         return None
 
     def _err(self, status: int, message: str, errors: dict[str, str] | None = None) -> Response:
-        return JSONResponse({"errorMessages": [message] if message else [], "errors": errors or {}}, status_code=status)
+        return JSONResponse(
+            {"errorMessages": [message] if message else [], "errors": errors or {}}, status_code=status
+        )
 
     def _public(self, issue: dict[str, Any], fields: str | None = None) -> dict[str, Any]:
         f = issue["fields"]
@@ -239,7 +276,14 @@ class FakeJira(FakeTracker):
         if request.path_params["key"] != self.project_key:
             return self._err(404, f"No project could be found with key '{request.path_params['key']}'.")
         return JSONResponse(
-            [{"id": "10001", "name": "Task", "subtask": False, "statuses": [self._status(s) for s in self.statuses]}]
+            [
+                {
+                    "id": "10001",
+                    "name": "Task",
+                    "subtask": False,
+                    "statuses": [self._status(s) for s in self.statuses],
+                }
+            ]
         )
 
     async def create_issue(self, request: Request) -> Response:
@@ -257,7 +301,9 @@ class FakeJira(FakeTracker):
         if (f.get("issuetype") or {}).get("name") != "Task":
             errors["issuetype"] = "valid issue type is required"
         if "description" in f and f["description"] is not None and not valid_adf(f["description"]):
-            errors["description"] = "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
+            errors["description"] = (
+                "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
+            )
         labels = f.get("labels") or []
         if any(not isinstance(lb, str) or " " in lb for lb in labels):
             errors["labels"] = "The label can't contain spaces."
@@ -305,7 +351,9 @@ class FakeJira(FakeTracker):
             return self._err(400, "", {"summary": "You must specify a summary of the issue."})
         unknown = set(f) - {"summary", "description", "labels"}
         if unknown:
-            return self._err(400, "", {k: "Field cannot be set. It is not on the appropriate screen." for k in unknown})
+            return self._err(
+                400, "", {k: "Field cannot be set. It is not on the appropriate screen." for k in unknown}
+            )
         with self.lock:
             issue["fields"].update(f)
             self._touch(issue)
@@ -342,10 +390,15 @@ class FakeJira(FakeTracker):
                 start = int(request.query_params.get("startAt", 0))
                 size = min(int(request.query_params.get("maxResults", 50)), self.page_size)
                 return JSONResponse(
-                    {"startAt": start, "maxResults": size, "total": len(all_), "comments": all_[start : start + size]}
+                    {
+                        "startAt": start,
+                        "maxResults": size,
+                        "total": len(all_),
+                        "comments": all_[start : start + size],
+                    }
                 )
         body = ((await json_body(request)) or {}).get("body")
-        if not valid_adf(body):
+        if not isinstance(body, dict) or not valid_adf(body):
             return self._err(400, "", {"comment": "Comment body is not valid Atlassian Document Format."})
         with self.lock:
             c = self._comment(issue, body, self.me)

@@ -36,13 +36,23 @@ def now() -> str:
 class FakeLinear(FakeTracker):
     name = "linear"
 
-    def __init__(self, *, key: str = "lin_api_test", team: str = "ENG", states: list[str] | None = None, page_size: int = 50) -> None:
+    def __init__(
+        self,
+        *,
+        key: str = "lin_api_test",
+        team: str = "ENG",
+        states: list[str] | None = None,
+        page_size: int = 50,
+    ) -> None:
         super().__init__()
         self.key, self.team_key = key, team
         self.team_id = str(uuid.uuid4())
         self.me = {"id": str(uuid.uuid4()), "name": "Workflow Hub bot"}
         self.human = {"id": str(uuid.uuid4()), "name": "Linus Human"}
-        self.states = {name: {"id": str(uuid.uuid4()), "name": name, "type": "unstarted"} for name in states or ["Todo", "Done"]}
+        self.states = {
+            name: {"id": str(uuid.uuid4()), "name": name, "type": "unstarted"}
+            for name in states or ["Todo", "Done"]
+        }
         self.page_size = page_size
         self._numbers = itertools.count(1)
         self._issues: dict[str, dict[str, Any]] = {}
@@ -80,10 +90,18 @@ class FakeLinear(FakeTracker):
 
     def sign(self, body: bytes) -> dict[str, str]:
         assert self.webhook_secret is not None
-        return {"Linear-Signature": hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest(), "Linear-Delivery": str(uuid.uuid4())}
+        return {
+            "Linear-Signature": hmac.new(self.webhook_secret.encode(), body, hashlib.sha256).hexdigest(),
+            "Linear-Delivery": str(uuid.uuid4()),
+        }
 
     def issue_event(self, issue_id: str, action: str = "update") -> dict[str, Any]:
-        return {"action": action, "type": "Issue", "data": {"id": issue_id}, "webhookTimestamp": int(time.time() * 1000)}
+        return {
+            "action": action,
+            "type": "Issue",
+            "data": {"id": issue_id},
+            "webhookTimestamp": int(time.time() * 1000),
+        }
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -103,21 +121,28 @@ class FakeLinear(FakeTracker):
 
     def error_body(self, status: int, message: str) -> Any:
         code = "RATELIMITED" if status == 429 else "INTERNAL_SERVER_ERROR"
-        return {"errors": [{"message": message, "extensions": {"code": code, "userPresentableMessage": message}}]}
+        return {
+            "errors": [{"message": message, "extensions": {"code": code, "userPresentableMessage": message}}]
+        }
 
     def routes(self) -> list[Route]:
         return [Route("/graphql", self.graphql, methods=["POST"])]
 
     @staticmethod
     def _gql_error(message: str, code: str, status: int = 400) -> Response:
-        return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}], "data": None}, status_code=status)
+        return JSONResponse(
+            {"errors": [{"message": message, "extensions": {"code": code}}], "data": None}, status_code=status
+        )
 
     def _page(self, items: list[dict[str, Any]], first: int, after: str | None) -> dict[str, Any]:
         start = int(after) if after else 0
         size = min(first, self.page_size)
         chunk = items[start : start + size]
         more = start + size < len(items)
-        return {"nodes": chunk, "pageInfo": {"hasNextPage": more, "endCursor": str(start + size) if chunk else None}}
+        return {
+            "nodes": chunk,
+            "pageInfo": {"hasNextPage": more, "endCursor": str(start + size) if chunk else None},
+        }
 
     async def graphql(self, request: Request) -> Response:
         if request.headers.get("authorization") not in (self.key, f"Bearer {self.key}"):
@@ -130,13 +155,29 @@ class FakeLinear(FakeTracker):
         op = root.group(1) if root else ""
         with self.lock:
             if op == "viewer":
-                teams = [{"id": self.team_id, "key": self.team_key, "states": {"nodes": list(self.states.values())}}]
+                teams = [
+                    {
+                        "id": self.team_id,
+                        "key": self.team_key,
+                        "states": {"nodes": list(self.states.values())},
+                    }
+                ]
                 teams = [t for t in teams if t["key"] == v.get("key")]
                 return JSONResponse({"data": {"viewer": self.me, "teams": {"nodes": teams}}})
             if op == "issue":
                 i = self._issues.get(v.get("id", ""))
                 if i is None or i.get("_deleted"):
-                    return JSONResponse({"data": None, "errors": [{"message": "Entity not found: Issue", "extensions": {"code": "INVALID_INPUT"}}]})
+                    return JSONResponse(
+                        {
+                            "data": None,
+                            "errors": [
+                                {
+                                    "message": "Entity not found: Issue",
+                                    "extensions": {"code": "INVALID_INPUT"},
+                                }
+                            ],
+                        }
+                    )
                 out = self._public(i)
                 out["comments"] = self._page(self.comments.get(i["id"], []), 250, None)
                 return JSONResponse({"data": {"issue": out}})
@@ -151,7 +192,16 @@ class FakeLinear(FakeTracker):
                 i = self._issues.get(inp.get("issueId", ""))
                 if i is None or not inp.get("body"):
                     return self._gql_error("Argument Validation Error", "INVALID_INPUT")
-                return JSONResponse({"data": {"commentCreate": {"success": True, "comment": self._comment(i, inp["body"], self.me)}}})
+                return JSONResponse(
+                    {
+                        "data": {
+                            "commentCreate": {
+                                "success": True,
+                                "comment": self._comment(i, inp["body"], self.me),
+                            }
+                        }
+                    }
+                )
         return self._gql_error(f'Cannot query field "{op}" on type "Query".', "GRAPHQL_VALIDATION_FAILED")
 
     def _issues_query(self, v: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +224,10 @@ class FakeLinear(FakeTracker):
         iid = inp.get("id") or str(uuid.uuid4())
         if iid in self._issues:
             return self._gql_error("Entity with this id already exists", "INVALID_INPUT")
-        state = next((s for s in self.states.values() if s["id"] == inp.get("stateId")), next(iter(self.states.values())))
+        state = next(
+            (s for s in self.states.values() if s["id"] == inp.get("stateId")),
+            next(iter(self.states.values())),
+        )
         n = next(self._numbers)
         issue = {
             "id": iid,

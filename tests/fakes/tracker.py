@@ -101,7 +101,9 @@ class FakeTracker:
 
     def writes(self) -> list[Logged]:
         with self.lock:
-            return [r for r in self.requests if r.method in ("POST", "PUT", "PATCH", "DELETE") and r.status < 400]
+            return [
+                r for r in self.requests if r.method in ("POST", "PUT", "PATCH", "DELETE") and r.status < 400
+            ]
 
     # -- fault and log wrapper (server thread) ---------------------------------------------------
 
@@ -129,7 +131,9 @@ class FakeTracker:
             if fault is not None and fault.stall_after is None:
                 headers = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
                 entry.status = fault.status
-                content = fault.body if fault.body is not None else self.error_body(fault.status, "injected fault")
+                content = (
+                    fault.body if fault.body is not None else self.error_body(fault.status, "injected fault")
+                )
                 return JSONResponse(content, status_code=fault.status, headers=headers)
             response = await handler(request)
             entry.status = response.status_code

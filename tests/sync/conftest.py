@@ -110,7 +110,9 @@ def fakes() -> Iterator[Fakes]:
 
 
 def sync_config(targets: list[dict[str, Any]]) -> WorkflowConfig:
-    return parse_config({"bus": {"ack_wait_seconds": 2, "max_deliver": 3}, "task_backend": {"sync_to": targets}})
+    return parse_config(
+        {"bus": {"ack_wait_seconds": 2, "max_deliver": 3}, "task_backend": {"sync_to": targets}}
+    )
 
 
 @pytest.fixture
@@ -131,7 +133,9 @@ async def make_bridge(
     bridges: list[SyncBridge] = []
 
     async def make(targets: list[dict[str, Any]]) -> SyncBridge:
-        settings = SyncBridgeSettings(nats_url=nats_server.url, database_url=database_url, migrate_on_start=False)
+        settings = SyncBridgeSettings(
+            nats_url=nats_server.url, database_url=database_url, migrate_on_start=False
+        )
         b = SyncBridge(settings, workflow=sync_config(targets))
         await b.start()
         bridges.append(b)

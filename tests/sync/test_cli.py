@@ -30,7 +30,12 @@ def run_wf(*argv: str) -> tuple[int, str]:
 
 
 async def test_wf_sync_shows_links_and_links_unlinks_and_resyncs(
-    hub: Hub, fakes: Fakes, make_bridge: Callable[..., Any], nats_server: NatsServer, database_url: str, tmp_path: Path
+    hub: Hub,
+    fakes: Fakes,
+    make_bridge: Callable[..., Any],
+    nats_server: NatsServer,
+    database_url: str,
+    tmp_path: Path,
 ) -> None:
     target = fakes.targets()[2]
     config = tmp_path / "config.yaml"
@@ -63,7 +68,9 @@ async def test_wf_sync_shows_links_and_links_unlinks_and_resyncs(
         number = fakes.github.human_create("Opened by hand", "some text")
         code, out = await _wf("--url", url, "sync", "link", "T-001", str(number), "--project", "demo")
         assert (code, f"linked demo/T-001 to #{number} in github" in out) == (0, True)
-        await until(lambda: fakes.github.issue(number)["title"] == "Linked idea", "the task's title on the issue")
+        await until(
+            lambda: fakes.github.issue(number)["title"] == "Linked idea", "the task's title on the issue"
+        )
 
         code, out = await _wf("--url", url, "sync", "link", "T-001", "99999", "--project", "demo")
         assert (code, out.strip()) == (1, "wf: error: github has no item '99999'")

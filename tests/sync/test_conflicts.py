@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
-from wf_common.embedded import NatsServer
 from wf_common.db.sync_tables import audit, links
+from wf_common.embedded import NatsServer
 
 from tests.orchestrator.hub import Hub, eventually
 from tests.sync import views
@@ -54,13 +54,17 @@ async def test_both_sides_edit_the_title_the_newer_wins_and_the_other_is_kept_in
         return t if (t["title"], t["priority"]) == ("Local title", 2) else None
 
     await eventually(merged, within=20, what="the local title and the remote priority locally")
-    await until(lambda: fakes.github.issue(issue["number"])["title"] == "Local title", "the local title in GitHub")
+    await until(
+        lambda: fakes.github.issue(issue["number"])["title"] == "Local title", "the local title in GitHub"
+    )
     # The note is posted once the audit row is committed.
     await until(lambda: fakes.github.comments.get(issue["number"]), "the conflict note in GitHub")
     db = create_async_engine(database_url)
     try:
         async with db.connect() as conn:
-            rows = (await conn.execute(select(audit.c.field, audit.c.winner, audit.c.kept, audit.c.discarded))).all()
+            rows = (
+                await conn.execute(select(audit.c.field, audit.c.winner, audit.c.kept, audit.c.discarded))
+            ).all()
     finally:
         await db.dispose()
     assert [tuple(r) for r in rows] == [("title", "local", "Local title", "Remote title")]
@@ -108,7 +112,9 @@ async def test_the_bridge_killed_mid_create_and_restarted_makes_no_duplicate(
     proc = spawn()
     try:
         await hub.cmd("submit_idea", project="demo", text="Crash idea")
-        await until(lambda: fakes.github.calls("POST /repos/acme/app/issues$"), "the create request", within=30)
+        await until(
+            lambda: fakes.github.calls("POST /repos/acme/app/issues$"), "the create request", within=30
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         assert len(views.github_items(fakes.github, "T-001")) == 1

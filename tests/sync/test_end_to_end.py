@@ -10,7 +10,12 @@ from tests.orchestrator.hub import Hub, eventually
 from tests.sync import views
 from tests.sync.conftest import Fakes
 
-TASK = {"title": "Add function add", "description": "add(a, b)", "acceptance_criteria": ["add(2, 3) == 5"], "priority": 5}
+TASK = {
+    "title": "Add function add",
+    "description": "add(a, b)",
+    "acceptance_criteria": ["add(2, 3) == 5"],
+    "priority": 5,
+}
 
 
 async def until(check: Callable[[], Any], what: str, within: float = 20.0) -> Any:
@@ -47,10 +52,12 @@ async def test_a_local_task_lives_in_all_four_trackers_and_changes_there_come_ba
     fakes.jira.human_update(issue["id"], summary="Add function add (ints only)")
 
     async def renamed() -> bool:
-        return (await hub.task("T-002"))["title"] == "Add function add (ints only)"
+        return bool((await hub.task("T-002"))["title"] == "Add function add (ints only)")
 
     await eventually(renamed, within=20, what="the Jira rename to reach the task")
-    await until(lambda: views.titles(fakes, "T-002") == ["Add function add (ints only)"] * 4, "the rename everywhere")
+    await until(
+        lambda: views.titles(fakes, "T-002") == ["Add function add (ints only)"] * 4, "the rename everywhere"
+    )
 
     # A comment made here reaches every tracker; one made in GitHub reaches the task and the others.
     await hub.cmd("add_feedback", project="demo", task_key="T-002", text="Please handle negative numbers")
@@ -65,8 +72,10 @@ async def test_a_local_task_lives_in_all_four_trackers_and_changes_there_come_ba
         "the GitHub comment in the task's feedback",
     )
     await until(
-        lambda: [any("GitHub side" in c for c in cs) for cs in views.comment_texts(fakes, "T-002")]
-        == [True, True, True, True],
+        lambda: (
+            [any("GitHub side" in c for c in cs) for cs in views.comment_texts(fakes, "T-002")]
+            == [True, True, True, True]
+        ),
         "the GitHub comment in the other trackers",
     )
     # Every task exists once per tracker, and the GitHub comment came back only once.

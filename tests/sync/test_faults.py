@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
-from wf_common.errors import ConfigError
 from wf_common.db.sync_tables import audit, outbox
+from wf_common.errors import ConfigError
 
 from tests.fakes.asana import FakeAsana
 from tests.orchestrator.hub import Hub, eventually
@@ -79,7 +79,7 @@ async def test_an_expired_asana_sync_token_means_a_full_resync_and_nothing_is_mi
     fakes.asana.human_update(task["gid"], name="Asana idea, renamed")
 
     async def renamed() -> bool:
-        return (await hub.task("T-001"))["title"] == "Asana idea, renamed"
+        return bool((await hub.task("T-001"))["title"] == "Asana idea, renamed")
 
     await eventually(renamed, within=20, what="the rename after the token expired")
     assert len([c for c in fakes.asana.calls("GET /events") if c.status == 412]) >= 2
@@ -88,7 +88,8 @@ async def test_an_expired_asana_sync_token_means_a_full_resync_and_nothing_is_mi
 async def test_a_stage_missing_in_the_tracker_is_a_clear_error_at_start(
     fakes: Fakes, make_bridge: Callable[..., Any]
 ) -> None:
-    lacking = FakeAsana(sections=[s for s in STAGES if s != "qa"]).start()
+    lacking = FakeAsana(sections=[s for s in STAGES if s != "qa"])
+    lacking.start()
     try:
         target = {**fakes.targets()[0], "base_url": lacking.url, "project_gid": lacking.project_gid}
         with pytest.raises(ConfigError, match=r"sync_to\[asana\].*no section\(s\) \['qa'\]"):

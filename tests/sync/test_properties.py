@@ -69,8 +69,10 @@ step = st.one_of(
 async def test_random_edits_on_both_sides_with_faults_converge(
     steps: list[tuple[str, Any]], hub: Hub, fakes: Fakes, make_bridge: Callable[..., Any]
 ) -> None:
+    # One bridge for all examples of this test (the fixtures are made once per test, not per example).
     if not hasattr(fakes, "bridge"):
         fakes.bridge = await make_bridge([fakes.targets()[2]])  # type: ignore[attr-defined]
+    bridge = fakes.bridge  # type: ignore[attr-defined]
     reply = await hub.cmd("submit_idea", project="demo", text="Property idea")
     key = reply["task"]["key"]
     await _until(lambda: len(views.github_items(fakes.github, key)) == 1, f"{key} in GitHub")
@@ -96,11 +98,16 @@ async def test_random_edits_on_both_sides_with_faults_converge(
         t = await hub.task(key)
         remote = fakes.github.issue(number)
         fields = parse_body(remote["body"] or "")
-        return (t["title"], t["priority"], t["description"]) == (
-            remote["title"],
-            fields.get("priority"),
-            fields["description"],
-        ) and not fakes.github.faults and (await status(fakes.bridge))[0]["pending"] == 0  # type: ignore[attr-defined]
+        return (
+            (t["title"], t["priority"], t["description"])
+            == (
+                remote["title"],
+                fields.get("priority"),
+                fields["description"],
+            )
+            and not fakes.github.faults
+            and (await status(bridge))[0]["pending"] == 0
+        )
 
     await eventually(converged, within=30, what=f"{key} to converge after {steps}")
     # Each edit costs at most a few writes (the update, a conflict note), never a ping-pong.

@@ -23,7 +23,9 @@ def register(
     st.set_defaults(func=status)
     ln = ops.add_parser("link", help="link a task to an existing item there", parents=[parent])
     ln.add_argument("key", type=task_key, metavar="KEY")
-    ln.add_argument("remote_id", metavar="REMOTE_ID", help="the item's id there (Asana gid, Jira id, issue number)")
+    ln.add_argument(
+        "remote_id", metavar="REMOTE_ID", help="the item's id there (Asana gid, Jira id, issue number)"
+    )
     ln.add_argument("--target", help="which sync_to target (needed when there are several)")
     add_project_flag(ln)
     ln.set_defaults(func=link)
@@ -71,7 +73,8 @@ def link(args: argparse.Namespace, client: HubClient) -> int:
     project = resolve_project(client, args.key, args.project)
     body = {"project": project, "key": args.key, "remote_id": args.remote_id, "target": args.target}
     data = client.post("/api/sync/link", body)
-    print(f"linked {project}/{args.key} to {cell(data.get('display_id') or args.remote_id, 60)} in {data.get('target')}")
+    shown = cell(data.get("display_id") or args.remote_id, 60)
+    print(f"linked {project}/{args.key} to {shown} in {data.get('target')}")
     return 0
 
 

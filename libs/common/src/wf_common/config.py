@@ -97,7 +97,7 @@ class _SyncTargetBase(_Strict):
 
     @property
     def target_name(self) -> str:
-        return self.name or self.adapter  # type: ignore[attr-defined, no-any-return]
+        return self.name or self.adapter  # type: ignore[attr-defined]
 
     def remote_stage(self, stage: str) -> str:
         return self.stages.get(stage, stage)

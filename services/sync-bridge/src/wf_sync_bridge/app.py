@@ -101,13 +101,14 @@ class SyncBridge:
         while True:
             try:
                 await sync.adapter.start(sync.remote_stages)
-                return
             except StageMappingError as err:
                 raise ConfigError(f"task_backend.sync_to[{sync.name}]: {err}") from None
             except TransientError as err:
                 log.warning("%s: not reachable (%s); retrying in %.0fs", sync.name, err, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60)
+            else:
+                return
 
     async def _caught_up(self, js: Any, within: float = 60.0) -> None:
         deadline = asyncio.get_running_loop().time() + within
@@ -122,7 +123,6 @@ class SyncBridge:
         self._tasks.append(asyncio.create_task(coro))
 
     async def _on_control(self, msg: Msg) -> None:
-        assert self.db is not None
         reply = await control.handle(self, msg.subject.rsplit(".", 1)[-1], msg.data)
         if msg.reply:
             with contextlib.suppress(Exception):

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from wf_common.db.sync_tables import outbox, target_status
 from wf_common.keys import SLUG, TASK_KEY
 
 from wf_sync_bridge import store
 from wf_sync_bridge.adapters.base import RemoteError
-from wf_common.db.sync_tables import outbox, target_status
 
 if TYPE_CHECKING:
     from wf_sync_bridge.app import SyncBridge
@@ -30,12 +30,7 @@ class ControlError(Exception):
 
 async def handle(bridge: SyncBridge, op: str, data: bytes) -> dict[str, Any]:
     try:
-        try:
-            req = json.loads(data or b"{}")
-        except ValueError:
-            raise ControlError("invalid", "the request is not JSON") from None
-        if not isinstance(req, dict):
-            raise ControlError("invalid", "the request must be a JSON object")
+        req = _request(data)
         if op == "status":
             return {"ok": True, "data": await status(bridge)}
         if op == "resync":
@@ -46,11 +41,25 @@ async def handle(bridge: SyncBridge, op: str, data: bytes) -> dict[str, Any]:
             if op == "link":
                 return {"ok": True, "data": await link(target, project, key, str(req.get("remote_id") or ""))}
             return {"ok": True, "data": await unlink(target, project, key)}
-        raise ControlError("invalid", f"unknown sync operation {op!r}; one of {list(OPS)}")
+        return _unknown(op)
     except ControlError as err:
         return {"ok": False, "error": {"code": err.code, "message": err.message}}
     except RemoteError as err:
         return {"ok": False, "error": {"code": "unavailable", "message": str(err)}}
+
+
+def _request(data: bytes) -> dict[str, Any]:
+    try:
+        req = json.loads(data or b"{}")
+    except ValueError:
+        raise ControlError("invalid", "the request is not JSON") from None
+    if not isinstance(req, dict):
+        raise ControlError("invalid", "the request must be a JSON object")
+    return req
+
+
+def _unknown(op: str) -> dict[str, Any]:
+    raise ControlError("invalid", f"unknown sync operation {op!r}; one of {list(OPS)}")
 
 
 def _task(req: dict[str, Any]) -> tuple[str, str]:

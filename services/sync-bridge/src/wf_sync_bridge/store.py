@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
-
 from wf_common.db.sync_tables import agreed, comments, counters, cursors, inbox, links, mirror, outbox
 
 
@@ -237,9 +236,10 @@ async def ready_ops(conn: AsyncConnection, target: str, now: datetime) -> list[O
 
 
 async def next_due(conn: AsyncConnection, target: str) -> datetime | None:
-    return await conn.scalar(
+    due: datetime | None = await conn.scalar(
         select(func.min(outbox.c.next_at)).where(outbox.c.target == target, outbox.c.status == "pending")
     )
+    return due
 
 
 async def start_attempt(conn: AsyncConnection, op_id: int) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from wf_common.config import ENTRY_STAGE, FINAL_STAGE, SyncTarget, WorkflowConfig
+from wf_common.db.sync_tables import audit
 from wf_common.errors import BusError
 from wf_common.events import TaskSnapshot
 
@@ -29,7 +30,6 @@ from wf_sync_bridge.adapters.base import (
 from wf_sync_bridge.fields import BODY_FIELDS, local_fields, marker_of, parse_body, render_body
 from wf_sync_bridge.local import LocalTasks, Refused
 from wf_sync_bridge.merge import Conflict, merge
-from wf_common.db.sync_tables import audit
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +109,7 @@ class TargetSync:
             # Counted before the call: after a crash mid-call, attempts > 0 says "look before creating".
             await store.start_attempt(conn, op.id)
         try:
-            if op.op == "sync":
-                await self.sync_task(op)
-            elif op.op == "comment":
-                await self.send_comment(op)
-            else:
-                raise PermanentError(f"unknown outbox op {op.op!r}")
+            await self._dispatch(op)
         except RateLimited as err:
             wait = max(err.retry_after, 0.05)
             self.paused_until = self.clock() + timedelta(seconds=wait)
@@ -131,12 +126,20 @@ class TargetSync:
             async with self.db.begin() as conn:
                 await store.dead_op(conn, op.id, str(err))
                 await store.count(conn, self.name, "failures")
-        except Exception as err:  # noqa: BLE001 - a bug in one op must not stop the target's worker
+        except Exception as err:
             log.exception("%s: %s %s/%s failed unexpectedly", self.name, op.op, op.project, op.task_key)
             await self._transient(op, f"{type(err).__name__}: {err}")
         else:
             async with self.db.begin() as conn:
                 await store.finish_op(conn, op.id)
+
+    async def _dispatch(self, op: store.Op) -> None:
+        if op.op == "sync":
+            await self.sync_task(op)
+        elif op.op == "comment":
+            await self.send_comment(op)
+        else:
+            raise PermanentError(f"unknown outbox op {op.op!r}")
 
     async def _transient(self, op: store.Op, error: str) -> None:
         attempts = op.attempts + 1

@@ -83,7 +83,8 @@ class WebhookServer:
         body = await request.body()
         if len(body) > MAX_BODY:
             return await self._reject(t, 413, "body too large")
-        assert self.bridge.db is not None
+        if self.bridge.db is None:
+            return JSONResponse({"error": "the sync bridge is still starting"}, status_code=503)
         adapter = t.target.adapter
         delivery: str | None = None
         if adapter == "asana":
@@ -97,7 +98,9 @@ class WebhookServer:
                 return Response(status_code=200, headers={"X-Hook-Secret": handshake})
             async with self.bridge.db.connect() as conn:
                 secret = await store.cursor(conn, t.name, "hook_secret") or t.target.webhook_secret
-            if not secret or not signature_ok(hmac_hex(secret, body), request.headers.get("x-hook-signature")):
+            if not secret or not signature_ok(
+                hmac_hex(secret, body), request.headers.get("x-hook-signature")
+            ):
                 return await self._reject(t, 401, "bad X-Hook-Signature")
             delivery = hashlib.sha256(body).hexdigest()
         else:

@@ -21,8 +21,8 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 SCHEMA = "sync"
 metadata = MetaData(schema=SCHEMA)
@@ -163,7 +163,9 @@ counters = Table(
 async def target_status(conn: AsyncConnection, target: str, adapter: str) -> dict[str, Any]:
     """What `wf sync status` shows for one target: linked tasks, last sync and poll, pending writes,
     failures, dead letters (with the newest reason) and refused webhooks."""
-    linked = await conn.scalar(select(func.count()).where(links.c.target == target, links.c.unlinked_at.is_(None)))
+    linked = await conn.scalar(
+        select(func.count()).where(links.c.target == target, links.c.unlinked_at.is_(None))
+    )
     by_status = {
         str(r[0]): int(r[1])
         for r in await conn.execute(
@@ -172,10 +174,14 @@ async def target_status(conn: AsyncConnection, target: str, adapter: str) -> dic
     }
     counts = {
         str(r[0]): int(r[1])
-        for r in await conn.execute(select(counters.c.name, counters.c.value).where(counters.c.target == target))
+        for r in await conn.execute(
+            select(counters.c.name, counters.c.value).where(counters.c.target == target)
+        )
     }
     last_sync = await conn.scalar(select(func.max(links.c.last_synced_at)).where(links.c.target == target))
-    last_poll = await conn.scalar(select(cursors.c.value).where(cursors.c.target == target, cursors.c.name == "polled_at"))
+    last_poll = await conn.scalar(
+        select(cursors.c.value).where(cursors.c.target == target, cursors.c.name == "polled_at")
+    )
     last_dead = await conn.scalar(
         select(outbox.c.last_error)
         .where(outbox.c.target == target, outbox.c.status == "dead")

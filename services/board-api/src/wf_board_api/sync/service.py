@@ -26,7 +26,14 @@ async def status(conn: AsyncConnection, workflow: WorkflowConfig) -> list[dict[s
     if not await conn.scalar(text("SELECT to_regclass('sync.links') IS NOT NULL")):
         # The bridge has not run yet: nothing linked, nothing pending.
         return [
-            {"target": t.target_name, "adapter": t.adapter, "linked": 0, "pending": 0, "dead": 0, "failures": 0}
+            {
+                "target": t.target_name,
+                "adapter": t.adapter,
+                "linked": 0,
+                "pending": 0,
+                "dead": 0,
+                "failures": 0,
+            }
             for t in workflow.task_backend.sync_to
         ]
     return [await target_status(conn, t.target_name, t.adapter) for t in workflow.task_backend.sync_to]
@@ -42,8 +49,8 @@ async def ask(nc: NATS, op: str, body: dict[str, Any], timeout: float = 15.0) ->
     except ValueError:
         raise CommandError("internal", f"the sync bridge sent an unreadable reply to {op}") from None
     if not reply.get("ok"):
-        err = reply.get("error") or {}
-        raise CommandError(err.get("code", "internal"), err.get("message", "the sync bridge refused"))
+        refusal = reply.get("error") or {}
+        raise CommandError(refusal.get("code", "internal"), refusal.get("message", "the sync bridge refused"))
     return reply.get("data")
 
 

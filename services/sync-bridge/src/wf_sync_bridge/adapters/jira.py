@@ -227,5 +227,7 @@ class JiraAdapter(TaskAdapter):
             jql += f' AND updated >= "{since.astimezone(UTC).strftime("%Y/%m/%d %H:%M")}"'
         issues = await self._search(jql + " ORDER BY updated ASC")
         return Changes(
-            changes=[RemoteChange(str(i["id"]), updated_at=parse_time(i["fields"]["updated"])) for i in issues]
+            changes=[
+                RemoteChange(str(i["id"]), updated_at=parse_time(i["fields"]["updated"])) for i in issues
+            ]
         )

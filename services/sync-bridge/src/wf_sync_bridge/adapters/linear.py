@@ -75,7 +75,8 @@ class LinearAdapter(TaskAdapter):
         teams = data["teams"]["nodes"]
         if not teams:
             raise StageMappingError(
-                f"linear has no team with key {self.target.team!r}; set task_backend.sync_to[{self.name}].team"
+                f"linear has no team with key {self.target.team!r}; "
+                f"set task_backend.sync_to[{self.name}].team"
             )
         self.team_id = teams[0]["id"]
         self.states = {s["name"]: s["id"] for s in teams[0]["states"]["nodes"]}
@@ -104,7 +105,8 @@ class LinearAdapter(TaskAdapter):
         )
 
     async def get_tasks_by_stage(self, stage: str) -> list[RemoteItem]:
-        out, after = [], None
+        out: list[RemoteItem] = []
+        after: str | None = None
         while True:
             data = await self.gql(
                 "query($team: ID!, $state: String!, $after: String) { issues(first: 50, after: $after, "
@@ -130,7 +132,8 @@ class LinearAdapter(TaskAdapter):
 
     async def create_task(self, title: str, body: str, stage: str, marker: str) -> RemoteItem:
         data = await self.gql(
-            f"mutation($input: IssueCreateInput!) {{ issueCreate(input: $input) {{ success issue {{ {ISSUE} }} }} }}",
+            "mutation($input: IssueCreateInput!) { issueCreate(input: $input) "
+            f"{{ success issue {{ {ISSUE} }} }} }}",
             input={
                 "id": issue_id(marker),
                 "teamId": self.team_id,
@@ -146,7 +149,8 @@ class LinearAdapter(TaskAdapter):
 
     async def _update(self, remote_id: str, patch: dict[str, Any]) -> None:
         await self.gql(
-            "mutation($id: String!, $input: IssueUpdateInput!) { issueUpdate(id: $id, input: $input) { success } }",
+            "mutation($id: String!, $input: IssueUpdateInput!) "
+            "{ issueUpdate(id: $id, input: $input) { success } }",
             id=remote_id,
             input=patch,
         )
@@ -163,7 +167,8 @@ class LinearAdapter(TaskAdapter):
 
     async def add_comment(self, remote_id: str, text: str) -> str:
         data = await self.gql(
-            "mutation($input: CommentCreateInput!) { commentCreate(input: $input) { success comment { id } } }",
+            "mutation($input: CommentCreateInput!) "
+            "{ commentCreate(input: $input) { success comment { id } } }",
             input={"issueId": remote_id, "body": text},
         )
         return str(data["commentCreate"]["comment"]["id"])
@@ -193,7 +198,8 @@ class LinearAdapter(TaskAdapter):
         while True:
             data = await self.gql(
                 "query($filter: IssueFilter, $after: String) { issues(first: 50, after: $after, "
-                "filter: $filter, orderBy: updatedAt) { nodes { id updatedAt } pageInfo { hasNextPage endCursor } } }",
+                "filter: $filter, orderBy: updatedAt) "
+                "{ nodes { id updatedAt } pageInfo { hasNextPage endCursor } } }",
                 filter=flt,
                 after=after,
             )

@@ -10,9 +10,8 @@ from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
-from wf_common.settings import async_database_url
-
 from wf_common.db.sync_tables import SCHEMA
+from wf_common.settings import async_database_url
 
 HERE = Path(__file__).parent
 _MIGRATION_LOCK = 0x77665F73  # not the orchestrator's: the two migrate independently

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from alembic import context
-
 from wf_common.db.sync_tables import SCHEMA, metadata
 
 connection = context.config.attributes.get("connection")
