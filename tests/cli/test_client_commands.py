@@ -26,7 +26,7 @@ def test_status_json_has_exactly_the_documented_shape_in_pipeline_order(board: F
 
     assert r.code == 0, r.err
     data = json.loads(r.out)
-    assert set(data) == {"paused", "tasks"}
+    assert set(data) == {"paused", "paused_projects", "paused_tasks", "pending_pushes", "tasks"}
     assert data["paused"] is True
     assert [t["key"] for t in data["tasks"]] == ["T-001", "T-002", "T-003"]  # backlog, pm, qa
     for t in data["tasks"]:

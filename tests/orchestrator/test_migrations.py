@@ -13,11 +13,13 @@ from sqlalchemy.pool import NullPool
 from wf_common.db.tables import agents, metadata
 from wf_orchestrator.migrations import current_revision, migrate
 
+from tests.orchestrator.revisions import head_revision
+
 
 async def test_migrate_is_idempotent_and_matches_the_table_definitions(empty_database_url: str) -> None:
     await asyncio.gather(migrate(empty_database_url), migrate(empty_database_url))
     await migrate(empty_database_url)
-    assert await current_revision(empty_database_url) == "0001"
+    assert await current_revision(empty_database_url) == head_revision()
     engine = create_async_engine(empty_database_url, poolclass=NullPool)
     try:
         async with engine.connect() as conn:

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from wf_common.errors import ConfigError
 
@@ -23,6 +31,8 @@ ENTRY_STAGE = "backlog"
 FINAL_STAGE = "done"
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
 
+# Fields whose value an error message must not repeat.
+_SECRET_FIELDS = frozenset({"token", "password", "secret"})
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -213,8 +223,8 @@ class PipelineConfig(_Strict):
     rework_limit: int = Field(3, ge=0, le=100)
     max_turns: int = Field(30, ge=1, le=500)
     schema_retries: int = Field(2, ge=0, le=10)
-    # Jobs of one project running at once. They share one git working tree, so the default is 1.
-    max_parallel_per_project: int = Field(1, ge=1, le=1000)
+    # Jobs of one project running at once; each task works in its own git worktree (see `git`).
+    max_parallel_per_project: int = Field(3, ge=1, le=1000)
     default_test_command: str = "python -m pytest"
 
     @model_validator(mode="after")
@@ -263,6 +273,27 @@ class EndpointConfig(_Strict):
 class BoardConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    # The API token; unset = `wf start` generates one in <data dir>/secrets/api-token.
+    # SecretStr: it never shows in a repr, a log line or a validation error.
+    token: SecretStr | None = None
+    # Host names the board answers to besides 127.0.0.1, localhost, [::1] and `host`
+    # (a request with any other Host header is refused: that closes DNS rebinding).
+    allowed_hosts: list[str] = Field(default_factory=list)
+
+    @field_validator("token")
+    @classmethod
+    def _long_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (or leave it unset and wf start makes one)")
+        return v
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _bare_hosts(cls, v: list[str]) -> list[str]:
+        bad = [h for h in v if not h or any(c in h for c in "/@ ") or h.count(":") == 1]
+        if bad:
+            raise ValueError(f"host names only, without scheme or port: {bad}")
+        return [h.lower().strip("[]") for h in v]
 
 
 class RunnerConfig(_Strict):
@@ -283,6 +314,21 @@ class BusConfig(_Strict):
     runners_ttl_seconds: float = Field(30.0, ge=3)
 
 
+class GitConfig(_Strict):
+    """Task branches and worktrees (`wf/<KEY>`), checkpoints, and the merge at the deploy gate."""
+
+    # Where task worktrees live: unset = <workspace>/.workflow/worktrees/<KEY>; a directory (e.g. the
+    # data directory's worktrees/) = <dir>/<project>/<KEY>.
+    worktrees_dir: str | None = None
+    # The branch tasks start from and merge into; unset = the branch checked out in the workspace.
+    main_branch: str | None = Field(None, min_length=1, max_length=200)
+    # Approving this gate merges the task's branch into the main branch (a conflict sends it to DEV).
+    merge_stage: str = "deploy"
+    # Pushed to after a merge when the workspace repository has this remote; offline, retried.
+    remote: str = Field("origin", min_length=1, max_length=200)
+    push_retry_delays: list[float] = Field(default_factory=lambda: [5.0, 30.0, 120.0, 600.0], min_length=1)
+
+
 class WorkflowConfig(_Strict):
     task_backend: TaskBackendConfig = Field(default_factory=TaskBackendConfig)
     llm_backend: LLMBackendConfig = Field(default_factory=LLMBackendConfig)
@@ -292,6 +338,7 @@ class WorkflowConfig(_Strict):
     board: BoardConfig = Field(default_factory=BoardConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
+    git: GitConfig = Field(default_factory=GitConfig)
 
     @model_validator(mode="after")
     def _runner_heartbeat(self) -> WorkflowConfig:
@@ -325,8 +372,8 @@ class WorkflowConfig(_Strict):
 
 def interpolate(value: Any, env: dict[str, str] | None = None, *, where: str = "") -> Any:
     """Replace `${NAME}` and `${NAME:-default}` in every string of a parsed YAML tree."""
-    env = os.environ if env is None else env  # type: ignore[assignment]
-    assert env is not None
+    if env is None:
+        env = dict(os.environ)
     if isinstance(value, dict):
         return {k: interpolate(v, env, where=f"{where}.{k}" if where else str(k)) for k, v in value.items()}
     if isinstance(value, list):
@@ -352,7 +399,8 @@ def _format_errors(source: str, err: ValidationError) -> str:
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
         got = e.get("input")
-        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        secret = any(str(p) in _SECRET_FIELDS for p in e["loc"])
+        shown = "" if secret or isinstance(got, dict | list) else f" (got {got!r})"
         lines.append(f"{source}: {loc or '(top level)'}: {e['msg']}{shown}")
     return "\n".join(lines)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from wf_common.errors import CommandError
 
-GITIGNORE = "agent_logs/\ncheckpoints/\n"
+GITIGNORE = "agent_logs/\ncheckpoints/\nworktrees/\n"
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "Workflow Hub",
     "GIT_AUTHOR_EMAIL": "workflow-hub@localhost",
