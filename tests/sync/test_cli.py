@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from wf_board_api.app import create_app
 from wf_board_api.settings import BoardSettings
 from wf_cli.main import main as wf
 from wf_common.embedded import NatsServer
 
-from tests.board.conftest import serve
+from tests.board.conftest import API_TOKEN, AUTH_HEADERS, serve
 from tests.orchestrator.hub import Hub, eventually
 from tests.sync import views
 from tests.sync.conftest import Fakes
@@ -36,18 +37,22 @@ async def test_wf_sync_shows_links_and_links_unlinks_and_resyncs(
     nats_server: NatsServer,
     database_url: str,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("WF_TOKEN", API_TOKEN)
     target = fakes.targets()[2]
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"task_backend": {"sync_to": [target]}}))
-    settings = BoardSettings(config=str(config), nats_url=nats_server.url, database_url=database_url)
+    settings = BoardSettings(
+        config=str(config), nats_url=nats_server.url, database_url=database_url, api_token=API_TOKEN
+    )
     await make_bridge([target])
     await hub.cmd("submit_idea", project="demo", text="Linked idea")
     await until(lambda: len(views.github_items(fakes.github, "T-001")) == 1, "T-001 in GitHub")
     async with serve(create_app(settings)) as url:
 
         async def status() -> dict[str, Any]:
-            async with httpx.AsyncClient() as client:
+            async with httpx.AsyncClient(headers=AUTH_HEADERS) as client:
                 data: dict[str, Any] = (await client.get(f"{url}/api/sync/status")).json()
                 return data
 
@@ -80,7 +85,7 @@ async def test_wf_sync_shows_links_and_links_unlinks_and_resyncs(
         code, out = await _wf("--url", url, "sync", "resync")
         assert code == 0
         assert "github: 1 task(s) queued for a full reconcile" in out
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(headers=AUTH_HEADERS) as client:
             health = (await client.get(f"{url}/health")).json()
         assert health["checks"]["sync_bridge"] == "ok"
 
