@@ -208,7 +208,7 @@ class Stack:
                 {**runner_env, "WF_RUNNER_ID": rid, "WF_STAGES": ",".join(stages)},
                 info={"role": "agent-runner", "runner_id": rid, "stages": list(stages)},
             ))  # fmt: skip
-        specs.extend(self.sync_bridge_specs(env))
+        specs.extend(self.sync_bridge_specs(self.base_env("sync-bridge")))
         specs.append(ServiceSpec(
             "board-api", [self.python, "-m", "wf_board_api"], self.data.log("board-api"),
             {**self.base_env("board"), "WF_BOARD_HOST": self.host, "WF_BOARD_PORT": str(self.port),
