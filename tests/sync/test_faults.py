@@ -47,7 +47,8 @@ async def test_rate_limits_and_server_errors_are_waited_out_without_duplicates(
 async def _status(bridge: Any) -> list[dict[str, Any]]:
     from wf_sync_bridge.control import status
 
-    return await status(bridge)
+    rows: list[dict[str, Any]] = await status(bridge)
+    return rows
 
 
 async def test_a_create_whose_answer_is_lost_is_found_by_its_marker_not_made_twice(
