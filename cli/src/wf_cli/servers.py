@@ -176,6 +176,13 @@ def prepare_roles(pg: EmbeddedPostgres, credentials: Credentials) -> None:
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT SELECT ON TABLES TO {reader}",
         database=DATABASE,
     )
+    # The sync bridge's schema (its migrations fill it, as the owner): the board reads it for `wf sync`.
+    pg.psql(
+        f"CREATE SCHEMA IF NOT EXISTS sync AUTHORIZATION {owner}; GRANT USAGE ON SCHEMA sync TO {reader}; "
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA sync TO {reader}; "
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA sync GRANT SELECT ON TABLES TO {reader}",
+        database=DATABASE,
+    )
 
 
 # Tables, views and free-standing sequences of `public` not owned by the owner role yet (a database

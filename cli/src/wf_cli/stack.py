@@ -216,6 +216,7 @@ class Stack:
                 {**runner_env, "WF_RUNNER_ID": rid, "WF_STAGES": ",".join(stages)},
                 info={"role": "agent-runner", "runner_id": rid, "stages": list(stages)},
             ))  # fmt: skip
+        specs.extend(self.sync_bridge_specs(self.base_env("sync-bridge")))
         specs.append(ServiceSpec(
             "board-api", [self.python, "-m", "wf_board_api"], self.data.log("board-api"),
             {**self.base_env("board"), "WF_BOARD_HOST": self.host, "WF_BOARD_PORT": str(self.port),
@@ -227,6 +228,16 @@ class Stack:
     async def _check_model_server(self) -> None:
         for warning in await model_server_warnings(self.config.llm_backend):
             log.warning("%s", warning)
+
+    def sync_bridge_specs(self, env: dict[str, str]) -> list[ServiceSpec]:
+        """The sync bridge, when config.yaml mirrors tasks to trackers (task_backend.sync_to)."""
+        if not self.config.task_backend.sync_to:
+            return []
+        names = [t.target_name for t in self.config.task_backend.sync_to]
+        return [ServiceSpec(
+            "sync-bridge", [self.python, "-m", "wf_sync_bridge"], self.data.log("sync-bridge"), env,
+            info={"role": "sync-bridge", "targets": names},
+        )]  # fmt: skip
 
     async def _migrate(self) -> None:
         log_file = self.data.log("migrate")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -147,15 +147,126 @@ class CostConfig(_Strict):
         ) / 1e6
 
 
-class SyncTarget(_Strict):
-    # The sync bridge arrives in a later issue; accept its block so configs can be written today.
-    model_config = ConfigDict(extra="allow")
-    adapter: Literal["asana", "jira", "github", "linear"]
+TARGET_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+def _api_url(v: str) -> str:
+    if not v.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return v.rstrip("/")
+
+
+class _SyncTargetBase(_Strict):
+    """What every tracker the sync bridge mirrors to shares (`task_backend.sync_to[i]`)."""
+
+    # Names the target in `wf sync status`, the bridge's tables and its webhook path; default: the adapter.
+    name: str | None = None
+    # The service's API root; the default is its public API. Self-hosted servers and tests set it.
+    base_url: str | None = None
+    # Local projects mirrored to this target; empty means every project.
+    projects: list[str] = Field(default_factory=list)
+    # Local stage -> remote section/status/label/state name; unmapped stages use their own name.
+    stages: dict[str, str] = Field(default_factory=dict)
+    poll_interval_seconds: float = Field(30.0, gt=0)
+    # A poll asks for changes since the last cursor minus this overlap (clocks and indexes lag).
+    poll_overlap_seconds: float = Field(60.0, ge=0)
+    reconcile_interval_seconds: float = Field(3600.0, gt=0)
+    # A deleted remote item unlinks its local task (the default); true: it also leaves a feedback note
+    # on the task saying so, for a human to cancel it.
+    propagate_deletes: bool = False
+    # Shared secret of the service's webhooks (checked over the raw body); None = polling only.
+    webhook_secret: str | None = Field(None, min_length=8)
+    timeout_seconds: float = Field(20.0, gt=0)
+    max_attempts: int = Field(8, ge=1, le=100)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not TARGET_NAME.match(v):
+            raise ValueError(f"{v!r} must be lowercase letters, digits, - or _ (max 40), starting with a letter")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, v: str | None) -> str | None:
+        return None if v is None else _api_url(v)
+
+    @property
+    def target_name(self) -> str:
+        return self.name or self.adapter  # type: ignore[attr-defined]
+
+    def remote_stage(self, stage: str) -> str:
+        return self.stages.get(stage, stage)
+
+    def api_url(self) -> str:
+        return self.base_url or self.default_base_url()
+
+    def default_base_url(self) -> str:
+        raise NotImplementedError
+
+
+class AsanaTarget(_SyncTargetBase):
+    adapter: Literal["asana"]
+    access_token: str = Field(min_length=1)
+    project_gid: str = Field(pattern=r"^[0-9]+$")
+
+    def default_base_url(self) -> str:
+        return "https://app.asana.com/api/1.0"
+
+
+class JiraTarget(_SyncTargetBase):
+    adapter: Literal["jira"]
+    url: str
+    email: str = Field(min_length=3)
+    api_token: str = Field(min_length=1)
+    project_key: str = Field(pattern=r"^[A-Z][A-Z0-9_]{1,9}$")
+    issue_type: str = "Task"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _api_url(v)
+
+    def default_base_url(self) -> str:
+        return self.url
+
+
+class GithubTarget(_SyncTargetBase):
+    adapter: Literal["github"]
+    owner: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")
+    repo: str = Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    token: str = Field(min_length=1)
+
+    def default_base_url(self) -> str:
+        return "https://api.github.com"
+
+
+class LinearTarget(_SyncTargetBase):
+    adapter: Literal["linear"]
+    # The team's key (e.g. ENG), as in issue identifiers ENG-12.
+    team: str = Field(pattern=r"^[A-Za-z0-9]{1,10}$")
+    key: str = Field(min_length=1, description="a Linear API key")
+
+    def default_base_url(self) -> str:
+        return "https://api.linear.app"
+
+
+SyncTarget = Annotated[AsanaTarget | JiraTarget | GithubTarget | LinearTarget, Field(discriminator="adapter")]
 
 
 class TaskBackendConfig(_Strict):
     adapter: Literal["local"] = "local"
     sync_to: list[SyncTarget] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> TaskBackendConfig:
+        names = [t.target_name for t in self.sync_to]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(
+                f"task_backend.sync_to: two targets are named {dupes}; give each a distinct `name`"
+            )
+        return self
 
 
 class StageConfig(_Strict):
@@ -414,6 +525,17 @@ class WorkflowConfig(_Strict):
     def llm_chain(self, role: str) -> list[tuple[LLMBackendConfig, str]]:
         """The backends an agent of `role` uses, in fallback order (see `backend_chain`)."""
         return backend_chain(self.llm_backend, self.llm_backends, role)
+
+    @model_validator(mode="after")
+    def _sync_stages(self) -> WorkflowConfig:
+        known = [ENTRY_STAGE, *(s.name for s in self.pipeline.stages), FINAL_STAGE]
+        for t in self.task_backend.sync_to:
+            bad = [s for s in t.stages if s not in known]
+            if bad:
+                raise ValueError(
+                    f"task_backend.sync_to[{t.target_name}].stages: unknown stage(s) {bad}; allowed: {known}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _runner_stages(self) -> WorkflowConfig:

@@ -32,6 +32,7 @@ from wf_board_api.projects.endpoints import router as projects_router
 from wf_board_api.settings import BoardSettings
 from wf_board_api.state import AppState
 from wf_board_api.stats.endpoints import router as stats_router
+from wf_board_api.sync.endpoints import router as sync_router
 from wf_board_api.tasks.endpoints import router as tasks_router
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ def create_app(settings: BoardSettings) -> FastAPI:
         branches_router,
         events_router,
         stats_router,
+        sync_router,
     ):
         app.include_router(router)
     return app

@@ -46,6 +46,12 @@ async def _runner_count(state: AppState) -> int:
         return 0
 
 
+async def _sync_bridge(state: AppState) -> str:
+    from wf_board_api.sync.service import bridge_running
+
+    return OK if state.nc.is_connected and await bridge_running(state.nc) else "not answering on wf.sync.*"
+
+
 async def check(state: AppState) -> HealthOut:
     nats_ok = state.nc.is_connected
     if nats_ok:
@@ -55,8 +61,9 @@ async def check(state: AppState) -> HealthOut:
     else:
         database, orchestrator, runners = await _check(_select_one(state)), "unknown (no NATS)", 0
     checks = Checks(
-        nats=OK if nats_ok else "disconnected", database=database, orchestrator=orchestrator, runners=runners
-    )
+        nats=OK if nats_ok else "disconnected", database=database, orchestrator=orchestrator, runners=runners,
+        sync_bridge=await _sync_bridge(state) if state.settings.workflow.task_backend.sync_to else None,
+    )  # fmt: skip
     named = (("nats", checks.nats), ("database", database), ("orchestrator", orchestrator))
     missing = [f"{name}: {value}" for name, value in named if value != OK]
     if runners == 0:
