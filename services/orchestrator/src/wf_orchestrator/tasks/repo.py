@@ -41,6 +41,12 @@ async def project_by_slug(conn: AsyncConnection, slug: str) -> ProjectRow | None
     return ProjectRow.of(row) if row else None
 
 
+async def project_workspaces(conn: AsyncConnection) -> dict[str, str]:
+    """Every project's workspace → its slug."""
+    rows = await conn.execute(select(projects.c.workspace, projects.c.slug))
+    return {workspace: slug for workspace, slug in rows}
+
+
 async def lock_task_by_key(conn: AsyncConnection, project_id: int, key: str) -> tuple[TaskRow, bool] | None:
     """The task and whether its blockers are done, locked."""
     query = (
