@@ -65,6 +65,9 @@ class _Shape:
 _SLUG = _Shape(SLUG, "project slug (lowercase letters, digits and -)", "listsnap", capitals=False)
 _TASK_KEY = _Shape(TASK_KEY, "task key", "T-001", capitals=True)
 _BUG_KEY = _Shape(BUG_KEY, "bug key", "B-001", capitals=True)
+_EVENT_ID = _Shape(
+    re.compile(r"^[0-9]{1,18}$"), "event id (the number of an event sent)", "42", capitals=False
+)
 
 
 def _workspace(v: str) -> str:
@@ -77,6 +80,7 @@ def _workspace(v: str) -> str:
 Slug = Annotated[str, StringConstraints(max_length=40), AfterValidator(_SLUG), _SLUG.field()]
 TaskKey = Annotated[str, StringConstraints(max_length=11), AfterValidator(_TASK_KEY), _TASK_KEY.field()]
 BugKey = Annotated[str, StringConstraints(max_length=11), AfterValidator(_BUG_KEY), _BUG_KEY.field()]
+EventId = Annotated[str, StringConstraints(max_length=18), AfterValidator(_EVENT_ID), _EVENT_ID.field()]
 Actor = Annotated[str, StringConstraints(pattern=LINE_PATTERN, min_length=1, max_length=ACTOR_MAX)]
 ProjectName = Annotated[str, StringConstraints(pattern=LINE_PATTERN, min_length=1, max_length=NAME_MAX)]
 TestCommand = Annotated[str, StringConstraints(pattern=LINE_PATTERN, min_length=1, max_length=COMMAND_MAX)]

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from wf_common import bus
 
-from wf_board_api import exception_handlers
+from wf_board_api import exception_handlers, openapi
 from wf_board_api.attachments.endpoints import router as attachments_router
 from wf_board_api.board.endpoints import router as board_router
 from wf_board_api.bugs.endpoints import router as bugs_router
@@ -27,6 +27,7 @@ from wf_board_api.gateway import CommandGateway
 from wf_board_api.health.endpoints import router as health_router
 from wf_board_api.middleware import SecurityHeaders
 from wf_board_api.projects.endpoints import router as projects_router
+from wf_board_api.schemas import API_RESPONSES, GUARD_RESPONSES
 from wf_board_api.settings import BoardSettings
 from wf_board_api.state import AppState
 from wf_board_api.tasks.endpoints import router as tasks_router
@@ -77,6 +78,8 @@ def create_app(settings: BoardSettings) -> FastAPI:
         version="0.1.0",
         summary="Read the board, send commands to the orchestrator, follow events live.",
         lifespan=lifespan,
+        docs_url=None,  # openapi.install serves /docs with local assets; ReDoc would need a CDN
+        redoc_url=None,
     )
     app.state.stopping = stopping
     app.add_middleware(SecurityHeaders)
@@ -88,8 +91,9 @@ def create_app(settings: BoardSettings) -> FastAPI:
             allow_headers=["Content-Type", "X-WF-Actor", "Last-Event-ID"],
         )
     exception_handlers.register(app)
+    openapi.install(app, settings.stages())
+    app.include_router(health_router, responses=GUARD_RESPONSES)
     for router in (
-        health_router,
         projects_router,
         tasks_router,
         board_router,
@@ -98,5 +102,6 @@ def create_app(settings: BoardSettings) -> FastAPI:
         control_router,
         events_router,
     ):
-        app.include_router(router)
+        # Every /api operation declares the errors every request can meet (auth, validation, 503).
+        app.include_router(router, responses=API_RESPONSES)
     return app

@@ -35,8 +35,8 @@ from wf_common.commands import (
 )
 from wf_common.db.tables import projects
 from wf_common.errors import CommandError
-from wf_common.fields import error_message
 from wf_common.events import ProjectCreated
+from wf_common.fields import error_message
 from wf_common.subjects import COMMANDS_PREFIX, COMMANDS_QUEUE
 
 from wf_orchestrator import workspace

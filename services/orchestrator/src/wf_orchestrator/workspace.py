@@ -49,7 +49,7 @@ async def check(workspace: str, taken: Mapping[str, str]) -> str:
         raise CommandError("invalid", f"workspace: {wrong}")
     path = workspace.rstrip("/")
     real = await asyncio.to_thread(os.path.realpath, path)
-    home = os.path.expanduser("~")
+    home = await asyncio.to_thread(os.path.expanduser, "~")
     for candidate in dict.fromkeys((path, real)):
         wrong = home_problem(candidate, home) or workspace_problem(candidate)
         if wrong:

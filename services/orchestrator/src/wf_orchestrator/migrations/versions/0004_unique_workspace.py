@@ -29,12 +29,9 @@ def upgrade() -> None:
     )
     clashes = [f"{workspace} ({slugs})" for workspace, slugs in shared]
     if clashes:
-        raise RuntimeError(
-            "several projects share a workspace, so their agents write over each other: "
-            + "; ".join(clashes)
-            + ". Give all but one of them another workspace (UPDATE projects SET workspace = ... "
-            "WHERE slug = ...) and start the orchestrator again."
-        )
+        fix = "Give all but one of them another workspace (in psql: update projects set workspace = "
+        fix += "'<dir>' where slug = '<slug>') and start the orchestrator again."
+        raise RuntimeError(f"several projects share a workspace: {'; '.join(clashes)}. {fix}")
     op.create_unique_constraint("uq_projects_workspace", "projects", ["workspace"])
 
 
