@@ -250,7 +250,12 @@ async def test_a_body_that_is_not_json_is_400_and_never_reaches_the_orchestrator
             {"json": {"blocked_by": ["T-001", "later"]}},
             "body.blocked_by.1: Value error, 'later' is not a valid task key",
         ),
-        ("PATCH", "/api/projects/listsnap/tasks/T-002", {"json": {}}, "body: Value error, give at least one of"),
+        (
+            "PATCH",
+            "/api/projects/listsnap/tasks/T-002",
+            {"json": {}},
+            "body: Value error, give at least one of",
+        ),
         (
             "PATCH",
             "/api/projects/listsnap/tasks/T-002",

@@ -82,7 +82,9 @@ def test_every_readme_command_works_as_written(live_stack: LiveStack, tmp_path: 
         if command == "wf watch":
             watch_shows_a_pause(live_stack, env, argv)
             continue
-        done = subprocess.run([str(WF), *argv], capture_output=True, text=True, env=env, timeout=60, check=False)
+        done = subprocess.run(
+            [str(WF), *argv], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
         assert done.returncode == 0, f"{command}: {done.stderr}{done.stdout}"
         if command.startswith("wf project create"):
             assert (home / "code" / "listsnap" / ".git").is_dir()

@@ -21,7 +21,7 @@ def map_body(context: schemathesis.HookContext, body: Any) -> Any:
     operation = context.operation
     if operation is None or (operation.method.upper(), operation.path) != ("POST", "/api/projects"):
         return body
-    if isinstance(body, dict) and isinstance(body.get("workspace"), str):
-        if workspace_problem(body["workspace"]) is None:
-            return {**body, "workspace": f"{os.environ['WF_FUZZ_WORKSPACES']}/{uuid.uuid4().hex}"}
+    accepted = isinstance(body, dict) and isinstance(body.get("workspace"), str)
+    if accepted and workspace_problem(body["workspace"]) is None:
+        return {**body, "workspace": f"{os.environ['WF_FUZZ_WORKSPACES']}/{uuid.uuid4().hex}"}
     return body

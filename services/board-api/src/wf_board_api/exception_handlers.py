@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -39,6 +39,16 @@ HTTP_CODES = {
     429: "too_many_requests",
     503: "unavailable",
 }
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def _expect(exc: Exception, kind: type[E]) -> E:
+    """The handler's exception as the type it was registered for (Starlette types them all Exception)."""
+    if not isinstance(exc, kind):
+        raise TypeError(f"{type(exc).__name__} reached the handler of {kind.__name__}") from exc
+    return exc
 
 
 def _printable(value: Any) -> Any:
@@ -83,7 +93,7 @@ def invalid_response(fields: list[dict[str, Any]]) -> JSONResponse:
 
 
 async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    exc = _expect(exc, RequestValidationError)
     fields = describe_validation_errors(exc.errors())
     unreadable = [f for f in fields if f["type"] == "json_invalid"]
     if unreadable:
@@ -93,14 +103,14 @@ async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
+    exc = _expect(exc, ApiError)
     if isinstance(exc, Invalid) and exc.fields:
         return _respond(exc.status_code, exc.code, exc.message, fields=exc.fields)
     return _respond(exc.status_code, exc.code, exc.message)
 
 
 async def _command_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, CommandError)
+    exc = _expect(exc, CommandError)
     status = COMMAND_STATUS.get(exc.code, 500)
     if status == 500:
         log.error("the orchestrator reported an internal error: %s", exc.message)
@@ -113,7 +123,7 @@ async def _bus_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    exc = _expect(exc, StarletteHTTPException)
     code = HTTP_CODES.get(exc.status_code, "internal" if exc.status_code >= 500 else "bad_request")
     headers = dict(exc.headers or {})
     message = str(exc.detail)
@@ -144,7 +154,7 @@ _NO_TABLE = "42P01"
 
 
 async def _database_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DBAPIError)
+    exc = _expect(exc, DBAPIError)
     sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
     if sqlstate == _NO_DATABASE:
         log.warning("database missing: %s", exc.orig)
