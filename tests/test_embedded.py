@@ -19,7 +19,7 @@ import asyncpg
 import nats
 import psutil
 import pytest
-from wf_common.embedded import EmbeddedPostgres, EmbeddedServerError, NatsServer, free_port
+from wf_cli.embedded import EmbeddedPostgres, EmbeddedServerError, NatsServer, free_port
 
 from tests.fixtures.servers import server_scratch_dir
 
@@ -186,7 +186,7 @@ async def test_nats_start_on_busy_port_fails_with_clear_error(tmp_path: Path) ->
 async def test_nats_server_left_running_by_killed_owner_is_replaced(tmp_path: Path) -> None:
     store = tmp_path / "nats"
     owner_script = (
-        "import sys, time; from pathlib import Path; from wf_common.embedded import NatsServer; "
+        "import sys, time; from pathlib import Path; from wf_cli.embedded import NatsServer; "
         "s = NatsServer(Path(sys.argv[1])).start(); print(s.pid, s.url, flush=True); time.sleep(600)"
     )
     owner = await asyncio.to_thread(

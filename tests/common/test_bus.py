@@ -3,10 +3,10 @@
 import asyncio
 
 import pytest
+from wf_cli.embedded import NatsServer
+from wf_cli.embedded.ports import free_port
 from wf_common import bus, subjects
 from wf_common.config import BusConfig
-from wf_common.embedded import NatsServer
-from wf_common.embedded.ports import free_port
 from wf_common.errors import BusError
 from wf_common.jobs import Usage
 

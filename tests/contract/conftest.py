@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from wf_common.embedded import EmbeddedPostgres
+from wf_cli.embedded import EmbeddedPostgres
 
 from tests.fixtures.stack import LiveStack
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import httpx
 from wf_common.config import WorkflowConfig
-from wf_common.embedded.ports import log_tail, port_is_free, url_host
 from wf_common.errors import WorkflowError
 
 from wf_cli.datadir import DataDir, read_run_file, remove_run_file, write_run_file
+from wf_cli.embedded.ports import log_tail, port_is_free, url_host
 from wf_cli.errors import CliError
 from wf_cli.health import probe
 from wf_cli.leftovers import stop_leftovers
