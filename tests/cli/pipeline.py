@@ -29,7 +29,12 @@ async def _finish(nats_url: str, stage: str, project: str, key: str, **result: A
             await msgs[0].ack()
             job = Job.model_validate_json(msgs[0].data)
             if (job.project.slug, job.task.key) != (project, key):
-                continue  # a job another test left behind: that task stays where it is
+                # A job another test left behind: end it (its task fails), so it holds no WIP slot.
+                left = Result.answering(job, "error", "left behind by another test")
+                await bus.publish(
+                    js, subjects.result_subject(stage), left, msg_id=f"{job.idempotency_key}/result"
+                )
+                continue
             status = result.pop("status", "pass")
             answer = Result.answering(job, status, result.pop("summary", f"{stage} {status}"), **result)
             await bus.publish(

@@ -65,6 +65,9 @@ def watch_shows_a_pause(stack: LiveStack, env: dict[str, str], argv: list[str]) 
         assert proc.wait(10) == 0
     finally:
         proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def test_every_readme_command_works_as_written(live_stack: LiveStack, tmp_path: Path) -> None:

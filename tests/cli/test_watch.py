@@ -184,6 +184,10 @@ def test_watch_follows_resumes_and_stops_on_ctrl_c(live_stack: LiveStack, tmp_pa
         assert proc.wait(10) == 0
     finally:
         proc.kill()
+        proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
     text = "\n".join(seen)
     assert "pm │ Writing the code" in text  # two tokens, one line, escape gone
     assert "not mine" not in text  # --project filters
