@@ -11,21 +11,21 @@ from wf_common.subjects import CONTROL_BUCKET, PAUSED_KEY, RUNNERS_BUCKET
 
 
 async def test_paused_follows_the_control_bucket(client: httpx.AsyncClient, js: JetStreamContext) -> None:
-    assert (await client.get("/api/control")).json() == {"paused": False}  # never written yet
+    assert (await client.get("/api/control")).json()["paused"] is False  # never written yet
     kv = await js.key_value(CONTROL_BUCKET)
 
     await kv.put(PAUSED_KEY, b"true")
-    assert (await client.get("/api/control")).json() == {"paused": True}
+    assert (await client.get("/api/control")).json()["paused"] is True
     assert (await client.get("/api/board")).json()["paused"] is True
 
     await kv.put(PAUSED_KEY, b"false")
-    assert (await client.get("/api/control")).json() == {"paused": False}
+    assert (await client.get("/api/control")).json()["paused"] is False
 
     await kv.put(PAUSED_KEY, b'{"paused": true}')
-    assert (await client.get("/api/control")).json() == {"paused": True}
+    assert (await client.get("/api/control")).json()["paused"] is True
 
     await kv.delete(PAUSED_KEY)
-    assert (await client.get("/api/control")).json() == {"paused": False}
+    assert (await client.get("/api/control")).json()["paused"] is False
 
 
 async def test_runners_lists_live_heartbeats(client: httpx.AsyncClient, js: JetStreamContext) -> None:

@@ -79,7 +79,7 @@ def test_status_json_has_exactly_the_documented_shape_in_pipeline_order(
 
     assert r.code == 0, r.err
     data = json.loads(r.out)
-    assert set(data) == {"paused", "tasks"}
+    assert set(data) == {"paused", "paused_projects", "paused_tasks", "pending_pushes", "tasks"}
     assert data["paused"] is False
     for t in data["tasks"]:
         assert set(t) == {"key", "title", "stage", "state", "project", "parent"}

@@ -151,9 +151,9 @@ def wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def git_log(workspace: Path) -> list[str]:
+def git_log(workspace: Path, rev: str = "HEAD") -> list[str]:
     out = subprocess.run(
-        ["git", "-C", str(workspace), "log", "--format=%s%n%b%x00"],
+        ["git", "-C", str(workspace), "log", "--format=%s%n%b%x00", rev],
         capture_output=True,
         text=True,
         check=True,
@@ -282,6 +282,23 @@ def test_idea_to_committed_tested_code_and_a_runner_killed_mid_job(
     assert check.returncode == 0, check.stdout
     assert "return a * b" in (workspace / "calc" / "multiply.py").read_text()
 
+    # Each task worked on its own branch (merged at the deploy approval), with a checkpoint before
+    # every stage that ran on it; a finished task's worktree is gone, its branch stays.
+    listed = json.loads(stack.wf("checkpoints", add_key, "--project", "calc", "--json").stdout)
+    assert [c["stage"] for c in listed["checkpoints"]] == ["dev", "qa", "sec", "docs", "testing"]
+    wait_for(
+        lambda: not (workspace / ".workflow" / "worktrees" / add_key).exists(),
+        timeout=30,
+        what="the finished task's worktree to be removed",
+    )
+    assert add_key in subprocess.run(
+        ["git", "-C", str(workspace), "branch", "--list", f"wf/{add_key}"], capture_output=True, text=True
+    ).stdout
+    refused = stack.wf("rollback", add_key, "--to", "dev", "--project", "calc", check=False)
+    assert refused.returncode != 0
+    assert "is done" in refused.stderr + refused.stdout
+    assert stack.status()["pending_pushes"] == []  # no remote configured: nothing to push
+
     # --- kill -9 a runner in the middle of a job ---------------------------------------------------
     server, responder = model
     stack.wf("idea", "Also subtract", "--project", "calc")
@@ -321,7 +338,9 @@ def test_idea_to_committed_tested_code_and_a_runner_killed_mid_job(
     assert len(dev_runs) == 1, dev_runs
     assert dev_runs[0]["status"] == "completed", dev_runs
     assert [(h["from_stage"], h["to_stage"]) for h in sub["handoffs"]].count(("dev", "qa")) == 1
-    commits = [c for c in git_log(workspace) if c.startswith(f"{sub_key}:") and "Implement subtract" in c]
+    # Not merged yet (the task waits at the deploy gate): the commit is on the task's branch.
+    branch_log = git_log(workspace, f"wf/{sub_key}")
+    commits = [c for c in branch_log if c.startswith(f"{sub_key}:") and "Implement subtract" in c]
     assert len(commits) == 1, commits
     dev_requests = [
         r

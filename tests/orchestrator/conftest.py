@@ -40,7 +40,11 @@ def database_url(pg_server: EmbeddedPostgres, migrated_template: str) -> Iterato
 
 def config(**sections: Any) -> WorkflowConfig:
     """The default pipeline, with quick redelivery, and the given overrides (config.yaml sections)."""
-    data: dict[str, Any] = {"bus": {"ack_wait_seconds": 2, "max_deliver": 3}}
+    # One job per project at a time (the default before worktrees): these tests follow one task's jobs.
+    data: dict[str, Any] = {
+        "bus": {"ack_wait_seconds": 2, "max_deliver": 3},
+        "pipeline": {"max_parallel_per_project": 1},
+    }
     for k, v in sections.items():
         data[k] = {**data.get(k, {}), **v}
     return parse_config(data)

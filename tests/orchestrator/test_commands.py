@@ -34,7 +34,7 @@ async def test_create_project_makes_a_git_workspace(hub: Hub, tmp_path: Path) ->
         "test_command": "python -m pytest",
     }
     assert (ws / ".git").is_dir()
-    assert (ws / ".workflow" / ".gitignore").read_text() == "agent_logs/\ncheckpoints/\n"
+    assert (ws / ".workflow" / ".gitignore").read_text() == "agent_logs/\ncheckpoints/\nworktrees/\n"
     git = await asyncio.create_subprocess_exec(
         "git", "-C", str(ws), "log", "--name-only", "--format=%s", stdout=asyncio.subprocess.PIPE
     )

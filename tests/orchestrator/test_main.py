@@ -9,6 +9,8 @@ from pathlib import Path
 
 from wf_orchestrator.migrations import current_revision
 
+from tests.orchestrator.revisions import head_revision
+
 
 async def run(*args: str, env: dict[str, str]) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
@@ -23,7 +25,7 @@ async def test_migrate_subcommand_brings_an_empty_database_to_head(empty_databas
     plain = empty_database_url.replace("postgresql+asyncpg://", "postgresql://")
     code, out = await run("migrate", env={"WF_DATABASE_URL": plain})
     assert code == 0, out
-    assert await current_revision(empty_database_url) == "0001"
+    assert await current_revision(empty_database_url) == head_revision()
 
 
 async def test_bad_configuration_exits_2_naming_the_field(tmp_path: Path) -> None:

@@ -39,18 +39,18 @@ def test_a_stage_never_runs_more_than_its_wip_limit() -> None:
     assert selection.free_slots(pipeline, Load(by_stage={"dev": 2, "pm": 4})) == {}
 
 
-def test_one_project_runs_one_job_at_a_time_by_default() -> None:
-    pipeline = PipelineConfig()
-    cands = [c(1, project=1), c(2, project=1), c(3, project=2)]
-    assert picked(pipeline, cands, {"dev": 4}, Load()) == [1, 3]
-    busy = Load(by_stage={"qa": 1}, by_project={1: 1})
-    assert picked(pipeline, cands, {"dev": 4}, busy) == [3]
-    assert selection.full_projects(busy, 1) == {1}
+def test_one_project_runs_three_jobs_at_a_time_by_default() -> None:
+    pipeline = PipelineConfig()  # each task has its own worktree, so a project's tasks run side by side
+    cands = [c(1, project=1), c(2, project=1), c(3, project=1), c(4, project=1), c(5, project=2)]
+    assert picked(pipeline, cands, {"dev": 10}, Load()) == [1, 2, 3, 5]
+    busy = Load(by_stage={"qa": 2}, by_project={1: 2})
+    assert picked(pipeline, cands, {"dev": 10}, busy) == [1, 5]
+    assert selection.full_projects(busy, 2) == {1}
 
 
 def test_on_a_tie_the_task_further_along_the_pipeline_goes_first() -> None:
     cands = [c(1, stage="dev"), c(2, stage="qa")]
-    assert picked(PipelineConfig(), cands, {"dev": 4, "qa": 4}, Load()) == [2]
+    assert picked(PipelineConfig(max_parallel_per_project=1), cands, {"dev": 4, "qa": 4}, Load()) == [2]
 
 
 def test_nothing_is_dispatched_while_paused() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from wf_common import text as rules
 
 from wf_cli.client import HubClient
+from wf_cli.commands import branches
 from wf_cli.commands.common import (
     add_project_flag,
     as_list,
@@ -39,7 +40,8 @@ def register(
 ) -> None:
     st = sub.add_parser("status", help="the board: every task by stage", parents=[parent])
     add_project_flag(st, what="only this project")
-    st.add_argument("--json", action="store_true", help='print {"paused": ..., "tasks": [...]}')
+    st.add_argument("--json", action="store_true",
+                    help="print paused, paused_projects, paused_tasks, pending_pushes and tasks")  # fmt: skip
     st.set_defaults(func=status)
 
     ap = sub.add_parser("approve", help="approve a task waiting at a gate", parents=[parent])
@@ -104,12 +106,17 @@ def status(args: argparse.Namespace, client: HubClient) -> int:
     )
 
     if args.json:
-        print_json({"paused": paused, "tasks": [{f: t.get(f) for f in STATUS_FIELDS} for t in tasks]})
+        print_json({
+            "paused": paused,
+            **branches.scopes_and_pushes(control),
+            "tasks": [{f: t.get(f) for f in STATUS_FIELDS} for t in tasks],
+        })  # fmt: skip
         return 0
 
     print(
         "orchestration: PAUSED — no new jobs start until `wf resume`" if paused else "orchestration: running"
     )
+    branches.print_scopes_and_pushes(control)
     if not tasks:
         print('\nno tasks yet: wf idea "what you want built" --project SLUG')
         return 0

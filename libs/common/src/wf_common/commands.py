@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
 from wf_common.errors import CommandErrorCode
 from wf_common.fields import (
@@ -87,12 +87,38 @@ class RetryTask(_TaskCommand):
     type: Literal["retry_task"] = "retry_task"
 
 
-class Pause(_Command):
+class _Scoped(_Command):
+    """No scope: everything. `project`: one project. `project` and `task_key`: one task."""
+
+    project: Slug | None = None
+    task_key: TaskKey | None = None
+
+    @model_validator(mode="after")
+    def _task_needs_project(self) -> _Scoped:
+        if self.task_key is not None and self.project is None:
+            raise ValueError("task_key needs project: a task key is unique within its project only")
+        return self
+
+
+class Pause(_Scoped):
     type: Literal["pause"] = "pause"
 
 
-class Resume(_Command):
+class Resume(_Scoped):
     type: Literal["resume"] = "resume"
+
+
+class Rollback(_TaskCommand):
+    """Reset the task's branch to the checkpoint taken before `to_stage` and send the task there."""
+
+    type: Literal["rollback"] = "rollback"
+    to_stage: str = Field(min_length=1, max_length=20, pattern=r"^[a-z][a-z0-9_-]*$")
+
+
+class ListCheckpoints(_TaskCommand):
+    """A read: the checkpoint refs of the task's branch (they live in git, which the orchestrator has)."""
+
+    type: Literal["list_checkpoints"] = "list_checkpoints"
 
 
 class KillBug(_ProjectCommand):
@@ -116,7 +142,9 @@ Command = Annotated[
     | Pause
     | Resume
     | KillBug
-    | Ping,
+    | Ping
+    | Rollback
+    | ListCheckpoints,
     Field(discriminator="type"),
 ]
 

@@ -112,8 +112,8 @@ class PipelineConfig(_Strict):
     rework_limit: int = Field(3, ge=0, le=100)
     max_turns: int = Field(30, ge=1, le=500)
     schema_retries: int = Field(2, ge=0, le=10)
-    # Jobs of one project running at once. They share one git working tree, so the default is 1.
-    max_parallel_per_project: int = Field(1, ge=1, le=1000)
+    # Jobs of one project running at once; each task works in its own git worktree (see `git`).
+    max_parallel_per_project: int = Field(3, ge=1, le=1000)
     default_test_command: str = "python -m pytest"
 
     @model_validator(mode="after")
@@ -203,6 +203,21 @@ class BusConfig(_Strict):
     runners_ttl_seconds: float = Field(30.0, ge=3)
 
 
+class GitConfig(_Strict):
+    """Task branches and worktrees (`wf/<KEY>`), checkpoints, and the merge at the deploy gate."""
+
+    # Where task worktrees live: unset = <workspace>/.workflow/worktrees/<KEY>; a directory (e.g. the
+    # data directory's worktrees/) = <dir>/<project>/<KEY>.
+    worktrees_dir: str | None = None
+    # The branch tasks start from and merge into; unset = the branch checked out in the workspace.
+    main_branch: str | None = Field(None, min_length=1, max_length=200)
+    # Approving this gate merges the task's branch into the main branch (a conflict sends it to DEV).
+    merge_stage: str = "deploy"
+    # Pushed to after a merge when the workspace repository has this remote; offline, retried.
+    remote: str = Field("origin", min_length=1, max_length=200)
+    push_retry_delays: list[float] = Field(default_factory=lambda: [5.0, 30.0, 120.0, 600.0], min_length=1)
+
+
 class WorkflowConfig(_Strict):
     task_backend: TaskBackendConfig = Field(default_factory=TaskBackendConfig)
     llm_backend: LLMBackendConfig = Field(default_factory=LLMBackendConfig)
@@ -212,6 +227,7 @@ class WorkflowConfig(_Strict):
     board: BoardConfig = Field(default_factory=BoardConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
+    git: GitConfig = Field(default_factory=GitConfig)
 
     @model_validator(mode="after")
     def _runner_heartbeat(self) -> WorkflowConfig:

@@ -183,6 +183,46 @@ class FeedbackAdded(_Event):
 class ControlChanged(_Event):
     type: Literal["control.changed"] = "control.changed"
     paused: bool
+    # The scope of the change: none = the global flag; a project (and task_key) = that one's pause.
+    scope: Literal["global", "project", "task"] = "global"
+
+
+class ExecutionPaused(_Event):
+    """The runner froze the job (before its next model turn, and its sandbox) because of a pause."""
+
+    type: Literal["execution.paused"] = "execution.paused"
+    execution_id: int
+    stage: str
+    runner_id: str
+    scope: Literal["global", "project", "task"]
+
+
+class ExecutionResumed(_Event):
+    type: Literal["execution.resumed"] = "execution.resumed"
+    execution_id: int
+    stage: str
+    runner_id: str
+    paused_seconds: float = 0
+
+
+class TaskRolledBack(_Event):
+    type: Literal["task.rolled_back"] = "task.rolled_back"
+    to_stage: str
+    checkpoint: str  # the ref reset to
+    sha: str
+    saved: str  # the ref keeping what was there before
+
+
+class TaskMerged(_Event):
+    """The deploy gate merged the task's branch into the main branch (kind: fast-forward, merge,
+    up-to-date), or found a conflict (the task went back to DEV with a bug)."""
+
+    type: Literal["task.merged"] = "task.merged"
+    branch: str
+    into: str
+    kind: str
+    sha: str = ""
+    conflicts: list[str] = Field(default_factory=list)
 
 
 Event = Annotated[
@@ -202,7 +242,11 @@ Event = Annotated[
     | ApprovalGranted
     | ApprovalRejected
     | FeedbackAdded
-    | ControlChanged,
+    | ControlChanged
+    | ExecutionPaused
+    | ExecutionResumed
+    | TaskRolledBack
+    | TaskMerged,
     Field(discriminator="type"),
 ]
 

@@ -69,6 +69,9 @@ class Job(Message):
     timeout_seconds: int = 900
     schema_retries: int = 2
     issued_at: datetime = Field(default_factory=utcnow)
+    # The task's own git worktree (branch wf/<KEY>) the agent works in; None: the workspace itself
+    # (the PM, and jobs from before worktrees). Runners use `worktree or project.workspace`.
+    worktree: str | None = None
 
 
 def idempotency_key(project: str, task_key: str, stage: str, attempt: int) -> str:

@@ -11,6 +11,7 @@ Failure policy (a job must never loop forever):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,11 +21,12 @@ from wf_common.config import WorkflowConfig
 from wf_common.jobs import ErrorInfo, Job, Result, Usage, utcnow
 from wf_common.states import Verdict
 
-from wf_agent_runner import gitrepo
+from wf_agent_runner import gitrepo, worktrees
 from wf_agent_runner.agents import AgentContext, agent_for
 from wf_agent_runner.agents.base import Agent, make_result
 from wf_agent_runner.llm import LLMError, LLMModelNotFound, LLMUnavailable, build_adapter
 from wf_agent_runner.output import OutputSink, Transcript, transcript_path
+from wf_agent_runner.turns import TurnGate
 from wf_agent_runner.workspace import Workspace, WorkspaceError
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,7 @@ class JobExecutor:
         self.runner_id = runner_id
         self.test_timeout = test_timeout
 
-    async def execute(self, job: Job, delivery: int) -> Outcome:
+    async def execute(self, job: Job, delivery: int, turns: TurnGate | None = None) -> Outcome:
         started = utcnow()
         sink = OutputSink(self.js, job, actor=f"agent:{job.role}")
         agent: Agent | None = None
@@ -82,10 +84,23 @@ class JobExecutor:
                 "delivery", delivery=delivery, runner_id=self.runner_id, job=job.model_dump(mode="json")
             )
             agent_cls = agent_for(job.role)  # before the adapter: an unknown role must not leak a client
+            checkout = await worktrees.prepare(job, self.workflow.git, sink)
+            work_root = Workspace(checkout.work_tree).root if checkout else root
             llm = build_adapter(self.workflow.llm_backend, job.role)
-            ctx = AgentContext(job, llm, sink, root, runner_id=self.runner_id, test_timeout=self.test_timeout)
+            ctx = AgentContext(
+                job,
+                llm,
+                sink,
+                work_root,
+                runner_id=self.runner_id,
+                test_timeout=self.test_timeout,
+                turns=turns,
+            )
+            if turns is not None:  # `ctx.sandbox` is the sandbox helper's (contract #4), when present
+                turns.sandbox_of = lambda: getattr(ctx, "sandbox", None)
             agent = agent_cls(ctx)
-            result = await self._run(agent)
+            with gitrepo.trusted_worktree(checkout) if checkout else contextlib.nullcontext():
+                result = await self._run(agent)
             sink.record("result", result=result.model_dump(mode="json"))
             return Outcome(result=result)
         except LLMError as err:
@@ -115,6 +130,8 @@ class JobExecutor:
     async def _run(self, agent: Agent) -> Result:
         job = agent.job
         deadline = asyncio.timeout(job.timeout_seconds)
+        if agent.ctx.turns is not None:
+            agent.ctx.turns.deadline = deadline  # time spent paused does not count
         try:
             async with deadline:
                 await gitrepo.ensure_repo(agent.ctx.workspace)

@@ -1,4 +1,10 @@
-"""The git operations agents need, run as `git` subprocesses in the workspace.
+"""The git operations agents need, through `wf_common.gitops.SafeGit` (hooks, fsmonitor, filters and
+every other program a workspace's configuration could name are disabled; see that module).
+
+Functions take the directory the agent works in. A project's main checkout is trusted by its own
+`.git` directory; a task's worktree is trusted only once `trusted_worktree()` (the job's setup in
+`worktrees.py`) has registered its git dir, which comes from the project repository: the `.git` file
+inside a worktree is agent-writable and never read.
 
 Commits made for a job carry a `Workflow-Job: <idempotency key>` trailer. A redelivered job looks
 for that trailer first, so the same work is never committed twice.
@@ -7,16 +13,40 @@ for that trailer first, so the same work is never committed twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-GIT_TIMEOUT = 120.0
+from wf_common.gitops.safe import Checkout, GitError, SafeGit
+
 TRAILER = "Workflow-Job"
 
+__all__ = ["TRAILER", "Author", "GitError", "commit_job", "ensure_repo", "trusted_worktree"]
 
-class GitError(Exception):
-    pass
+# Worktrees of the jobs running in this process: work tree -> its checkout (git dir from the repo).
+_WORKTREES: dict[Path, Checkout] = {}
+
+
+@contextlib.contextmanager
+def trusted_worktree(checkout: Checkout) -> Iterator[None]:
+    """While a job runs: git operations on `checkout.work_tree` use `checkout.git_dir`."""
+    key = _key(checkout.work_tree)
+    _WORKTREES[key] = checkout
+    try:
+        yield
+    finally:
+        if _WORKTREES.get(key) is checkout:
+            del _WORKTREES[key]
+
+
+def _key(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def checkout_of(root: Path) -> Checkout:
+    return _WORKTREES.get(_key(root)) or Checkout.main(root)
 
 
 @dataclass(frozen=True)
@@ -29,48 +59,38 @@ class Author:
         return cls(f"Workflow Hub {role.upper()} agent", f"{role}-agent@workflow-hub.local")
 
 
+def _git(root: Path, author: Author | None = None) -> SafeGit:
+    checkout = checkout_of(root)
+    return SafeGit(checkout, identity=(author.name, author.email)) if author else SafeGit(checkout)
+
+
 async def git(root: Path, *args: str, stdin: str | None = None, check: bool = True) -> tuple[int, str]:
-    """Run git in `root`; returns (exit code, stdout). With check, a non-zero exit raises GitError."""
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-    proc = await asyncio.create_subprocess_exec(
-        "git",
-        "-c",
-        "core.quotepath=off",
-        *args,
-        cwd=root,
-        env=env,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(
-            proc.communicate(stdin.encode() if stdin is not None else None), GIT_TIMEOUT
-        )
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise GitError(f"git {_subcommand(args)} in {root} did not finish within {GIT_TIMEOUT:g}s") from None
-    code = proc.returncode or 0
-    if check and code != 0:
-        detail = (err or out).decode(errors="replace").strip()
-        raise GitError(f"git {_subcommand(args)} failed in {root} (exit {code}): {detail[-1500:]}")
-    return code, out.decode(errors="replace")
+    """Run git in `root` (off the event loop); returns (exit code, stdout)."""
 
+    def work() -> tuple[int, str]:
+        g = _git(root)
+        if check:
+            return 0, g.run(*args, stdin=stdin)
+        code, out, _ = g.status(*args)
+        return code, out
 
-def _subcommand(args: tuple[str, ...]) -> str:
-    """The subcommand, for messages: skips `-c name=value` options."""
-    for i, a in enumerate(args):
-        if not a.startswith("-") and (i == 0 or args[i - 1] != "-c"):
-            return a
-    return "(no subcommand)"
+    return await asyncio.to_thread(work)
 
 
 async def ensure_repo(root: Path) -> None:
     """Workspaces are git repositories (seed: "Git tracks all changes"); make one if it is not yet."""
-    code, _ = await git(root, "rev-parse", "--git-dir", check=False)
-    if code != 0:
-        await git(root, "init", "-q")
+
+    def work() -> None:
+        if _key(root) in _WORKTREES:
+            return
+        dot_git = root.absolute() / ".git"
+        if dot_git.is_dir() and not dot_git.is_symlink():
+            return
+        if dot_git.exists() or dot_git.is_symlink():
+            raise GitError(f"{dot_git} is not a directory; a workspace must hold its own repository")
+        SafeGit(Checkout(root.absolute(), dot_git)).run("init", "-q")
+
+    await asyncio.to_thread(work)
 
 
 async def recent_log(root: Path, n: int = 10) -> str:
@@ -100,7 +120,7 @@ async def find_job_commit(root: Path, key: str) -> str | None:
 
 
 async def commit_files(root: Path, sha: str) -> list[str]:
-    _, out = await git(root, "show", "--name-only", "--format=", "-z", sha)
+    _, out = await git(root, "show", "--no-ext-diff", "--no-textconv", "--name-only", "--format=", "-z", sha)
     return [p for p in out.split("\0") if p.strip()]
 
 
@@ -110,7 +130,7 @@ async def commit_body(root: Path, sha: str) -> str:
 
 
 async def show_file(root: Path, sha: str, path: str) -> str:
-    _, out = await git(root, "show", f"{sha}:{path}")
+    _, out = await git(root, "show", "--no-textconv", f"{sha}:{path}")
     return out
 
 
@@ -150,22 +170,12 @@ async def commit_job(
     changed = await changed_paths(root, paths)
     if not changed:
         return None
-    await git(root, "add", "-A", "--", *changed)
-    await git(
-        root,
-        "-c",
-        f"user.name={author.name}",
-        "-c",
-        f"user.email={author.email}",
-        "-c",
-        "commit.gpgsign=false",
-        "commit",
-        "-q",
-        "-F",
-        "-",
-        "--",
-        *changed,
-        stdin=commit_message(subject, body, key),
-    )
-    _, sha = await git(root, "rev-parse", "HEAD")
-    return sha.strip()
+    message = commit_message(subject, body, key)
+
+    def work() -> str:
+        g = _git(root, author)
+        g.run("add", "-A", "--", *changed)
+        g.run("commit", "-q", "--no-verify", "-F", "-", "--", *changed, stdin=message)
+        return g.run("rev-parse", "HEAD").strip()
+
+    return await asyncio.to_thread(work)

@@ -32,6 +32,7 @@ from wf_common.jobs import Job, RunnerHeartbeat
 
 from wf_agent_runner.execution import JobExecutor
 from wf_agent_runner.settings import RunnerSettings
+from wf_agent_runner.turns import PauseWatch, TurnGate
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,12 @@ class Runner:
         self._busy: set[str] = set()
         self._busy_changed = asyncio.Event()  # beat at once, so `wf runners` shows a job as it starts
         self._kv: KeyValue | None = None
+        self.pauses = PauseWatch(self.js)
 
     async def run(self, stop: asyncio.Event) -> None:
         await bus.ensure_topology(self.js, self.workflow.bus, self.stages)
         self._kv = await self.js.key_value(subjects.RUNNERS_BUCKET)
+        await self.pauses.start()
         done = asyncio.Event()
         beat = asyncio.create_task(self._heartbeat(done))
         log.info(
@@ -67,6 +70,7 @@ class Runner:
             await self._drain()
             done.set()
             await beat
+            await self.pauses.stop()
             with contextlib.suppress(Exception):
                 await self._kv.delete(self.runner_id)
             log.info("runner %s stopped", self.runner_id)
@@ -148,7 +152,11 @@ class Runner:
         key = job.idempotency_key
         self._set_busy(key, True)
         try:
-            async with delivery.heartbeat(every=self.workflow.bus.ack_wait_seconds / 3):
+            # The heartbeat (in_progress) goes on while a pause holds the job: it is not redelivered.
+            async with (
+                delivery.heartbeat(every=self.workflow.bus.ack_wait_seconds / 3),
+                TurnGate(job, self.pauses, self.nc, self.js, runner_id=self.runner_id) as turns,
+            ):
                 started = ExecutionStarted(
                     project=job.project.slug,
                     task_key=job.task.key,
@@ -160,7 +168,7 @@ class Runner:
                 )
                 await bus.publish(self.js, started.subject(), started)
                 log.info("job %s: delivery %d started", key, n)
-                outcome = await self.executor.execute(job, n)
+                outcome = await self.executor.execute(job, n, turns)
                 if outcome.retry_in is not None:
                     log.warning("job %s: model unavailable, retrying in %gs", key, outcome.retry_in)
                     await delivery.nak(outcome.retry_in)

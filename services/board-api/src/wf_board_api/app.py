@@ -20,6 +20,7 @@ from wf_board_api import exception_handlers, openapi
 from wf_board_api.attachments.endpoints import router as attachments_router
 from wf_board_api.auth import CSRF_HEADER, AuthMiddleware, AuthPolicy
 from wf_board_api.board.endpoints import router as board_router
+from wf_board_api.branches.endpoints import router as branches_router
 from wf_board_api.bugs.endpoints import router as bugs_router
 from wf_board_api.control.endpoints import router as control_router
 from wf_board_api.db import make_engine
@@ -108,6 +109,7 @@ def create_app(settings: BoardSettings) -> FastAPI:
         bugs_router,
         attachments_router,
         control_router,
+        branches_router,
         events_router,
     ):
         # Every /api operation declares the errors every request can meet (auth, validation, 503).

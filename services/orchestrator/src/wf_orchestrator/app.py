@@ -22,6 +22,7 @@ from wf_common.errors import WorkflowError
 from wf_common.settings import async_database_url
 
 from wf_orchestrator.advisories import DeliveryAdvisories
+from wf_orchestrator.branches import wiring as branch_wiring
 from wf_orchestrator.commands import CommandServer
 from wf_orchestrator.control import Control
 from wf_orchestrator.db import create_engine
@@ -92,9 +93,21 @@ class Orchestrator:
             dispatch_within=(lambda uow: self.dispatcher.within(uow)) if s.dispatch_in_transaction else None,
         )
         self.control = Control(js, on_resume=lambda: self.dispatcher.kick())
-        self.dispatcher = Dispatcher(runner, ctx, paused=lambda: self.control.paused, batch=s.dispatch_batch)
+        self.branches = branch_wiring.Branches(
+            nc, js, runner, ctx, wf.git, kick=lambda: self.dispatcher.kick()
+        )
+        self.dispatcher = Dispatcher(
+            runner,
+            ctx,
+            paused=lambda: self.control.paused,
+            batch=s.dispatch_batch,
+            held=self.branches.scopes.held,
+            git=wf.git,
+        )
         self.results = ResultsConsumer(nc, js, runner, ctx, concurrency=s.result_concurrency)
-        self.commands = CommandServer(nc, runner, ctx, self.control, concurrency=s.command_concurrency)
+        self.commands = CommandServer(
+            nc, runner, ctx, self.control, concurrency=s.command_concurrency, branches=self.branches.commands
+        )
         self.advisories = DeliveryAdvisories(nc, js, runner, ctx)
         self.started = StartedTracker(nc, engine)
         self.sweeper = Sweeper(
@@ -109,6 +122,7 @@ class Orchestrator:
         # Whatever a crash left unpublished goes out before anything new happens.
         await self.outbox.publish_leftovers()
         await self.control.start()
+        await self.branches.start()
         await self.started.start()
         await self.advisories.start()
         for name, coro in (
@@ -117,6 +131,7 @@ class Orchestrator:
             ("results", self.results.run(self._stop)),
             ("started", self.started.run(self._stop)),
             ("sweeper", self.sweeper.run(self._stop)),
+            ("pushes", self.branches.pushes.run(self._stop)),
         ):
             self._tasks.append(asyncio.create_task(coro, name=f"orchestrator-{name}"))
         await self.commands.start()
@@ -134,7 +149,7 @@ class Orchestrator:
 
     async def stop(self) -> None:
         self._stop.set()
-        for closer in ("commands", "advisories"):
+        for closer in ("commands", "advisories", "branches"):
             part = getattr(self, closer, None)
             if part is not None:
                 with contextlib.suppress(Exception):

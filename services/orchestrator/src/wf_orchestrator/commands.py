@@ -40,6 +40,7 @@ from wf_common.fields import error_message
 from wf_common.subjects import COMMANDS_PREFIX, COMMANDS_QUEUE
 
 from wf_orchestrator import workspace
+from wf_orchestrator.branches.commands import BranchCommands
 from wf_orchestrator.control import Control
 from wf_orchestrator.tasks import handlers, repo
 from wf_orchestrator.tasks.context import Context, project_snapshot
@@ -73,8 +74,16 @@ def validation_message(err: ValidationError) -> str:
 
 class CommandServer:
     def __init__(
-        self, nc: NATS, runner: Runner, ctx: Context, control: Control, *, concurrency: int = 8
+        self,
+        nc: NATS,
+        runner: Runner,
+        ctx: Context,
+        control: Control,
+        *,
+        concurrency: int = 8,
+        branches: BranchCommands | None = None,
     ) -> None:
+        self._branches = branches
         self._nc = nc
         self._runner = runner
         self._ctx = ctx
@@ -137,8 +146,17 @@ class CommandServer:
 
     async def execute(self, cmd: Command) -> dict[str, Any]:
         handler = _TASK_HANDLERS.get(type(cmd))
-        if handler is not None:
+
+        async def default() -> dict[str, Any]:
+            assert handler is not None  # noqa: S101 - only passed for commands with a handler
             return await self._runner.run(lambda uow: handler(uow, self._ctx, cmd), must_publish=False)
+
+        if self._branches is not None:
+            data = await self._branches.handle(cmd, default)
+            if data is not None:
+                return data
+        if handler is not None:
+            return await default()
         match cmd:
             case CreateProject():
                 return await self._create_project(cmd)

@@ -1,7 +1,9 @@
 """The global pause flag: key `paused` of the `wf_control` KV bucket ("true"/"false").
 
 The orchestrator watches the key, so `nats kv put wf_control paused true` pauses exactly like
-`wf pause`. While paused nothing is dispatched; running jobs finish and their results are applied.
+`wf pause`. While paused nothing is dispatched, and the runners hold running jobs before their next
+model turn (wf_agent_runner.turns); results that arrive are applied. Project and task pauses:
+wf_orchestrator.branches.scopes.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class Control:
             log.info("dispatch resumed")
             self._on_resume()
         elif paused and not was:
-            log.info("dispatch paused; running jobs finish")
+            log.info("dispatch paused; runners hold running jobs before their next model turn")
 
     async def _announce(self, paused: bool, actor: str) -> None:
         event = ControlChanged(paused=paused, actor=actor)

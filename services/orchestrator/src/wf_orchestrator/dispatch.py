@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, text
 from sqlalchemy.dialects.postgresql import JSONB
+from wf_common.config import GitConfig
 from wf_common.events import ExecutionDispatched, TaskStateChanged
 from wf_common.jobs import BugRef, FeedbackRef, Job, ProjectRef, TaskRef, idempotency_key, utcnow
 from wf_common.states import TaskState
 
+from wf_orchestrator.branches.worktrees import job_worktree
 from wf_orchestrator.outbox import Stored
 from wf_orchestrator.pipeline import selection
 from wf_orchestrator.pipeline.model import Candidate, Load
@@ -118,10 +120,15 @@ class Dispatcher:
         *,
         paused: Callable[[], bool],
         batch: int = 200,
+        held: Callable[[], tuple[Collection[int], Collection[int]]] | None = None,
+        git: GitConfig | None = None,
     ) -> None:
         self._runner = runner
         self._ctx = ctx
         self._paused = paused
+        # Paused projects and tasks (ids): their queued tasks wait (wf_orchestrator.branches.scopes).
+        self._held = held or (lambda: ((), ()))
+        self._git = git or GitConfig()
         self._batch = batch
         self._wake = asyncio.Event()
         self._busy = False
@@ -196,6 +203,7 @@ class Dispatcher:
         load = Load(by_stage, by_project)
         chosen: list[dict[str, Any]] = []
         taken: list[int] = []
+        held_projects, held_tasks = self._held()
         for _ in range(20):
             free = selection.free_slots(pipeline, load)
             budget = self._batch - len(chosen)
@@ -210,8 +218,11 @@ class Dispatcher:
                         {
                             "stages": list(free),
                             "limits": list(free.values()),
-                            "full": sorted(selection.full_projects(load, pipeline.max_parallel_per_project)),
-                            "taken": taken,
+                            "full": sorted(
+                                selection.full_projects(load, pipeline.max_parallel_per_project)
+                                | set(held_projects)
+                            ),
+                            "taken": [*taken, *held_tasks],
                         },
                     )
                 ).mappings()
@@ -309,6 +320,9 @@ class Dispatcher:
                     timeout_seconds=stage.timeout_seconds,
                     schema_retries=pipeline.schema_retries,
                     issued_at=now,
+                    worktree=job_worktree(
+                        self._git, project.workspace, project.slug, task.task_key, task.is_idea
+                    ),
                 )
             )
         messages, uow.messages = uow.messages, []

@@ -10,7 +10,7 @@ from pathlib import Path
 from wf_common.errors import CommandError
 from wf_common.workspaces import home_problem, workspace_problem
 
-GITIGNORE = "agent_logs/\ncheckpoints/\n"
+GITIGNORE = "agent_logs/\ncheckpoints/\nworktrees/\n"
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "Workflow Hub",
     "GIT_AUTHOR_EMAIL": "workflow-hub@localhost",

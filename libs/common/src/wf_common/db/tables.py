@@ -224,3 +224,19 @@ outbox = Table(
     Column("msg_id", String(200), nullable=False),
     _now(),
 )
+
+# Pushes of merged main branches that could not reach the remote yet (offline): retried with backoff
+# by the orchestrator until they succeed. One row per project and branch; `wf status` lists them.
+pending_pushes = Table(
+    "pending_pushes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("remote", String(200), nullable=False),
+    Column("branch", String(200), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_error", Text),
+    _now(),
+    UniqueConstraint("project_id", "remote", "branch", name="uq_pending_pushes_target"),
+)

@@ -18,6 +18,7 @@ from wf_agent_runner.llm import ChatResult, LLMAdapter, Message
 from wf_agent_runner.output import OutputSink, clip
 from wf_agent_runner.prompts import Prompt, build_prompt, gather_context
 from wf_agent_runner.tools import Finish, ToolBox
+from wf_agent_runner.turns import TurnGate
 from wf_agent_runner.workspace import Workspace
 
 TOOL_CALL_EVENT_CHARS = 500
@@ -35,6 +36,7 @@ class AgentContext:
     workspace: Path  # already resolved and checked to be a directory
     runner_id: str = ""
     test_timeout: float = 600.0
+    turns: TurnGate | None = None  # pause and mid-run feedback before each model turn (turns.py)
 
 
 class UsageMeter:
@@ -124,6 +126,8 @@ class Agent(ABC):
         tools: list[dict[str, Any]] | None = None,
         format: dict[str, Any] | str | None = None,
     ) -> ChatResult:
+        if self.ctx.turns is not None:
+            messages.extend(await self.ctx.turns.before_turn())
         reply = await self.ctx.llm.chat(messages, tools=tools, format=format, on_token=self.out.token)
         await self.out.flush()
         self.meter.add(reply)

@@ -24,7 +24,8 @@ from wf_orchestrator.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
-ACTIVE = (ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value)
+# Paused: a runner holds the job (wf pause); its result still applies once it resumes.
+ACTIVE = (ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value, ExecutionStatus.PAUSED.value)
 
 
 # The execution and its task, both locked. The task lock serialises every writer of the task; the

@@ -1,0 +1,73 @@
+"""The git side of task branches on real repositories: nothing is removed or overwritten silently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from wf_common.gitops import tasks as gtasks
+from wf_common.gitops.layout import worktree_path
+from wf_common.gitops.safe import GitError
+
+from tests.runner.helpers import git, make_repo
+
+
+def _task(repo: Path, key: str = "T-002") -> Path:
+    path = worktree_path(repo, "p", key, None)
+    gtasks.ensure_worktree(repo, key, path)
+    return path
+
+
+def test_a_redelivered_job_reuses_its_checkpoint(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "ws", {"a.txt": "a\n"})
+    checkout = gtasks.ensure_worktree(repo, "T-002", _task(repo))
+    first = gtasks.write_checkpoint(checkout, "T-002", "dev")
+    again = gtasks.write_checkpoint(checkout, "T-002", "dev")
+    qa = gtasks.write_checkpoint(checkout, "T-002", "qa")
+    assert again == first
+    assert [(c.number, c.stage) for c in gtasks.list_checkpoints(repo, "T-002")] == [(1, "dev"), (2, "qa")]
+    assert qa.sha == first.sha == git(repo, "rev-parse", "HEAD")
+
+
+def test_an_unmerged_or_dirty_worktree_is_kept(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "ws", {"a.txt": "a\n"})
+    path = _task(repo)
+    (path / "b.txt").write_text("b\n", encoding="utf-8")
+    git(path, "add", "b.txt")
+    git(path, "commit", "-q", "-m", "work")
+
+    assert gtasks.remove_worktree(repo, "T-002", path) == "wf/T-002 is not merged into main"
+    git(repo, "merge", "-q", "--ff-only", "wf/T-002")
+    (path / "notes.txt").write_text("not committed\n", encoding="utf-8")
+    assert "uncommitted changes" in (gtasks.remove_worktree(repo, "T-002", path) or "")
+    assert path.is_dir()
+
+    (path / "notes.txt").unlink()
+    assert gtasks.remove_worktree(repo, "T-002", path) is None
+    assert not path.exists()
+    assert git(repo, "branch", "--list", "wf/T-002")  # the branch stays
+
+
+def test_a_merge_into_a_dirty_main_checkout_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "ws", {"a.txt": "a\n"})
+    path = _task(repo)
+    (path / "a.txt").write_text("from the task\n", encoding="utf-8")
+    git(path, "commit", "-q", "-am", "task work")
+    (repo / "a.txt").write_text("the human's edit\n", encoding="utf-8")
+    before = git(repo, "rev-parse", "main")
+
+    with pytest.raises(gtasks.MergeBlocked, match=r"uncommitted changes to tracked files \(a\.txt\)"):
+        gtasks.merge_task(repo, "T-002")
+
+    assert git(repo, "rev-parse", "main") == before
+    assert (repo / "a.txt").read_text() == "the human's edit\n"
+
+
+def test_a_directory_in_the_way_of_a_worktree_is_not_overwritten(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "ws", {"a.txt": "a\n"})
+    path = worktree_path(repo, "p", "T-002", None)
+    path.mkdir(parents=True)
+    (path / "precious.txt").write_text("keep me\n", encoding="utf-8")
+    with pytest.raises(GitError, match="move it away"):
+        gtasks.ensure_worktree(repo, "T-002", path)
+    assert (path / "precious.txt").read_text() == "keep me\n"
