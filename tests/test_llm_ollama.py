@@ -162,7 +162,7 @@ async def test_complete_and_stream_build_on_chat(fake: ScriptedOllama, llm: Olla
 async def test_stream_raises_adapter_errors(fake: ScriptedOllama, llm: OllamaAdapter) -> None:
     fake.queue(Reply.text("partial answer", mid_stream_error="out of memory"))
     got: list[str] = []
-    with pytest.raises(LLMStreamError):
+    with pytest.raises(LLMStreamError):  # noqa: PT012 - the block is the call under test
         async for piece in llm.stream("x"):
             got.append(piece)
     assert got == ["partial ", "answer"]

@@ -25,7 +25,7 @@ ST = Path(sys.executable).parent / "st"
 ROOT = Path(__file__).resolve().parents[2]
 FIXED_SEED = 20261201
 # Cases per operation and phase; the coverage phase adds its own (every boundary of every parameter).
-MAX_EXAMPLES = 8
+MAX_EXAMPLES = 4
 
 
 def run_schemathesis(stack: LiveStack, seed: int, workdir: Path) -> tuple[int, str]:

@@ -66,7 +66,8 @@ def usage_text(usage: Any) -> str:
 
 def render(data: dict[str, Any]) -> str:
     task = data.get("task") if isinstance(data.get("task"), dict) else data
-    assert isinstance(task, dict)
+    if not (isinstance(task, dict)):
+        raise TypeError("invariant broken: isinstance(task, dict)")
     out: list[str] = []
     out.append(
         f"{cell(task.get('key'), 12)}  {cell(task.get('title'), 200)}  [{cell(task.get('project'), 40)}]"

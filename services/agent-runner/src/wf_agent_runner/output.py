@@ -47,7 +47,7 @@ class Transcript:
             # The directory ignores itself: transcripts never show up as changes or get committed.
             ignore.write_text("*\n", encoding="utf-8")
         self.path = path
-        self._file: IO[str] | None = open(path, "a", encoding="utf-8")
+        self._file: IO[str] | None = open(path, "a", encoding="utf-8")  # noqa: SIM115 - the file stays open for the writer's lifetime
 
     def write(self, kind: str, **data: Any) -> None:
         if self._file is None:
@@ -165,7 +165,7 @@ class OutputSink:
             )
             try:
                 await bus.publish(self.js, event.subject(), event)
-            except Exception as err:  # live output is best effort; the job and its transcript go on
+            except Exception as err:  # live output is best effort; the job and its transcript go on  # noqa: BLE001 - a boundary: any failure is reported or logged, never crashes the loop
                 if not self._warned:
                     log.warning("could not publish agent output for %s: %s", self.job.idempotency_key, err)
                     self._warned = True

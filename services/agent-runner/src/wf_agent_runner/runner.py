@@ -37,7 +37,6 @@ from wf_agent_runner.turns import PauseWatch, TurnGate
 log = logging.getLogger(__name__)
 
 
-
 class Runner:
     def __init__(self, settings: RunnerSettings, nc: NATS, js: JetStreamContext | None = None) -> None:
         self.settings = settings
@@ -97,7 +96,7 @@ class Runner:
                     msgs = await sub.fetch(1, timeout=wait)
                 except (nats.errors.TimeoutError, TimeoutError):
                     continue
-                except Exception as err:
+                except Exception as err:  # noqa: BLE001 - a boundary: any failure is reported or logged, never crashes the loop
                     if not stop.is_set():
                         log.warning("fetching %s jobs failed: %s", stage, err)
                         await asyncio.sleep(0.5)
@@ -173,7 +172,8 @@ class Runner:
                     log.warning("job %s: model unavailable, retrying in %gs", key, outcome.retry_in)
                     await delivery.nak(outcome.retry_in)
                     return
-                assert outcome.result is not None
+                if not (outcome.result is not None):
+                    raise RuntimeError("invariant broken: outcome.result is not None")
                 await bus.publish(
                     self.js, subjects.result_subject(job.stage), outcome.result, msg_id=f"{key}/result"
                 )
@@ -206,9 +206,10 @@ class Runner:
                 busy=sorted(self._busy),
             )
             try:
-                assert self._kv is not None
+                if not (self._kv is not None):
+                    raise RuntimeError("invariant broken: self._kv is not None")  # noqa: TRY301 - an invariant, raised where it is checked
                 await self._kv.put(self.runner_id, beat.model_dump_json().encode())
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - a boundary: any failure is reported or logged, never crashes the loop
                 log.warning("heartbeat to %s failed: %s", subjects.RUNNERS_BUCKET, err)
             waits = [asyncio.ensure_future(done.wait()), asyncio.ensure_future(self._busy_changed.wait())]
             await asyncio.wait(waits, timeout=every, return_when=asyncio.FIRST_COMPLETED)

@@ -61,7 +61,7 @@ class _Collector:
     async def line(self, text: str) -> None:
         self.tail = (self.tail + text + "\n")[-TAIL_CHARS:]
         stripped = text.strip()
-        if m := _SUMMARY_LINE.match(stripped) or _VERBOSE_LINE.match(stripped):
+        if m := _SUMMARY_LINE.match(stripped) or _VERBOSE_LINE.match(stripped):  # noqa: SIM102 - reads as two conditions
             if m.group(1) not in self.failed:
                 self.failed.append(m.group(1))
         if m := _FINAL_LINE.match(stripped):
@@ -128,7 +128,8 @@ async def run_tests(
         return report(
             None, False, f"the test command could not start: {argv[0]!r} not found or not executable"
         )
-    assert proc.stdout is not None
+    if not (proc.stdout is not None):
+        raise RuntimeError("invariant broken: proc.stdout is not None")
     try:
         async with asyncio.timeout(limit_seconds):
             await _pump(proc.stdout, collector)

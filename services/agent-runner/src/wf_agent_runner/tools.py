@@ -111,7 +111,7 @@ class ToolBox:
             return ToolOutcome(f"error: {err}", ok=False)
         except OSError as err:  # e.g. a parent path is a file, permissions: the model can try elsewhere
             return ToolOutcome(f"error: {name} failed: {err.strerror or err}", ok=False)
-        except Exception as err:  # arguments are untrusted model output (e.g. lone surrogates): never crash
+        except Exception as err:  # arguments are untrusted model output (e.g. lone surrogates): never crash  # noqa: BLE001 - a boundary: any failure is reported or logged, never crashes the loop
             log.warning("tool %s failed on unexpected input: %r", name, err)
             return ToolOutcome(f"error: {name} failed: {type(err).__name__}: {err}", ok=False)
 

@@ -57,7 +57,7 @@ class DeliveryAdvisories:
         for attempt in range(1, 6):
             try:
                 await self.handle(data)
-                return
+                return  # noqa: TRY300 - kept in the try on purpose
             except Exception:
                 log.exception("max-deliveries advisory failed (try %d)", attempt)
                 await asyncio.sleep(0.5 * attempt)
@@ -74,7 +74,7 @@ class DeliveryAdvisories:
         try:
             job = Job.model_validate_json(raw.data or b"")
         except ValidationError:
-            log.error("message %s in %s is not a job; deleting it", seq, JOBS_STREAM)
+            log.error("message %s in %s is not a job; deleting it", seq, JOBS_STREAM)  # noqa: TRY400 - the message says what happened; no traceback in the log
         else:
             why = reason(int(deliveries) if deliveries else None)
             ctx = self._ctx
@@ -82,7 +82,7 @@ class DeliveryAdvisories:
                 lambda uow: fail_execution(uow, ctx, job.job_id, why, kind="max_deliveries")
             )
             log.warning("%s: %s%s", job.idempotency_key, why, "" if failed else " (already ended)")
-        try:
+        try:  # noqa: SIM105 - kept explicit
             await self._js.delete_msg(JOBS_STREAM, seq)
         except NotFoundError:
             pass

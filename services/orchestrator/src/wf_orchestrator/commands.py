@@ -113,7 +113,7 @@ class CommandServer:
         if msg.reply:
             try:
                 await msg.respond(reply.model_dump_json(exclude_none=True).encode())
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - a boundary: any failure is reported or logged, never crashes the loop
                 log.warning("could not reply to %s: %s", msg.subject, err)
 
     async def handle(self, kind: str, data: bytes) -> CommandReply:

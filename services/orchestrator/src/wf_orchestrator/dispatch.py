@@ -255,7 +255,8 @@ class Dispatcher:
         }
         for r in chosen:
             stage = pipeline.stage(r["current_stage"])
-            assert stage is not None and stage.agent is not None
+            if not (stage is not None and stage.agent is not None):
+                raise RuntimeError("invariant broken: stage is not None and stage.agent is not None")
             project = ctx.projects[r["project_id"]]
             eid, attempt = int(r["execution_id"]), int(r["prev_attempts"]) + 1
             key = idempotency_key(project.slug, r["task_key"], stage.name, attempt)

@@ -66,7 +66,7 @@ class StartedTracker:
                 await asyncio.wait_for(stop.wait(), interval)
             try:
                 await self.flush()
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - a boundary: any failure is reported or logged, never crashes the loop
                 log.warning("could not record started executions: %s", err)
         if self._sub is not None:
             with contextlib.suppress(Exception):

@@ -144,7 +144,8 @@ async def _add_feedback(uow: UnitOfWork, project: ProjectRow, task: TaskRow, tex
         .returning(feedback.c.id)
     )
     uow.emit(FeedbackAdded(project=project.slug, task_key=task.task_key, actor=actor, text=text))
-    assert fid is not None
+    if not (fid is not None):
+        raise RuntimeError("invariant broken: fid is not None")
     return int(fid)
 
 

@@ -141,7 +141,8 @@ async def next_numbers(conn: AsyncConnection, project_id: int, column: str, n: i
     last = await conn.scalar(
         update(projects).where(projects.c.id == project_id).values({col: col + n}).returning(col)
     )
-    assert last is not None
+    if not (last is not None):
+        raise RuntimeError("invariant broken: last is not None")
     return int(last) - n
 
 
