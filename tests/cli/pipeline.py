@@ -20,7 +20,7 @@ async def _finish(nats_url: str, stage: str, project: str, key: str, **result: A
     try:
         js = nc.jetstream()
         pull = await js.pull_subscribe_bind(durable=subjects.job_consumer(stage), stream=subjects.JOBS_STREAM)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
                 msgs = await pull.fetch(1, timeout=2)
@@ -41,7 +41,7 @@ async def _finish(nats_url: str, stage: str, project: str, key: str, **result: A
                 js, subjects.result_subject(stage), answer, msg_id=f"{job.idempotency_key}/result"
             )
             return
-        raise AssertionError(f"no {stage} job for {project} {key} within 30 s")
+        raise AssertionError(f"no {stage} job for {project} {key} within 90 s")
     finally:
         await nc.close()
 

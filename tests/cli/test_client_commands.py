@@ -316,10 +316,10 @@ def test_pause_and_resume(url: str, wf: Wf, api: Api) -> None:
     r = wf("--url", url, "pause")
     assert r.code == 0
     assert "paused" in r.out
-    assert api("GET", "/api/control") == {"paused": True}
+    assert api("GET", "/api/control")["paused"] is True
     r = wf("--url", url, "resume")
     assert r.code == 0
-    assert api("GET", "/api/control") == {"paused": False}
+    assert api("GET", "/api/control")["paused"] is False
 
 
 def test_bugs_of_a_project_and_an_unknown_bug(project: str, url: str, wf: Wf) -> None:

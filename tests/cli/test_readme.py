@@ -92,4 +92,4 @@ def test_every_readme_command_works_as_written(live_stack: LiveStack, tmp_path: 
         if command.startswith("wf project create"):
             assert (home / "code" / "listsnap" / ".git").is_dir()
         if command == "wf approve T-002":
-            wait_task(live_stack, "listsnap", "T-002", "testing", "queued")
+            wait_task(live_stack, "listsnap", "T-002", "testing", "running")  # dispatched to testing
