@@ -356,16 +356,16 @@ HOSTILE = "\x1b]0;owned\x07\x1b[2J\x1b[31mRed\x1b[0m title\x08\x9b31m\u202eevil"
 def test_model_written_text_reaches_the_terminal_without_control_characters(
     live_stack: LiveStack, api: Api, project: str
 ) -> None:
-    key = at_gate(live_stack, api, project, HOSTILE, "A plain one")
+    at_gate(live_stack, api, project, HOSTILE, "A plain one")
     outputs = [
         run_wf("--url", live_stack.url, "status", "--project", project, env=env(live_stack)).out,
-        run_wf("--url", live_stack.url, "show", key, "--project", project, env=env(live_stack)).out,
+        run_wf("--url", live_stack.url, "show", "T-002", "--project", project, env=env(live_stack)).out,
     ]
     for out in outputs:
         for bad in ("\x1b", "\x07", "\x08", "\x9b", "\u202e"):
             assert bad not in out, (bad, out)
     assert "Red title" in outputs[1]
     # --json stays exact (escaped by JSON itself)
-    r = run_wf("--url", live_stack.url, "show", key, "--project", project, "--json", env=env(live_stack))
+    r = run_wf("--url", live_stack.url, "show", "T-002", "--project", project, "--json", env=env(live_stack))
     assert "\x1b" not in r.out
-    assert any(HOSTILE in str(h.get("payload")) for h in json.loads(r.out)["handoffs"])
+    assert json.loads(r.out)["title"] == HOSTILE
