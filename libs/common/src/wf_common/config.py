@@ -1,7 +1,7 @@
 """The configuration file (`config.yaml`): its schema, `${ENV}` interpolation and loading.
 
 Every service reads the same file. Errors name the bad field and the allowed values, e.g.
-``config.yaml: llm_backend.adapter: Input should be 'ollama' (got 'olama')``.
+``config.yaml: llm_backend.adapter: Input should be 'ollama', 'openai' or 'anthropic' (got 'olama')``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ FINAL_STAGE = "done"
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
 
 # Fields whose value an error message must not repeat.
-_SECRET_FIELDS = frozenset({"token", "password", "secret"})
+_SECRET_FIELDS = frozenset({"token", "password", "secret", "api_key"})
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -40,25 +40,111 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+ADAPTERS = ("ollama", "openai", "anthropic")
+# Where each adapter's server is when `host` (or its alias `base_url`) is not given. For `openai` the
+# base URL includes the API version, as the OpenAI SDKs expect: requests go to `<base_url>/chat/completions`.
+DEFAULT_HOSTS = {
+    "ollama": "http://localhost:11434",
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+}
+
+
 class LLMBackendConfig(_Strict):
-    adapter: Literal["ollama"] = "ollama"
+    """One model backend. `llm_backend` is the default one; `llm_backends` names more of them.
+
+    `models` maps a role to a model name on this backend, or to the name of an `llm_backends` entry.
+    `fallback` is a chain of entries (full blocks or names of `llm_backends` entries), tried in order
+    when the one before is unreachable; a single block is accepted as a chain of one.
+    """
+
+    adapter: Literal["ollama", "openai", "anthropic"] = "ollama"
     model: str = "qwen2.5-coder:7b"
-    host: str = "http://localhost:11434"
+    host: str = ""  # alias: base_url; empty means the adapter's default (DEFAULT_HOSTS)
+    # Never written to logs, events or errors (SecretStr); use ${ENV} interpolation in config.yaml.
+    api_key: SecretStr | None = None
     num_ctx: int = Field(8192, ge=512, le=1_048_576)
+    max_tokens: int = Field(4096, ge=1, le=1_000_000)  # completion cap (Anthropic requires one)
     timeout_seconds: float = Field(300, gt=0)
+    # Rate-limit / overload answers (429, 529, 503) are retried this many times, honouring Retry-After.
+    max_retries: int = Field(3, ge=0, le=20)
+    # "auto": native tool calls when the start-up check finds the model supports them, else emulated
+    # in the prompt; "native" / "emulated" force one.
+    tool_calls: Literal["auto", "native", "emulated"] = "auto"
     # One model per kind of work, as the seed's model table suggests: {pm: llama3.2:8b, dev: ...}.
     models: dict[Role, str] = Field(default_factory=dict)
-    fallback: LLMBackendConfig | None = None
+    fallback: list[LLMBackendConfig | str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if "base_url" in data:
+                data = dict(data)
+                if data.get("host"):
+                    raise ValueError("give host or base_url (the same setting), not both")
+                data["host"] = data.pop("base_url")
+            if isinstance(data.get("fallback"), dict | str | BaseModel):
+                data = {**data, "fallback": [data["fallback"]]}
+            elif data.get("fallback", ()) is None:
+                data = {**data, "fallback": []}
+        return data
 
     @field_validator("host")
     @classmethod
     def _http_url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
+        if v and not v.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL, e.g. http://localhost:11434")
         return v.rstrip("/")
 
+    @model_validator(mode="after")
+    def _default_host(self) -> LLMBackendConfig:
+        if not self.host:
+            self.host = DEFAULT_HOSTS[self.adapter]
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return self.host
+
     def model_for(self, role: str) -> str:
         return next((m for r, m in self.models.items() if r == role), self.model)
+
+    def describe(self) -> str:
+        """For messages and logs: adapter, URL and model, never the key."""
+        return f"{self.adapter} {self.host} ({self.model})"
+
+
+class ModelPrice(_Strict):
+    """US dollars per million tokens."""
+
+    prompt_usd_per_mtok: float = Field(0.0, ge=0)
+    completion_usd_per_mtok: float = Field(0.0, ge=0)
+
+
+class BudgetConfig(_Strict):
+    """Caps that stop new work when reached (None = no cap). Tokens are prompt + completion."""
+
+    task_tokens: int | None = Field(None, ge=1)
+    task_usd: float | None = Field(None, gt=0)
+    project_tokens: int | None = Field(None, ge=1)
+    project_usd: float | None = Field(None, gt=0)
+
+
+class CostConfig(_Strict):
+    # Model name (as the backend reports it in usage, e.g. "gpt-4o-mini") -> price. Unpriced models
+    # count tokens and time but no money.
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    budgets: BudgetConfig = Field(default_factory=BudgetConfig)
+
+    def cost_usd(self, model: str | None, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """Money for this usage, or None when the model has no price."""
+        price = self.prices.get(model or "")
+        if price is None:
+            return None
+        return (
+            prompt_tokens * price.prompt_usd_per_mtok + completion_tokens * price.completion_usd_per_mtok
+        ) / 1e6
 
 
 class SyncTarget(_Strict):
@@ -221,6 +307,9 @@ class GitConfig(_Strict):
 class WorkflowConfig(_Strict):
     task_backend: TaskBackendConfig = Field(default_factory=TaskBackendConfig)
     llm_backend: LLMBackendConfig = Field(default_factory=LLMBackendConfig)
+    # Named backends that `llm_backend.models`, `models` of other entries and `fallback` may refer to.
+    llm_backends: dict[str, LLMBackendConfig] = Field(default_factory=dict)
+    cost: CostConfig = Field(default_factory=CostConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     nats: EndpointConfig = Field(default_factory=EndpointConfig)
     database: EndpointConfig = Field(default_factory=EndpointConfig)
@@ -239,6 +328,33 @@ class WorkflowConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _backend_names(self) -> WorkflowConfig:
+        known = sorted(self.llm_backends)
+
+        def check(entry: LLMBackendConfig, where: str, seen: tuple[str, ...]) -> None:
+            for i, fb in enumerate(entry.fallback):
+                if isinstance(fb, str):
+                    if fb not in self.llm_backends:
+                        raise ValueError(
+                            f"{where}.fallback[{i}]: unknown backend {fb!r}; define it under llm_backends "
+                            f"(defined: {known})"
+                        )
+                    if fb in seen:
+                        raise ValueError(f"{where}.fallback[{i}]: backend {fb!r} falls back to itself")
+                    check(self.llm_backends[fb], f"llm_backends.{fb}", (*seen, fb))
+                else:
+                    check(fb, f"{where}.fallback[{i}]", seen)
+
+        check(self.llm_backend, "llm_backend", ())
+        for name, entry in self.llm_backends.items():
+            check(entry, f"llm_backends.{name}", (name,))
+        return self
+
+    def llm_chain(self, role: str) -> list[tuple[LLMBackendConfig, str]]:
+        """The backends an agent of `role` uses, in fallback order (see `backend_chain`)."""
+        return backend_chain(self.llm_backend, self.llm_backends, role)
+
+    @model_validator(mode="after")
     def _runner_stages(self) -> WorkflowConfig:
         if isinstance(self.runner.stages, list):
             known = self.pipeline.agent_stages
@@ -246,6 +362,38 @@ class WorkflowConfig(_Strict):
             if bad:
                 raise ValueError(f"runner.stages: unknown stage(s) {bad}; allowed: {known} or 'all'")
         return self
+
+
+def backend_chain(
+    default: LLMBackendConfig, backends: dict[str, LLMBackendConfig], role: str
+) -> list[tuple[LLMBackendConfig, str]]:
+    """The backends an agent of `role` uses, in fallback order, each with the model to ask for.
+
+    `default.models[role]` may name a `backends` entry: that entry (and its own fallback chain) comes
+    first, then `default` with its own model and its fallback chain as the last resort.
+    """
+    chain: list[tuple[LLMBackendConfig, str]] = []
+    seen: set[int] = set()
+
+    def add(entry: LLMBackendConfig) -> None:
+        if id(entry) in seen:
+            return
+        seen.add(id(entry))
+        wanted = entry.model_for(role)
+        named = backends.get(wanted)
+        if named is not None and named is not entry:
+            add(named)  # the role's own backend first; this entry's default model after it
+            wanted = entry.model
+        chain.append((entry, wanted))
+        for fb in entry.fallback:
+            if isinstance(fb, str):
+                if fb in backends:
+                    add(backends[fb])
+            else:
+                add(fb)
+
+    add(default)
+    return chain
 
 
 def interpolate(value: Any, env: dict[str, str] | None = None, *, where: str = "") -> Any:

@@ -160,6 +160,8 @@ class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     duration_ms: float = 0
+    # Money for priced models (config `cost.prices`), set by the runner; None when unpriced.
+    cost_usd: float | None = None
 
 
 class Result(Message):

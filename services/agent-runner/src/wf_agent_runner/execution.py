@@ -86,7 +86,7 @@ class JobExecutor:
             agent_cls = agent_for(job.role)  # before the adapter: an unknown role must not leak a client
             checkout = await worktrees.prepare(job, self.workflow.git, sink)
             work_root = Workspace(checkout.work_tree).root if checkout else root
-            llm = build_adapter(self.workflow.llm_backend, job.role)
+            llm = build_adapter(self.workflow.llm_backend, job.role, self.workflow.llm_backends)
             ctx = AgentContext(
                 job,
                 llm,
@@ -101,6 +101,7 @@ class JobExecutor:
             agent = agent_cls(ctx)
             with gitrepo.trusted_worktree(checkout) if checkout else contextlib.nullcontext():
                 result = await self._run(agent)
+            result = result.model_copy(update={"usage": self.priced(result.usage)})
             sink.record("result", result=result.model_dump(mode="json"))
             return Outcome(result=result)
         except LLMError as err:
@@ -126,6 +127,11 @@ class JobExecutor:
             )
         finally:
             await sink.aclose()
+
+    def priced(self, usage: Usage) -> Usage:
+        """The usage with its money, for models in config `cost.prices` (the cost ledger)."""
+        cost = self.workflow.cost.cost_usd(usage.model, usage.prompt_tokens, usage.completion_tokens)
+        return usage if cost is None else usage.model_copy(update={"cost_usd": round(cost, 6)})
 
     async def _run(self, agent: Agent) -> Result:
         job = agent.job
@@ -157,7 +163,7 @@ class JobExecutor:
             err.message,
             runner_id=self.runner_id,
             started_at=started,
-            usage=usage,
+            usage=self.priced(usage),
             error=ErrorInfo(kind=err.kind, message=err.message, retryable=err.retryable),
         )
         sink.record("result", result=result.model_dump(mode="json"))

@@ -31,6 +31,7 @@ from wf_common.events import ExecutionStarted
 from wf_common.jobs import Job, RunnerHeartbeat
 
 from wf_agent_runner.execution import JobExecutor
+from wf_agent_runner.llm.checks import check_backends
 from wf_agent_runner.settings import RunnerSettings
 from wf_agent_runner.turns import PauseWatch, TurnGate
 
@@ -63,9 +64,11 @@ class Runner:
         log.info(
             "runner %s serving %s (concurrency %d)", self.runner_id, self.stages, self.settings.concurrency
         )
+        self._checks = asyncio.create_task(check_backends(self.workflow, self._roles()))
         try:
             await self._intake(stop)
         finally:
+            self._checks.cancel()  # the start-up check of the model backends, if still running
             await self._drain()
             done.set()
             await beat
@@ -73,6 +76,10 @@ class Runner:
             with contextlib.suppress(Exception):
                 await self._kv.delete(self.runner_id)
             log.info("runner %s stopped", self.runner_id)
+
+    def _roles(self) -> list[str]:
+        stages = (self.workflow.pipeline.stage(s) for s in self.stages)
+        return sorted({s.agent for s in stages if s is not None and s.agent})
 
     # -- intake ------------------------------------------------------------------------------------
 

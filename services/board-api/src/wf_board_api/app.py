@@ -32,6 +32,7 @@ from wf_board_api.projects.endpoints import router as projects_router
 from wf_board_api.schemas import API_RESPONSES, GUARD_RESPONSES
 from wf_board_api.settings import BoardSettings
 from wf_board_api.state import AppState
+from wf_board_api.stats.endpoints import router as stats_router
 from wf_board_api.tasks.endpoints import router as tasks_router
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ def create_app(settings: BoardSettings) -> FastAPI:
         control_router,
         branches_router,
         events_router,
+        stats_router,
     ):
         # Every /api operation declares the errors every request can meet (auth, validation, 503).
         app.include_router(router, responses=API_RESPONSES)

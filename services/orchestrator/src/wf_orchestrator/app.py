@@ -73,6 +73,7 @@ class Orchestrator:
         await bus.ensure_topology(js, wf.bus, wf.pipeline.agent_stages)
         self.engine = engine = create_engine(database_url, pool_size=s.db_pool_size)
         self.ctx = ctx = Context(wf.pipeline, default_test_command=wf.pipeline.default_test_command)
+        ctx.budgets = wf.cost.budgets
         try:
             if s.migrate_on_start:
                 await migrate(database_url)

@@ -21,6 +21,7 @@ from wf_common.events import ExecutionDispatched, TaskStateChanged
 from wf_common.jobs import BugRef, FeedbackRef, Job, ProjectRef, TaskRef, idempotency_key, utcnow
 from wf_common.states import TaskState
 
+from wf_orchestrator import budgets
 from wf_orchestrator.branches.worktrees import job_worktree
 from wf_orchestrator.outbox import Stored
 from wf_orchestrator.pipeline import selection
@@ -241,6 +242,7 @@ class Dispatcher:
             load = selection.after(load, picked)
             if len(picked) == len(rows):
                 break  # nothing was skipped for a full project: no other candidates can fit
+        chosen = await budgets.hold_over_budget(uow, self._ctx, chosen)  # cost.budgets: stop new work
         if chosen:
             await self._start(uow, chosen)
         return len(chosen)

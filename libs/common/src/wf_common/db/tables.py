@@ -11,12 +11,14 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Computed,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
@@ -127,11 +129,25 @@ executions = Table(
     Column("artifacts", JSONB),
     # Tokens, model and time: what each execution (and so each task) cost.
     Column("usage", JSONB),
+    # The cost ledger (migration 0006): generated from `usage`, never written directly.
+    Column("model", Text, Computed("usage ->> 'model'", persisted=True)),
+    Column(
+        "prompt_tokens",
+        Integer,
+        Computed("COALESCE((usage ->> 'prompt_tokens')::integer, 0)", persisted=True),
+    ),
+    Column(
+        "completion_tokens",
+        Integer,
+        Computed("COALESCE((usage ->> 'completion_tokens')::integer, 0)", persisted=True),
+    ),
+    Column("cost_usd", Numeric(16, 6), Computed("(usage ->> 'cost_usd')::numeric(16, 6)", persisted=True)),
     Column("feedback", Text),
     Column("feedback_at", DateTime(timezone=True)),
     CheckConstraint("status IN ('pending', 'running', 'completed', 'failed', 'paused')", name="valid_status"),
 )
 Index("ix_executions_task", executions.c.task_id)
+Index("ix_executions_model", executions.c.model)
 Index(
     "ix_executions_active",
     executions.c.status,

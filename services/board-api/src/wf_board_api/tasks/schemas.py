@@ -69,6 +69,7 @@ class CostOut(BaseModel):
     total_tokens: int = 0
     duration_ms: float = 0
     models: list[str] = Field(default_factory=list)
+    cost_usd: float = 0  # money of the priced executions (config cost.prices)
 
 
 class TaskDetail(TaskSnapshot):

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import RowMapping, any_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
-from wf_common.config import PipelineConfig
+from wf_common.config import BudgetConfig, PipelineConfig
 from wf_common.db.tables import agents, projects, tasks
 from wf_common.events import BugSnapshot, ProjectSnapshot, TaskSnapshot
 
@@ -25,6 +25,7 @@ class Context:
     keys: dict[int, str] = field(default_factory=dict)  # task id → key
     projects: dict[int, ProjectRow] = field(default_factory=dict)
     agent_ids: dict[str, int] = field(default_factory=dict)  # role → agents.id
+    budgets: BudgetConfig = field(default_factory=BudgetConfig)  # config cost.budgets (see budgets.py)
 
     # ------------------------------------------------------------------------------------ loading
 
