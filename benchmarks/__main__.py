@@ -11,7 +11,7 @@ import platform
 import tempfile
 from pathlib import Path
 
-from wf_common.embedded import EmbeddedPostgres, NatsServer
+from wf_cli.embedded import EmbeddedPostgres, NatsServer
 
 from benchmarks import pipeline, raw_jetstream, reads, real_runners
 from benchmarks import sandbox as sandbox_bench

@@ -32,8 +32,9 @@ from pathlib import Path
 from wf_agent_runner.agents import AgentContext, agent_for
 from wf_agent_runner.llm import build_adapter
 from wf_agent_runner.output import OutputSink, Transcript, transcript_path
+from wf_agent_runner.sandbox import open_sandbox
 from wf_agent_runner.testrun import run_tests
-from wf_common.config import LLMBackendConfig
+from wf_common.config import LLMBackendConfig, SandboxConfig
 from wf_common.jobs import BugRef, Job, ProjectRef, Result, TaskRef, idempotency_key
 from wf_common.states import Verdict
 
@@ -124,12 +125,14 @@ class Bench:
         )
         sink = OutputSink(None, job, actor="bench", transcript=Transcript(transcript_path(ws, job)))
         adapter = build_adapter(self.llm, role)
+        sandbox = await open_sandbox(SandboxConfig(), ws, {"wf.project": "bench", "wf.runner": "bench"})
         try:
             result: Result = await agent_for(role)(
-                AgentContext(job, adapter, sink, ws, runner_id="bench")
+                AgentContext(job, adapter, sink, ws, runner_id="bench", sandbox=sandbox)
             ).run()
             return result
         finally:
+            await sandbox.close()
             await adapter.aclose()
             await sink.aclose()
 
@@ -179,7 +182,11 @@ class Bench:
         check = self.workdir / f"{ws.name}-hidden"
         shutil.copytree(ws, check, ignore=shutil.ignore_patterns(".git", ".workflow"))
         (check / "test_hidden_bench.py").write_text(task.hidden_test, encoding="utf-8")
-        report = await run_tests(check, f"{TEST_COMMAND} test_hidden_bench.py", limit_seconds=120)
+        sandbox = await open_sandbox(SandboxConfig(), check, {"wf.project": "bench", "wf.runner": "bench"})
+        try:
+            report = await run_tests(sandbox, f"{TEST_COMMAND} test_hidden_bench.py", limit_seconds=120)
+        finally:
+            await sandbox.close()
         return bool(report.run.passed)
 
 

@@ -4,27 +4,31 @@ configured models (Ollama's `GET /api/tags`); what is wrong comes back as warnin
 from __future__ import annotations
 
 import httpx
-from wf_common.config import LLMBackendConfig
+from wf_common.config import ROLES, LLMBackendConfig, WorkflowConfig
 
 
 def _norm(model: str) -> str:
     return model if ":" in model else f"{model}:latest"
 
 
-def _wanted(backend: LLMBackendConfig) -> list[str]:
-    return sorted({backend.model, *backend.models.values()})
+async def model_server_warnings(config: WorkflowConfig, *, wait_seconds: float = 3.0) -> list[str]:
+    """Warnings for every Ollama backend the roles use (with their fallbacks); empty when all is well.
 
-
-async def model_server_warnings(backend: LLMBackendConfig | None, *, wait_seconds: float = 3.0) -> list[str]:
-    """Warnings for this backend and its fallbacks; empty when all is well."""
+    Other adapters (OpenAI-compatible, Anthropic) are checked by each runner at its start
+    (`wf_agent_runner.llm.checks`), which knows their APIs and keys.
+    """
+    wanted: dict[int, tuple[LLMBackendConfig, set[str]]] = {}
+    for role in ROLES:
+        for entry, model in config.llm_chain(role):
+            if entry.adapter == "ollama":
+                wanted.setdefault(id(entry), (entry, set()))[1].add(model)
     warnings: list[str] = []
-    while backend is not None:
-        warnings.extend(await _check(backend, wait_seconds))
-        backend = backend.fallback
+    for entry, models in wanted.values():
+        warnings.extend(await _check(entry, sorted(models), wait_seconds))
     return warnings
 
 
-async def _check(backend: LLMBackendConfig, wait_seconds: float) -> list[str]:
+async def _check(backend: LLMBackendConfig, models: list[str], wait_seconds: float) -> list[str]:
     url = f"{backend.host}/api/tags"
     try:
         async with httpx.AsyncClient(timeout=wait_seconds) as client:
@@ -41,7 +45,7 @@ async def _check(backend: LLMBackendConfig, wait_seconds: float) -> list[str]:
         return [
             f"the model server at {backend.host} answered {url} with something that is not Ollama's ({err})"
         ]
-    missing = [m for m in _wanted(backend) if _norm(m) not in have]
+    missing = [m for m in models if _norm(m) not in have]
     return [
         f"the model server at {backend.host} does not have model {m}; agents using it will fail. "
         f"Fix: `ollama pull {m}` (or change llm_backend.model/models in config.yaml)"

@@ -20,13 +20,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from wf_common.config import WorkflowConfig
-from wf_common.embedded import EmbeddedPostgres, NatsServer
-from wf_common.embedded.postgres import quote_ident, quote_literal
 from wf_common.settings import async_database_url
 from wf_common.urls import redact_url as redact
 
 from wf_cli.credentials import PG_OWNER, PG_READER, PG_SUPERUSER, Credentials, load_credentials
 from wf_cli.datadir import DataDir
+from wf_cli.embedded import EmbeddedPostgres, NatsServer
+from wf_cli.embedded.postgres import quote_ident, quote_literal
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from typing import Any
 
 import httpx
 from wf_common.config import WorkflowConfig
-from wf_common.embedded.ports import log_tail, port_is_free, url_host
 from wf_common.errors import WorkflowError
 
 from wf_cli.datadir import DataDir, read_run_file, remove_run_file, write_run_file
+from wf_cli.embedded.ports import log_tail, port_is_free, url_host
 from wf_cli.errors import CliError
 from wf_cli.health import probe
 from wf_cli.leftovers import stop_leftovers
@@ -194,7 +194,8 @@ class Stack:
 
     def _orchestrator_specs(self, env: dict[str, str]) -> list[ServiceSpec]:
         """orchestrator.replicas processes: one active (it holds the lease), the others hot standbys."""
-        names = ["orchestrator"] + [f"orchestrator-{i}" for i in range(2, self.config.orchestrator.replicas + 1)]
+        replicas = self.config.orchestrator.replicas
+        names = ["orchestrator"] + [f"orchestrator-{i}" for i in range(2, replicas + 1)]
         return [
             ServiceSpec(
                 name, [self.python, "-m", "wf_orchestrator"], self.data.log(name), env,
@@ -226,7 +227,7 @@ class Stack:
         return specs
 
     async def _check_model_server(self) -> None:
-        for warning in await model_server_warnings(self.config.llm_backend):
+        for warning in await model_server_warnings(self.config):
             log.warning("%s", warning)
 
     def sync_bridge_specs(self, env: dict[str, str]) -> list[ServiceSpec]:

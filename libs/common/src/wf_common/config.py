@@ -183,7 +183,9 @@ class _SyncTargetBase(_Strict):
     @classmethod
     def _name(cls, v: str | None) -> str | None:
         if v is not None and not TARGET_NAME.match(v):
-            raise ValueError(f"{v!r} must be lowercase letters, digits, - or _ (max 40), starting with a letter")
+            raise ValueError(
+                f"{v!r} must be lowercase letters, digits, - or _ (max 40), starting with a letter"
+            )
         return v
 
     @field_validator("base_url")

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from wf_common import bus
 
-from wf_board_api import exception_handlers
+from wf_board_api import exception_handlers, openapi
 from wf_board_api.attachments.endpoints import router as attachments_router
 from wf_board_api.auth import CSRF_HEADER, AuthMiddleware, AuthPolicy
 from wf_board_api.board.endpoints import router as board_router
@@ -29,6 +29,7 @@ from wf_board_api.gateway import CommandGateway
 from wf_board_api.health.endpoints import router as health_router
 from wf_board_api.middleware import SecurityHeaders
 from wf_board_api.projects.endpoints import router as projects_router
+from wf_board_api.schemas import API_RESPONSES, GUARD_RESPONSES
 from wf_board_api.settings import BoardSettings
 from wf_board_api.state import AppState
 from wf_board_api.stats.endpoints import router as stats_router
@@ -84,6 +85,8 @@ def create_app(settings: BoardSettings) -> FastAPI:
         version="0.1.0",
         summary="Read the board, send commands to the orchestrator, follow events live.",
         lifespan=lifespan,
+        docs_url=None,  # openapi.install serves /docs with local assets; ReDoc would need a CDN
+        redoc_url=None,
     )
     app.state.stopping = stopping
     # The last added runs first: security headers on every answer, CORS preflights answered before
@@ -99,8 +102,9 @@ def create_app(settings: BoardSettings) -> FastAPI:
         )
     app.add_middleware(SecurityHeaders)
     exception_handlers.register(app)
+    openapi.install(app, settings.stages())
+    app.include_router(health_router, responses=GUARD_RESPONSES)
     for router in (
-        health_router,
         projects_router,
         tasks_router,
         board_router,
@@ -112,5 +116,6 @@ def create_app(settings: BoardSettings) -> FastAPI:
         stats_router,
         sync_router,
     ):
-        app.include_router(router)
+        # Every /api operation declares the errors every request can meet (auth, validation, 503).
+        app.include_router(router, responses=API_RESPONSES)
     return app

@@ -36,6 +36,7 @@ from wf_common.commands import (
 from wf_common.db.tables import projects
 from wf_common.errors import CommandError
 from wf_common.events import ProjectCreated
+from wf_common.fields import error_message
 from wf_common.subjects import COMMANDS_PREFIX, COMMANDS_QUEUE
 
 from wf_orchestrator import workspace
@@ -67,7 +68,7 @@ def validation_message(err: ValidationError) -> str:
         loc = [str(p) for p in e["loc"]]
         if len(loc) > 1 and loc[0] in COMMAND_TYPES:
             loc = loc[1:]
-        parts.append(f"{'.'.join(loc) or 'command'}: {e['msg']}")
+        parts.append(f"{'.'.join(loc) or 'command'}: {error_message(e)}")
     return "; ".join(parts)
 
 
@@ -112,7 +113,7 @@ class CommandServer:
         if msg.reply:
             try:
                 await msg.respond(reply.model_dump_json(exclude_none=True).encode())
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - a boundary: any failure is reported or logged, never crashes the loop
                 log.warning("could not reply to %s: %s", msg.subject, err)
 
     async def handle(self, kind: str, data: bytes) -> CommandReply:
@@ -170,7 +171,10 @@ class CommandServer:
         async with self._runner.engine.connect() as conn:
             if await repo.project_by_slug(conn, cmd.slug) is not None:
                 raise CommandError("conflict", f"project {cmd.slug!r} already exists")
-        path = await workspace.prepare(cmd.workspace)
+            taken = await repo.project_workspaces(conn)
+        # Every check before anything is made on disk: a refused command leaves no directory behind.
+        path = await workspace.check(cmd.workspace, taken)
+        await workspace.prepare(path)
         test_command = cmd.test_command or self._ctx.default_test_command
 
         async def work(uow: UnitOfWork) -> dict[str, Any]:
@@ -192,8 +196,15 @@ class CommandServer:
                     .mappings()
                     .one()
                 )
-            except IntegrityError:
-                raise CommandError("conflict", f"project {cmd.slug!r} already exists") from None
+            except IntegrityError as err:
+                # Another create_project won the race for the slug or the workspace.
+                what = "workspace" if "workspace" in str(err.orig) else "slug"
+                taken_by = (
+                    f"project {cmd.slug!r} already exists"
+                    if what == "slug"
+                    else (f"the workspace {path} is already used by another project")
+                )
+                raise CommandError("conflict", taken_by) from None
             project = ProjectRow.of(row)
             self._ctx.projects[project.id] = project
             snap = project_snapshot(project)

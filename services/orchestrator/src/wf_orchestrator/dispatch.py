@@ -273,7 +273,8 @@ class Dispatcher:
         started: list[Inflight] = []
         for r in chosen:
             stage = pipeline.stage(r["current_stage"])
-            assert stage is not None and stage.agent is not None
+            if not (stage is not None and stage.agent is not None):
+                raise RuntimeError("invariant broken: stage is not None and stage.agent is not None")
             project = ctx.projects[r["project_id"]]
             eid = await ctx.ids.execution() if ctx.ids else int(await conn.scalar(_NEXT_EXECUTION_ID) or 0)
             attempt = int(r["prev_attempts"]) + 1

@@ -49,7 +49,8 @@ projects = Table(
     Column("id", Integer, primary_key=True),
     Column("slug", String(40), nullable=False, unique=True),
     Column("name", String(200), nullable=False),
-    Column("workspace", Text, nullable=False),
+    # One project per directory (migration 0004): their agents would write over each other.
+    Column("workspace", Text, nullable=False, unique=True),
     Column("test_command", Text, nullable=False),
     # Per-project counters behind T-001 and B-001 keys, bumped with UPDATE ... RETURNING.
     Column("next_task_number", Integer, nullable=False, server_default=text("1")),

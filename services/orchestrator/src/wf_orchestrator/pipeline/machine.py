@@ -92,7 +92,8 @@ def _on_pass(
     pipeline: PipelineConfig, task: TaskFacts, result: ResultFacts, breakdown: Sequence[PlannedTask]
 ) -> Decision:
     stage = pipeline.stage(task.stage)
-    assert stage is not None, f"task {task.key} is in unknown stage {task.stage!r}"
+    if not (stage is not None):
+        raise RuntimeError(f"task {task.key} is in unknown stage {task.stage!r}")
     nxt = pipeline.next_stage(stage.name)
     done = ExecutionStatus.COMPLETED
     if task.is_idea and stage.name == pipeline.stages[0].name:
@@ -142,7 +143,8 @@ def _on_pass(
 
 def _on_fail(pipeline: PipelineConfig, task: TaskFacts, result: ResultFacts) -> Decision:
     stage = pipeline.stage(task.stage)
-    assert stage is not None, f"task {task.key} is in unknown stage {task.stage!r}"
+    if not (stage is not None):
+        raise RuntimeError(f"task {task.key} is in unknown stage {task.stage!r}")
     done = ExecutionStatus.COMPLETED
     summary = result.summary.strip() or f"{stage.name} failed"
     if result.escalate:
@@ -199,7 +201,8 @@ def on_approve(pipeline: PipelineConfig, task: TaskFacts, pending: dict[str, Any
     if is_breakdown_gate(pipeline, task):
         return Decision(place=Place(task.stage, TaskState.WAITING_SUBTASKS))
     stage = pipeline.stage(task.stage)
-    assert stage is not None
+    if not (stage is not None):
+        raise RuntimeError("invariant broken: stage is not None")
     nxt = pipeline.next_stage(stage.name)
     place = arrive(pipeline, nxt, task.blockers_done)
     gate = place.state == TaskState.AWAITING_APPROVAL

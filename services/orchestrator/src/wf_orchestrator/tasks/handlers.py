@@ -146,7 +146,8 @@ async def _add_feedback(uow: UnitOfWork, project: ProjectRow, task: TaskRow, tex
         .returning(feedback.c.id)
     )
     uow.emit(FeedbackAdded(project=project.slug, task_key=task.task_key, actor=actor, text=text))
-    assert fid is not None
+    if not (fid is not None):
+        raise RuntimeError("invariant broken: fid is not None")
     return int(fid)
 
 
@@ -281,7 +282,8 @@ async def edit_task(uow: UnitOfWork, ctx: Context, cmd: EditTask) -> dict[str, A
 async def _blockers(uow: UnitOfWork, project: ProjectRow, task: TaskRow, keys: list[str]) -> list[int]:
     """blocked_by keys → ids; unknown keys, the task itself, cancelled tasks and cycles are refused."""
     if task.task_key in keys:
-        raise CommandError("invalid", f"blocked_by: {task.task_key} cannot be blocked by itself")
+        # Well-formed (the schema cannot relate a body to the path), but a dependency cycle of one.
+        raise CommandError("conflict", f"blocked_by: {task.task_key} cannot be blocked by itself (a cycle)")
     graph = (
         await uow.conn.execute(
             select(tasks.c.id, tasks.c.task_key, tasks.c.state, tasks.c.blocked_by).where(

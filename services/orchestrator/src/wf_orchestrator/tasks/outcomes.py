@@ -96,7 +96,8 @@ async def apply_result(uow: UnitOfWork, ctx: Context, result: Result) -> bool:
         )
     else:
         decision = machine.on_result(ctx.pipeline, task.facts(blockers_done=blockers_done), facts, breakdown)
-    assert decision.execution_status is not None
+    if not (decision.execution_status is not None):
+        raise RuntimeError("invariant broken: decision.execution_status is not None")
     slug = (await ctx.project(uow.conn, task.project_id)).slug
     uow.emit(
         ExecutionFinished(

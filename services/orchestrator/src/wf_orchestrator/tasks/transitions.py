@@ -205,7 +205,8 @@ def _planned(child: TaskRow, plan: PlannedTask, ctx: Context) -> dict[str, Any]:
 async def _create_bug(
     uow: UnitOfWork, ctx: Context, task: TaskRow, d: Decision, actor: str, execution_id: int | None
 ) -> str:
-    assert d.bug is not None
+    if not (d.bug is not None):
+        raise RuntimeError("invariant broken: d.bug is not None")
     conn = uow.conn
     key = repo.bug_key(await repo.next_numbers(conn, task.project_id, "next_bug_number"))
     row = (

@@ -43,7 +43,7 @@ from urllib.parse import quote
 
 import psutil
 
-from wf_common.embedded.ports import (
+from wf_cli.embedded.ports import (
     EmbeddedServerError,
     file_size,
     free_port,

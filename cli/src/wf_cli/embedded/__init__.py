@@ -9,9 +9,9 @@ EmbeddedServerError          raised when a server cannot be started/stopped (mes
                              with the tail of the server log)
 """
 
-from wf_common.embedded.nats import NatsServer, NatsUser, nats_server_binary
-from wf_common.embedded.ports import EmbeddedServerError, free_port
-from wf_common.embedded.postgres import EmbeddedPostgres, postgres_bin_dir
+from wf_cli.embedded.nats import NatsServer, NatsUser, nats_server_binary
+from wf_cli.embedded.ports import EmbeddedServerError, free_port
+from wf_cli.embedded.postgres import EmbeddedPostgres, postgres_bin_dir
 
 __all__ = [
     "EmbeddedPostgres",
