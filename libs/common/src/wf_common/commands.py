@@ -90,6 +90,16 @@ class EditTask(_TaskCommand):
 class AddFeedback(_TaskCommand):
     type: Literal["add_feedback"] = "add_feedback"
     text: str = Field(min_length=1, max_length=20_000)
+    # A comment on a line of the task's diff: the file (repository-relative) and its line number.
+    file: str | None = Field(None, min_length=1, max_length=500)
+    line: int | None = Field(None, ge=1)
+
+
+class MoveTask(_TaskCommand):
+    """A card dragged to another column; the orchestrator decides whether that move is allowed."""
+
+    type: Literal["move_task"] = "move_task"
+    to_stage: str = Field(min_length=1, max_length=40)
 
 
 class RetryTask(_TaskCommand):
@@ -127,6 +137,7 @@ Command = Annotated[
     | EditTask
     | AddFeedback
     | RetryTask
+    | MoveTask
     | Pause
     | Resume
     | KillBug

@@ -16,16 +16,18 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from wf_common import bus
 
-from wf_board_api import exception_handlers
+from wf_board_api import exception_handlers, web
 from wf_board_api.attachments.endpoints import router as attachments_router
 from wf_board_api.board.endpoints import router as board_router
 from wf_board_api.bugs.endpoints import router as bugs_router
 from wf_board_api.control.endpoints import router as control_router
 from wf_board_api.db import make_engine
+from wf_board_api.diff.endpoints import router as diff_router
 from wf_board_api.events.endpoints import router as events_router
 from wf_board_api.gateway import CommandGateway
 from wf_board_api.health.endpoints import router as health_router
 from wf_board_api.middleware import SecurityHeaders
+from wf_board_api.output.endpoints import router as output_router
 from wf_board_api.projects.endpoints import router as projects_router
 from wf_board_api.settings import BoardSettings
 from wf_board_api.state import AppState
@@ -97,6 +99,9 @@ def create_app(settings: BoardSettings) -> FastAPI:
         attachments_router,
         control_router,
         events_router,
+        diff_router,
+        output_router,
     ):
         app.include_router(router)
+    web.install(app)
     return app

@@ -55,6 +55,8 @@ class FeedbackOut(BaseModel):
     actor: str
     execution_id: int | None
     created_at: datetime
+    file: str | None = None
+    line: int | None = None
 
 
 class CostOut(BaseModel):
@@ -105,3 +107,9 @@ class EditTaskBody(Body):
 
 class FeedbackBody(Body):
     text: str = Field(min_length=1, max_length=20_000)
+    file: str | None = Field(None, min_length=1, max_length=500, description="a diff comment's file")
+    line: int | None = Field(None, ge=1, description="a diff comment's line (in the new file)")
+
+
+class MoveBody(Body):
+    to_stage: str = Field(min_length=1, max_length=40, examples=["dev"])
