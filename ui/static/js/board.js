@@ -158,12 +158,14 @@ function connect() {
   });
   window.wfEventSource = source; // tests drop the connection through this handle
 }
+window.wfConnect = connect;
 
 for (const list of board.querySelectorAll(".cards")) {
   Sortable.create(list, {
     group: "board",
     animation: 150,
     draggable: ".card",
+    forceFallback: true, // pointer events rather than native drag and drop: same on every browser
     onEnd: async (evt) => {
       if (evt.from === evt.to) return;
       const key = evt.item.dataset.key;
