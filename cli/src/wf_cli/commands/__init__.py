@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from wf_cli.commands import bugs, control, projects, show, tasks, watch
+from wf_cli.commands import bugs, control, mcp, projects, show, tasks, watch
 
-MODULES = (projects, tasks, show, control, bugs, watch)
+MODULES = (projects, tasks, show, control, bugs, watch, mcp)

@@ -26,6 +26,7 @@ from wf_board_api.diff.endpoints import router as diff_router
 from wf_board_api.events.endpoints import router as events_router
 from wf_board_api.gateway import CommandGateway
 from wf_board_api.health.endpoints import router as health_router
+from wf_board_api.mcp_endpoint import McpEndpoint
 from wf_board_api.middleware import SecurityHeaders
 from wf_board_api.output.endpoints import router as output_router
 from wf_board_api.projects.endpoints import router as projects_router
@@ -67,7 +68,8 @@ def create_app(settings: BoardSettings) -> FastAPI:
             stopping=stopping,
         )
         try:
-            yield {"app": state}
+            async with mcp.running(state):
+                yield {"app": state}
         finally:
             state.stopping.set()
             with contextlib.suppress(Exception):
@@ -81,6 +83,7 @@ def create_app(settings: BoardSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.stopping = stopping
+    mcp = McpEndpoint(app)
     app.add_middleware(SecurityHeaders)
     if settings.board_cors_origins:
         app.add_middleware(
@@ -104,4 +107,5 @@ def create_app(settings: BoardSettings) -> FastAPI:
     ):
         app.include_router(router)
     web.install(app)
+    mcp.install()
     return app

@@ -1,0 +1,52 @@
+"""`/mcp`: the board as a streamable-HTTP MCP server (wf_common.mcp_board).
+
+Its tools call this same app in-process (an ASGI transport with the lifespan's state), with the
+install's token as a Bearer header when there is one, so every rule and audit record of the API
+applies; the actor is `mcp:<client name>`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from mcp.server.fastmcp import FastMCP
+from starlette.types import Receive, Scope, Send
+from wf_common.mcp_board import build_server
+
+from wf_board_api.state import AppState
+
+
+class McpEndpoint:
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+        self._state: AppState | None = None
+        self.server: FastMCP = build_server(self._client, streamable_path="/mcp")
+
+    def _client(self) -> httpx.AsyncClient:
+        token = os.environ.get("WF_API_TOKEN", "")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self._with_state),
+            base_url="http://127.0.0.1",
+            headers=headers,
+            timeout=30,
+        )
+
+    async def _with_state(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["state"] = {"app": self._state}
+        await self._app(scope, receive, send)
+
+    def install(self) -> None:
+        for route in self.server.streamable_http_app().routes:
+            self._app.router.routes.append(route)
+
+    @contextlib.asynccontextmanager
+    async def running(self, state: AppState) -> AsyncIterator[Any]:
+        self._state = state
+        async with self.server.session_manager.run():
+            yield
