@@ -20,8 +20,17 @@ async def test_mcp_client_lists_tools_and_sends_commands_as_mcp_actor(
     ):
         await session.initialize()
         names = {t.name for t in (await session.list_tools()).tools}
-        assert {"list_projects", "list_tasks", "get_task", "submit_idea", "add_feedback", "approve",
-                "reject", "pause", "resume"} <= names
+        assert {
+            "list_projects",
+            "list_tasks",
+            "get_task",
+            "submit_idea",
+            "add_feedback",
+            "approve",
+            "reject",
+            "pause",
+            "resume",
+        } <= names
 
         projects = await session.call_tool("list_projects", {})
         assert not projects.isError

@@ -89,7 +89,7 @@ def context(browser: Browser, stack: Stack) -> Iterator[BrowserContext]:
 
 
 @pytest.fixture
-def page(context: BrowserContext, stack: Stack) -> Iterator[Page]:
+def page(context: BrowserContext, stack: Stack) -> Page:
     p = context.new_page()
     errors: list[str] = []
     p.on("pageerror", lambda err: errors.append(str(err)))
@@ -97,7 +97,7 @@ def page(context: BrowserContext, stack: Stack) -> Iterator[Page]:
     token = api_token(stack)
     p.goto(f"{stack.url}/ui/?token={token}" if token else f"{stack.url}/ui/")
     p.errors = errors  # type: ignore[attr-defined]
-    yield p
+    return p
 
 
 def shot(page: Page, name: str) -> None:

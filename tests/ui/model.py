@@ -16,7 +16,7 @@ from tests.fakes.ollama import Reply
 
 XSS = (
     '<script>window.__xss = "script"</script> <img src=x onerror="window.__xss = \'img\'"> '
-    '<a href="javascript:window.__xss = \'link\'">click</a>'
+    "<a href=\"javascript:window.__xss = 'link'\">click</a>"
 )
 CODE = f"def add(a, b):\n    return a + b\n\n\n# {XSS}\n"
 TEST = "from calc.add import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.test_pipeline import Stack, wait_for
 from tests.fakes.ollama import ScriptedOllama
@@ -22,11 +23,11 @@ from tests.ui.model import BoardModel
 CARD_TIMEOUT = 90_000
 
 
-def column(page: Page, name: str):  # noqa: ANN201 - a Playwright Locator
+def column(page: Page, name: str) -> Locator:
     return page.get_by_role("region", name=name, exact=True)
 
 
-def card(page: Page, key: str):  # noqa: ANN201
+def card(page: Page, key: str) -> Locator:
     return page.get_by_role("article", name=re.compile(rf"^{re.escape(key)}\b"))
 
 
@@ -34,8 +35,8 @@ def no_script_ran(page: Page) -> None:
     assert page.evaluate("window.__xss === undefined"), "a model-written script ran in the page"
 
 
-def task_by_title(api: httpx.Client, title: str) -> dict:  # type: ignore[type-arg]
-    tasks = api.get("/api/tasks", params={"project": "calc"}).json()
+def task_by_title(api: httpx.Client, title: str) -> dict[str, Any]:
+    tasks: list[dict[str, Any]] = api.get("/api/tasks", params={"project": "calc"}).json()
     return next((t for t in tasks if t["title"] == title), {})
 
 
@@ -54,7 +55,19 @@ def test_idea_to_done_in_the_browser(
     page.get_by_label("Test command").fill(f"{sys.executable} -m pytest -q")
     page.get_by_role("button", name="Create project").click()
     expect(page).to_have_url(re.compile(r"/ui/projects/calc$"))
-    for stage in ("backlog", "pm", "dev", "qa", "sec", "docs", "deploy", "testing", "done", "needs-human", "failed"):
+    for stage in (
+        "backlog",
+        "pm",
+        "dev",
+        "qa",
+        "sec",
+        "docs",
+        "deploy",
+        "testing",
+        "done",
+        "needs-human",
+        "failed",
+    ):
         expect(column(page, stage)).to_be_visible()
     page.evaluate("window.__sameDocument = true")  # gone if the page ever reloads
 
@@ -87,10 +100,16 @@ def test_idea_to_done_in_the_browser(
     expect(page.get_by_role("form", name="Edit T-002").get_by_label("Title")).to_have_value(
         "Add function add (edited)"
     )
-    wait_for(lambda: task_by_title(api, "Add function add (edited)").get("priority") == 9, timeout=20, what="edit")
+    wait_for(
+        lambda: task_by_title(api, "Add function add (edited)").get("priority") == 9, timeout=20, what="edit"
+    )
     no_script_ran(page)
     page.get_by_role("button", name="Approve").click()
-    wait_for(lambda: task_by_title(api, "Add function add (edited)").get("state") != "draft", timeout=20, what="approval")
+    wait_for(
+        lambda: task_by_title(api, "Add function add (edited)").get("state") != "draft",
+        timeout=20,
+        what="approval",
+    )
 
     # --- the live log while DEV works ---------------------------------------------------------------
     page.goto(f"{stack.url}/ui/projects/calc/tasks/T-002")
@@ -132,9 +151,17 @@ def test_idea_to_done_in_the_browser(
     # --- feedback in the textbox, then approve the deploy -----------------------------------------------
     page.get_by_role("textbox", name="Feedback", exact=True).fill("Keep the module small")
     page.get_by_role("button", name="Send feedback").click()
-    wait_for(lambda: len(api.get("/api/projects/calc/tasks/T-002").json()["feedback"]) == 2, timeout=20, what="feedback")
+    wait_for(
+        lambda: len(api.get("/api/projects/calc/tasks/T-002").json()["feedback"]) == 2,
+        timeout=20,
+        what="feedback",
+    )
     page.get_by_role("button", name="Approve").click()
-    wait_for(lambda: task_by_title(api, "Add function add (edited)").get("state") == "done", timeout=90, what="done")
+    wait_for(
+        lambda: task_by_title(api, "Add function add (edited)").get("state") == "done",
+        timeout=90,
+        what="done",
+    )
     testing = responder.prompts_of("testing")
     assert testing, "TESTING never ran"
     assert "on calc/add.py:2: Check the types of a and b here" in testing[-1]

@@ -7,10 +7,10 @@ applies; the actor is `mcp:<client name>`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -46,7 +46,24 @@ class McpEndpoint:
             self._app.router.routes.append(route)
 
     @contextlib.asynccontextmanager
-    async def running(self, state: AppState) -> AsyncIterator[Any]:
+    async def running(self, state: AppState) -> AsyncIterator[None]:
+        """Run the MCP session manager for the app's lifetime, in a task of its own: its task group
+        must be entered and left by the same task, which the lifespan's caller does not promise."""
         self._state = state
-        async with self.server.session_manager.run():
+        stop = asyncio.Event()
+        started = asyncio.Event()
+
+        async def serve() -> None:
+            async with self.server.session_manager.run():
+                started.set()
+                await stop.wait()
+
+        task = asyncio.create_task(serve(), name="mcp-session-manager")
+        await asyncio.wait({task, asyncio.create_task(started.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()  # raises why it could not start
+        try:
             yield
+        finally:
+            stop.set()
+            await task

@@ -19,7 +19,8 @@ router = APIRouter(include_in_schema=False)
 async def card_fragment(request: Request, slug: str, key: str, db: Db, state: State) -> HTMLResponse:
     """The card as the board shows it now; 204 when it is no longer shown (cancelled)."""
     key = normalize_key(key)
-    [task] = await list_tasks(db, project=slug, stage=None, state=None, key=key) or [None]
+    found = await list_tasks(db, project=slug, stage=None, state=None, key=key)
+    task = found[0] if found else None
     if task is None or task.state in views.HIDDEN_STATES:
         return HTMLResponse("", status_code=204)
     badges = await views.badges_for(db, slug, [key])

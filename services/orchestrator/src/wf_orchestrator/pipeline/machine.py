@@ -278,7 +278,9 @@ def on_move(pipeline: PipelineConfig, task: TaskFacts, to_stage: str) -> Decisio
     (a failed or needs-human task is queued again there). Refused: forward moves (they would skip the
     checks of the stages in between), into backlog or done, past or out of a gate (approve/reject
     decide those), and tasks that are running, drafts, ideas or finished."""
-    stages = pipeline.work_stages
+    stages = [s.name for s in pipeline.stages]
+    if task.is_idea:
+        raise CommandError("conflict", f"{task.key} is an idea: approve or reject its breakdown instead")
     if to_stage not in (*stages, ENTRY_STAGE, FINAL_STAGE):
         raise CommandError("invalid", f"there is no stage {to_stage!r}; the pipeline has {stages}")
     if to_stage == FINAL_STAGE:
@@ -287,8 +289,6 @@ def on_move(pipeline: PipelineConfig, task: TaskFacts, to_stage: str) -> Decisio
         )
     if to_stage == ENTRY_STAGE:
         raise CommandError("conflict", f"{task.key} cannot be moved back to backlog; move it to a work stage")
-    if task.is_idea:
-        raise CommandError("conflict", f"{task.key} is an idea: approve or reject its breakdown instead")
     if task.state == TaskState.AWAITING_APPROVAL:
         raise CommandError(
             "conflict",
