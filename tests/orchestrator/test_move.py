@@ -3,6 +3,8 @@ or backlog, through a gate, or while it runs — each refusal says why."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from wf_common.config import PipelineConfig
 from wf_common.errors import CommandError
@@ -14,8 +16,8 @@ P = PipelineConfig()
 S = TaskState
 
 
-def facts(stage: str, state: TaskState = S.QUEUED, **kw: object) -> TaskFacts:
-    return TaskFacts(key="T-002", stage=stage, state=state, **kw)  # type: ignore[arg-type]
+def facts(stage: str, state: TaskState = S.QUEUED, **kw: Any) -> TaskFacts:
+    return TaskFacts(key="T-002", stage=stage, state=state, **kw)
 
 
 @pytest.mark.parametrize("state", [S.QUEUED, S.NEEDS_HUMAN, S.FAILED])
