@@ -80,7 +80,7 @@ async def test_wf_watch_in_a_terminal_draws_the_board_and_its_keys_send_commands
     await rows.task(db, pid, "T-001", title="Login page", current_stage="deploy", state="awaiting_approval")
     primary, secondary = pty.openpty()
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once; the pty's fds are handed to it here
         [str(WF), "--url", live_url, "watch"],
         stdin=secondary,
         stdout=secondary,
