@@ -13,7 +13,7 @@ from pathlib import Path
 
 from wf_common.embedded import EmbeddedPostgres, NatsServer
 
-from benchmarks import pipeline, raw_jetstream
+from benchmarks import board_ui, pipeline, raw_jetstream
 from benchmarks.stats import summary_ms
 
 
@@ -99,6 +99,7 @@ def main() -> None:
                         }
                     )
                 )
+            board_ui.run(nats.url, pg, root)  # the board in Chromium (docs/performance.md, "The board")
         finally:
             pg.stop()
             nats.stop()

@@ -17,8 +17,8 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -115,7 +115,12 @@ async def _publish_lines(nats_url: str, count: int) -> None:
         batch = []
         for i in range(count):
             event = AgentOutput(
-                project="live", task_key="T-001", execution_id=1, stage="dev", kind="log", text=f"line {i} " * 8
+                project="live",
+                task_key="T-001",
+                execution_id=1,
+                stage="dev",
+                kind="log",
+                text=f"line {i} " * 8,
             )
             batch.append(bus.publish(js, event.subject(), event))
             if len(batch) == 500:
@@ -137,7 +142,10 @@ MARK = """() => {
   const target = document.getElementById('board');
   new MutationObserver(() => {
     const el = document.querySelector('#card-T-001 .activity');
-    if (el && el.textContent !== window.__last) { window.__last = el.textContent; window.__marks.push(Date.now()); }
+    if (el && el.textContent !== window.__last) {
+      window.__last = el.textContent;
+      window.__marks.push(Date.now());
+    }
   }).observe(target, {subtree: true, childList: true, characterData: true});
   window.wfEventSource.addEventListener('agent.output', () => window.__sse.push(Date.now()));
 }"""
@@ -168,12 +176,17 @@ def run(nats_url: str, pg: EmbeddedPostgres, root: Path) -> None:
                 page.wait_for_function(f"document.querySelectorAll('article.card').length === {BOARD_TASKS}")
                 renders.append(
                     page.evaluate(
-                        "(performance.getEntriesByName('first-contentful-paint')[0] || {startTime: 0}).startTime"
+                        "(performance.getEntriesByName('first-contentful-paint')[0]"
+                        " || {startTime: 0}).startTime"
                     )
                 )
                 page.close()
             renders.sort()
-            print(json.dumps({"board_2000_tasks_first_paint_ms": {"median": round(renders[2], 1), "runs": renders}}))
+            print(
+                json.dumps(
+                    {"board_2000_tasks_first_paint_ms": {"median": round(renders[2], 1), "runs": renders}}
+                )
+            )
 
             # 2. 20 pages, event to screen
             pages = []
@@ -204,7 +217,8 @@ def run(nats_url: str, pg: EmbeddedPostgres, root: Path) -> None:
             page.wait_for_function("window.wfEventSource && window.wfEventSource.readyState === 1")
             _off_loop(_publish_lines(nats_url, LOG_LINES))
             page.wait_for_function(
-                f"document.querySelector('#log').lastElementChild?.textContent.includes('line {LOG_LINES - 1} ')",
+                "document.querySelector('#log').lastElementChild"
+                f"?.textContent.includes('line {LOG_LINES - 1} ')",
                 timeout=600_000,
             )
             cdp = page.context.new_cdp_session(page)
