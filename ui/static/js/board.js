@@ -48,7 +48,10 @@ function place(fresh) {
   const old = card(key);
   if (!target) return;
   const activity = old && old.querySelector(".activity");
-  const keepLive = activity && activity.dataset.live === "1" && fresh.dataset.state === "running";
+  const freshActivity = fresh.querySelector(".activity");
+  const keepLive =
+    activity && activity.dataset.live === "1" && fresh.dataset.state === "running" &&
+    freshActivity.dataset.activity !== "paused";
   if (keepLive) {
     const span = fresh.querySelector(".activity");
     span.textContent = activity.textContent;
@@ -132,6 +135,10 @@ function onEvent(type, message) {
   if (type === "control.changed") {
     setPaused(Boolean(data.paused));
     board.dataset.paused = String(Boolean(data.paused));
+    // Cards show the pause too: re-read the ones it concerns (queued and running work).
+    for (const el of board.querySelectorAll('.card[data-state="running"], .card[data-state="queued"]')) {
+      refresh(el.dataset.key);
+    }
     return;
   }
   const key = data.task_key || (data.task && data.task.key);

@@ -12,6 +12,8 @@ export class LogWindow {
     this.firstId = null; // smallest id shown
     this.lastId = 0; // largest id shown
     this.droppedOlder = false;
+    this.pending = [];
+    this.scheduled = false;
     this.older.addEventListener("click", () => this.loadOlder());
   }
 
@@ -29,18 +31,39 @@ export class LogWindow {
     return row;
   }
 
+  // Lines are queued and written once per frame: one layout read and one DOM change per frame, however
+  // fast they arrive. The queue never holds more than the window.
   append(item) {
     if (item.id <= this.lastId) return;
-    const stick = this.el.scrollTop + this.el.clientHeight >= this.el.scrollHeight - 8;
-    this.el.append(this.line(item));
     this.lastId = item.id;
-    if (this.firstId === null) this.firstId = item.id;
-    while (this.el.childElementCount > MAX_LINES) {
-      this.el.firstElementChild.remove();
+    this.pending.push(item);
+    if (this.pending.length > MAX_LINES) {
+      this.pending.splice(0, this.pending.length - MAX_LINES);
+      this.droppedOlder = true;
+    }
+    if (!this.scheduled) {
+      this.scheduled = true;
+      requestAnimationFrame(() => this.flush());
+    }
+  }
+
+  flush() {
+    this.scheduled = false;
+    if (!this.pending.length) return;
+    const stick = this.el.scrollTop + this.el.clientHeight >= this.el.scrollHeight - 8;
+    const fragment = document.createDocumentFragment();
+    for (const item of this.pending) fragment.append(this.line(item));
+    this.pending = [];
+    this.el.append(fragment);
+    const extra = this.el.childElementCount - MAX_LINES;
+    if (extra > 0) {
+      const range = document.createRange();
+      range.setStartBefore(this.el.firstElementChild);
+      range.setEndAfter(this.el.children[extra - 1]);
+      range.deleteContents();
       this.droppedOlder = true;
     }
     this.firstId = Number.parseInt(this.el.firstElementChild.dataset.id, 10);
-    this.older.hidden = !this.droppedOlder && this.older.hidden;
     if (this.droppedOlder) this.older.hidden = false;
     if (stick) this.el.scrollTop = this.el.scrollHeight;
   }
@@ -52,6 +75,7 @@ export class LogWindow {
   }
 
   async loadOlder() {
+    this.flush();
     if (this.firstId === null) return;
     const page = await this.fetchPage(this.firstId);
     const anchor = this.el.firstElementChild;
