@@ -222,6 +222,7 @@ def run(nats_url: str, pg: EmbeddedPostgres, root: Path) -> None:
                 timeout=600_000,
             )
             cdp = page.context.new_cdp_session(page)
+            cdp.send("Performance.enable")
             cdp.send("HeapProfiler.collectGarbage")
             metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
             lines_in_dom = page.evaluate("document.querySelector('#log').childElementCount")
