@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -33,9 +34,15 @@ from wf_common.subjects import COMMANDS_PREFIX, COMMANDS_QUEUE
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+# The board API refuses every /api request without its token; tests send it as the CLI does.
+API_TOKEN = f"test-api-token-{secrets.token_hex(8)}"
+AUTH_HEADERS = {"Authorization": f"Bearer {API_TOKEN}"}
+# A Host the board answers to (it refuses names that are not its own).
+BOARD_URL = "http://127.0.0.1:8000"
+
 
 @pytest.fixture
-async def database_url(empty_database_url: str) -> AsyncIterator[str]:
+async def database_url(empty_database_url: str) -> str:
     """An empty database with the workflow schema (the orchestrator's migrations make the same)."""
     engine = create_async_engine(empty_database_url)
     async with engine.begin() as conn:
@@ -59,6 +66,7 @@ def settings(nats_server: NatsServer, database_url: str) -> BoardSettings:
         config=None,
         nats_url=nats_server.url,
         database_url=database_url,
+        api_token=API_TOKEN,
         board_command_timeout=2.0,
         board_keepalive_seconds=15.0,
     )
@@ -97,7 +105,7 @@ async def lifespan_app(app: FastAPI) -> AsyncIterator[ASGIApp]:
 async def client(settings: BoardSettings) -> AsyncIterator[httpx.AsyncClient]:
     async with lifespan_app(create_app(settings)) as asgi:
         transport = httpx.ASGITransport(app=asgi, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://board") as http:
+        async with httpx.AsyncClient(transport=transport, base_url=BOARD_URL, headers=AUTH_HEADERS) as http:
             yield http
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 
+from tests.board.conftest import AUTH_HEADERS
+
 
 @dataclass
 class SSE:
@@ -80,9 +82,13 @@ async def open_stream(
     base_url: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None
 ) -> AsyncIterator[EventStream]:
     """Connect and wait until the server says it is subscribed; leaving the block disconnects."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(10.0, read=None)) as http:
-        async with http.stream("GET", "/api/events", params=params, headers=headers) as response:
-            assert response.status_code == 200, (await response.aread()).decode()
-            stream = EventStream(response)
-            await stream.wait_for_comment("connected")
-            yield stream
+    async with (
+        httpx.AsyncClient(
+            base_url=base_url, headers=AUTH_HEADERS, timeout=httpx.Timeout(10.0, read=None)
+        ) as http,
+        http.stream("GET", "/api/events", params=params, headers=headers) as response,
+    ):
+        assert response.status_code == 200, (await response.aread()).decode()
+        stream = EventStream(response)
+        await stream.wait_for_comment("connected")
+        yield stream

@@ -20,7 +20,7 @@ from wf_common.events import (
 )
 from wf_common.subjects import EVENTS_STREAM
 
-from tests.board.conftest import serve
+from tests.board.conftest import AUTH_HEADERS, serve
 from tests.board.sse import SSE, open_stream
 
 
@@ -200,7 +200,7 @@ async def test_quiet_stream_gets_keep_alive_comments(settings: BoardSettings, js
 
 
 async def test_bad_stream_parameters_are_422(live_url: str, js: JetStreamContext) -> None:
-    async with httpx.AsyncClient(base_url=live_url) as http:
+    async with httpx.AsyncClient(base_url=live_url, headers=AUTH_HEADERS) as http:
         cases = [
             ({"headers": {"Last-Event-ID": "abc"}}, "header.Last-Event-ID: must be the id of an event"),
             ({"params": {"project": "a.b"}}, "query.project: 'a.b' is not a project slug"),

@@ -17,7 +17,7 @@ from wf_common.embedded import EmbeddedPostgres, free_port
 from wf_common.jobs import RunnerHeartbeat
 from wf_common.subjects import RUNNERS_BUCKET
 
-from tests.board.conftest import FakeOrchestrator, lifespan_app
+from tests.board.conftest import AUTH_HEADERS, BOARD_URL, FakeOrchestrator, lifespan_app
 
 
 async def test_health_is_503_until_orchestrator_and_runner_are_up(
@@ -62,7 +62,7 @@ async def client_without_database(settings: BoardSettings) -> AsyncIterator[http
     app = create_app(settings.model_copy(update={"database_url": nowhere}))
     async with lifespan_app(app) as asgi:
         transport = httpx.ASGITransport(app=asgi, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://board") as http:
+        async with httpx.AsyncClient(transport=transport, base_url=BOARD_URL, headers=AUTH_HEADERS) as http:
             yield http
 
 
@@ -90,7 +90,9 @@ async def client_before_migrations(
     try:
         async with lifespan_app(app) as asgi:
             transport = httpx.ASGITransport(app=asgi, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://board") as http:
+            async with httpx.AsyncClient(
+                transport=transport, base_url=BOARD_URL, headers=AUTH_HEADERS
+            ) as http:
                 yield http
     finally:
         pg_server.drop_database(name)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from wf_common.embedded import NatsServer, free_port
 
+from tests.board.conftest import API_TOKEN, AUTH_HEADERS
 from tests.board.sse import open_stream
 
 
@@ -28,6 +29,7 @@ def board_process(
         "WF_DATABASE_URL": database_url,
         "WF_BOARD_HOST": "127.0.0.1",
         "WF_BOARD_PORT": str(port),
+        "WF_API_TOKEN": API_TOKEN,
     }
     env.pop("WF_CONFIG", None)
     proc = subprocess.Popen([sys.executable, "-m", "wf_board_api"], env=env, stderr=subprocess.PIPE)
@@ -43,7 +45,7 @@ def board_process(
 
 async def _wait_until_serving(url: str, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 20
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, headers=AUTH_HEADERS) as http:
         while time.monotonic() < deadline:
             assert proc.poll() is None, (
                 f"wf-board-api exited: {proc.stderr.read().decode() if proc.stderr else ''}"
@@ -62,7 +64,7 @@ async def test_serves_on_the_configured_port_and_stops_promptly_with_streams_ope
 ) -> None:
     proc, url = board_process
     await _wait_until_serving(url, proc)
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, headers=AUTH_HEADERS) as http:
         docs = await http.get("/docs")
         assert docs.status_code == 200
         assert "swagger" in docs.text.lower()

@@ -7,7 +7,7 @@ import pytest
 from wf_board_api.app import create_app
 from wf_board_api.settings import BoardSettings
 
-from tests.board.conftest import lifespan_app
+from tests.board.conftest import AUTH_HEADERS, BOARD_URL, lifespan_app
 
 
 def test_listens_on_loopback_by_default_and_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -25,7 +25,7 @@ def test_listens_on_loopback_by_default_and_env_overrides(monkeypatch: pytest.Mo
 async def _preflight(settings: BoardSettings) -> httpx.Response:
     async with lifespan_app(create_app(settings)) as asgi:
         transport = httpx.ASGITransport(app=asgi)
-        async with httpx.AsyncClient(transport=transport, base_url="http://board") as http:
+        async with httpx.AsyncClient(transport=transport, base_url=BOARD_URL, headers=AUTH_HEADERS) as http:
             return await http.options(
                 "/api/control/pause",
                 headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
@@ -44,7 +44,7 @@ async def test_cors_allows_only_configured_origins(settings: BoardSettings) -> N
 
     async with lifespan_app(create_app(allowed)) as asgi:
         transport = httpx.ASGITransport(app=asgi)
-        async with httpx.AsyncClient(transport=transport, base_url="http://board") as http:
+        async with httpx.AsyncClient(transport=transport, base_url=BOARD_URL, headers=AUTH_HEADERS) as http:
             response = await http.options(
                 "/api/control/pause",
                 headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST"},

@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -29,6 +30,7 @@ from wf_common.embedded import EmbeddedPostgres, free_port, postgres_bin_dir
 
 from tests.cli.conftest import WF, run_wf
 from tests.cli.procs import alive, wait_for
+from tests.secrets_check import assert_no_secret_leaked
 
 FAKES = Path(__file__).parent / "fake_services"
 
@@ -123,7 +125,12 @@ def hubs() -> Iterator[list[RunningHub]]:
         EmbeddedPostgres(hub.data_dir / "postgres").stop()
 
 
-def psql(port: int, sql: str) -> str:
+def secret(data: Path, name: str) -> str:
+    return (data / "secrets" / name).read_text().strip()
+
+
+def psql(data: Path, port: int, sql: str) -> str:
+    """SQL as the superuser, with the password `wf start` made (in PGPASSWORD, as psql reads it)."""
     cmd = [
         str(postgres_bin_dir() / "psql"),
         "-h",
@@ -140,7 +147,24 @@ def psql(port: int, sql: str) -> str:
         "-c",
         sql,
     ]
-    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+    env = {**os.environ, "PGPASSWORD": secret(data, "postgres-postgres")}
+    return subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout.strip()
+
+
+def login_url(data: Path, run: dict[str, Any], kind: str = "cli") -> str:
+    return f"nats://{kind}:{secret(data, f'nats-{kind}')}@127.0.0.1:{run['nats']['port']}"
+
+
+async def _nats_refusal(url: str) -> str:
+    """What the server said to a client that came without credentials."""
+    errors: list[str] = []
+
+    async def on_error(err: Exception) -> None:
+        errors.append(str(err))
+
+    with pytest.raises((nats.errors.NoServersError, nats.errors.Error, OSError)):
+        await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0, error_cb=on_error)
+    return " ".join(errors)
 
 
 async def _publish(url: str) -> None:
@@ -166,6 +190,8 @@ def test_start_supervise_stop_and_resume(work: Path, hubs: list[RunningHub]) -> 
     hubs.append(hub)
 
     hub.expect(rf"^Workflow Hub is up at http://127\.0\.0\.1:{hub.port}$")
+    token = secret(data, "api-token")
+    assert hub.expect(r"Open the board").endswith(f"http://127.0.0.1:{hub.port}/?token={token}")
     run = hub.run_json()
     assert run["status"] == "up"
     assert run["pid"] == hub.proc.pid
@@ -182,24 +208,50 @@ def test_start_supervise_stop_and_resume(work: Path, hubs: list[RunningHub]) -> 
     assert migrate["env"] == orch["env"]
     env = orch["env"]
     assert env["WF_CONFIG"] == str(config)
-    assert env["WF_NATS_URL"] == run["nats"]["url"]
+    # Each kind of service logs in to NATS as itself, and to PostgreSQL with its own role.
+    pg = f"127.0.0.1:{run['postgres']['port']}/workflow"
+    assert env["WF_NATS_URL"] == login_url(data, run, "orchestrator")
     assert (
         env["WF_DATABASE_URL"]
-        == f"postgresql+asyncpg://postgres@127.0.0.1:{run['postgres']['port']}/workflow"
+        == f"postgresql+asyncpg://wf_orchestrator:{secret(data, 'postgres-wf_orchestrator')}@{pg}"
     )
     assert env["WF_LOG_LEVEL"] == "INFO"
+    assert "WF_API_TOKEN" not in env
+    runner_env = {k: v for k, v in env.items() if k != "WF_DATABASE_URL"}
     assert hub.started_with("runner-2")["env"] | {} == {
-        **env,
+        **runner_env,
+        "WF_NATS_URL": login_url(data, run, "runner"),
         "WF_RUNNER_ID": "runner-2",
         "WF_STAGES": "dev,qa",
     }
     board_env = hub.started_with("board-api")["env"]
     assert (board_env["WF_BOARD_PORT"], board_env["WF_BOARD_HOST"]) == (str(hub.port), "127.0.0.1")
+    assert board_env["WF_API_TOKEN"] == token
+    assert board_env["WF_NATS_URL"] == login_url(data, run, "board")
+    assert (
+        board_env["WF_DATABASE_URL"]
+        == f"postgresql+asyncpg://wf_board:{secret(data, 'postgres-wf_board')}@{pg}"
+    )
+
+    # Secrets stay in files only their owner reads, and nowhere else: not in run.json, not in the
+    # logs, not on any process's command line.
+    assert stat.S_IMODE((data / "secrets").stat().st_mode) == 0o700
+    assert {stat.S_IMODE(f.stat().st_mode) for f in (data / "secrets").iterdir()} == {0o600}
+    assert_no_secret_leaked(data, [run["nats"]["pid"], run["postgres"]["pid"], hub.proc.pid])
+    # Without the credentials, neither server lets anyone in.
+    assert "authorization violation" in asyncio.run(_nats_refusal(run["nats"]["url"])).lower()
+    anonymous = subprocess.run(
+        [str(postgres_bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(run["postgres"]["port"]),
+         "-U", "postgres", "-d", "workflow", "-w", "-c", "SELECT 1"],
+        capture_output=True, text=True, check=False, env={**os.environ, "PGPASSWORD": ""},
+    )  # fmt: skip
+    assert anonymous.returncode != 0
+    assert "password" in anonymous.stderr
     assert "runner-1 | runner-1 started" in hub.output().replace("    ", "")  # prefixed copy
 
     # Some state to find again after a restart.
-    psql(run["postgres"]["port"], "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')")
-    asyncio.run(_publish(run["nats"]["url"]))
+    psql(data, run["postgres"]["port"], "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')")
+    asyncio.run(_publish(login_url(data, run)))
 
     # Only one wf start per data dir.
     second = run_wf("start", "--data-dir", str(data), "--port", str(free_port()))
@@ -233,8 +285,9 @@ def test_start_supervise_stop_and_resume(work: Path, hubs: list[RunningHub]) -> 
     run2 = again.run_json()
     assert run2["nats"]["port"] == run["nats"]["port"]
     assert run2["postgres"]["port"] == run["postgres"]["port"]
-    assert psql(run2["postgres"]["port"], "SELECT v FROM kept") == "still here"
-    assert asyncio.run(_stored_messages(run2["nats"]["url"])) == 1
+    assert psql(data, run2["postgres"]["port"], "SELECT v FROM kept") == "still here"
+    assert asyncio.run(_stored_messages(login_url(data, run2))) == 1
+    assert secret(data, "api-token") == token  # the same token: the printed link still works
     assert again.stop(signal.SIGINT) == 0
 
 

@@ -9,6 +9,8 @@ The only thing not ours is the model, played by a scripted server speaking Ollam
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import os
 import signal
@@ -20,12 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 import yaml
 from wf_common.embedded.ports import free_port
 
 from tests.e2e.scenario import CalculatorModel
 from tests.fakes.ollama import ScriptedOllama
+from tests.fixtures.servers import server_scratch_dir
+from tests.secrets_check import assert_no_secret_leaked
 
 pytestmark = pytest.mark.e2e
 
@@ -34,10 +39,15 @@ STAGES = ["pm", "dev", "qa", "sec", "docs", "deploy", "testing"]
 
 
 class Stack:
-    def __init__(self, tmp: Path, model_url: str) -> None:
+    """`wf start` and `wf` as a user runs them: no --data-dir, no --url, no token to pass around.
+    Only the home of per-user data (XDG_DATA_HOME) points into the test's directory."""
+
+    def __init__(self, tmp: Path, home: Path, model_url: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.data = tmp / "data"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("WF_")}
+        self.env["XDG_DATA_HOME"] = str(home)
+        self.data = home / "workflow-hub"  # the default data dir for that home
         self.config = tmp / "config.yaml"
         self.config.write_text(
             yaml.safe_dump(
@@ -55,7 +65,8 @@ class Stack:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [BIN / "wf", "start", "--config", self.config, "--data-dir", self.data, "--port", str(self.port)],
+            [BIN / "wf", "start", "--config", self.config, "--port", str(self.port)],
+            env=self.env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -82,7 +93,7 @@ class Stack:
 
     def wf(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [BIN / "wf", "--url", self.url, *args], capture_output=True, text=True, timeout=60
+            [BIN / "wf", *args], capture_output=True, text=True, timeout=60, env=self.env, check=False
         )
         if check and done.returncode != 0:
             raise AssertionError(
@@ -90,14 +101,44 @@ class Stack:
             )
         return done
 
+    def api(self, path: str) -> Any:
+        """GET an API path with the token, as a script would (the token file is the user's own)."""
+        token = (self.data / "secrets" / "api-token").read_text().strip()
+        response = httpx.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def events(self) -> list[str]:
+        """Every event on the events stream, as stored."""
+        return asyncio.run(_stored_events(self))
+
     def status(self) -> dict[str, Any]:
-        return json.loads(self.wf("status", "--json").stdout)
+        data: dict[str, Any] = json.loads(self.wf("status", "--json").stdout)
+        return data
 
     def show(self, key: str) -> dict[str, Any]:
-        return json.loads(self.wf("show", key, "--project", "calc", "--json").stdout)
+        data: dict[str, Any] = json.loads(self.wf("show", key, "--project", "calc", "--json").stdout)
+        return data
 
     def task(self, title: str) -> dict[str, Any]:
         return next(t for t in self.status()["tasks"] if t["title"] == title)
+
+
+async def _stored_events(stack: Stack) -> list[str]:
+    run = json.loads((stack.data / "run.json").read_text())
+    password = (stack.data / "secrets" / "nats-cli").read_text().strip()
+    nc = await nats.connect(f"nats://cli:{password}@127.0.0.1:{run['nats']['port']}")
+    try:
+        sub = await nc.jetstream().pull_subscribe("wf.events.>", stream="WF_EVENTS")
+        found: list[str] = []
+        while True:
+            try:
+                batch = await sub.fetch(500, timeout=1)
+            except TimeoutError:  # nats.errors.TimeoutError is one too; no more messages
+                return found
+            found += [m.data.decode() for m in batch]
+    finally:
+        await nc.close()
 
 
 def wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
@@ -129,12 +170,14 @@ def model() -> Iterator[tuple[ScriptedOllama, CalculatorModel]]:
 
 @pytest.fixture
 def stack(tmp_path: Path, model: tuple[ScriptedOllama, CalculatorModel]) -> Iterator[Stack]:
-    s = Stack(tmp_path, model[0].url)
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
+    # The data dir outside pytest's base temp dir: see tests.fixtures.servers.server_scratch_dir.
+    with server_scratch_dir("wf-e2e-home-") as home:
+        s = Stack(tmp_path, home, model[0].url)
+        s.start()
+        try:
+            yield s
+        finally:
+            s.stop()
 
 
 def test_idea_to_committed_tested_code_and_a_runner_killed_mid_job(
@@ -177,17 +220,19 @@ def test_idea_to_committed_tested_code_and_a_runner_killed_mid_job(
     assert stack.show(mul_key)["blocked_by"] == [add_key]
 
     # Each task stops at the deploy gate; a human approves it.
+    def at_gate(key: str) -> bool:
+        task = stack.show(key)
+        return bool(task["stage"] == "deploy" and task["state"] == "awaiting_approval")
+
     for key in (add_key, mul_key):
-        wait_for(
-            lambda k=key: (
-                stack.show(k)["stage"] == "deploy" and stack.show(k)["state"] == "awaiting_approval"
-            ),
-            timeout=120,
-            what=f"{key} to reach the deploy gate",
-        )
+        wait_for(functools.partial(at_gate, key), timeout=120, what=f"{key} to reach the deploy gate")
         stack.wf("approve", key, "--project", "calc")
+
+    def done(key: str) -> bool:
+        return bool(stack.show(key)["state"] == "done")
+
     for key in (add_key, mul_key):
-        wait_for(lambda k=key: stack.show(k)["state"] == "done", timeout=60, what=f"{key} to be done")
+        wait_for(functools.partial(done, key), timeout=60, what=f"{key} to be done")
     wait_for(
         lambda: stack.task("Calculator library with add and multiply")["state"] == "done",
         timeout=30,
@@ -261,7 +306,7 @@ def test_idea_to_committed_tested_code_and_a_runner_killed_mid_job(
         what="subtract",
     )
     assert responder.hung.wait(60), "DEV never asked the model about subtract"
-    runners = httpx.get(f"{stack.url}/api/runners", timeout=5).json()
+    runners = stack.api("/api/runners")
     busy = [r for r in runners if any(f"/{sub_key}/dev/" in k for k in r["busy"])]
     assert len(busy) == 1, runners
     os.kill(busy[0]["pid"], signal.SIGKILL)
@@ -273,7 +318,8 @@ def test_idea_to_committed_tested_code_and_a_runner_killed_mid_job(
     )
     sub = stack.show(sub_key)
     dev_runs = [e for e in sub["executions"] if e["stage"] == "dev"]
-    assert len(dev_runs) == 1 and dev_runs[0]["status"] == "completed", dev_runs
+    assert len(dev_runs) == 1, dev_runs
+    assert dev_runs[0]["status"] == "completed", dev_runs
     assert [(h["from_stage"], h["to_stage"]) for h in sub["handoffs"]].count(("dev", "qa")) == 1
     commits = [c for c in git_log(workspace) if c.startswith(f"{sub_key}:") and "Implement subtract" in c]
     assert len(commits) == 1, commits
@@ -286,3 +332,9 @@ def test_idea_to_committed_tested_code_and_a_runner_killed_mid_job(
     assert len(dev_requests) >= 4, (
         "the job was started twice: once by the killed runner, once after redelivery"
     )
+
+    # After all that, no secret of the install shows in a log, run.json, a command line or an event.
+    run = json.loads((stack.data / "run.json").read_text())
+    events = stack.events()
+    assert len(events) > 20
+    assert_no_secret_leaked(stack.data, [s["pid"] for s in run["services"].values()], events)

@@ -1,5 +1,8 @@
 """A small synchronous client for the board API (httpx), turning every failure into a CliError.
 
+Every request carries the install's API token (``Authorization: Bearer``), found by
+`wf_cli.credentials.find_api_token`; a 401 says where the token was looked for.
+
 The board API answers errors as ``{"error": code, "message": text}``; the message is what the user
 sees. Anything else that goes wrong (nothing listening, a timeout, a non-JSON answer) becomes a
 message that names the URL and says what to do.
@@ -49,15 +52,22 @@ class HubClient:
         *,
         actor: str | None = None,
         timeout: float = 30.0,
+        token: str | None = None,
+        token_hint: str = "",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # Said after a 401: where the token was looked for, or that none was found.
+        self.token_hint = token_hint
+        headers = {
+            ACTOR_HEADER: actor or default_actor(),
+            "User-Agent": f"wf-cli/{__version__}",
+            "Accept": "application/json",
+        }
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(
             base_url=self.base_url,
-            headers={
-                ACTOR_HEADER: actor or default_actor(),
-                "User-Agent": f"wf-cli/{__version__}",
-                "Accept": "application/json",
-            },
+            headers=headers,
             timeout=timeout,
             # The hub is local; a proxy from the environment would only get in the way.
             trust_env=False,
@@ -150,7 +160,10 @@ class HubClient:
                 ) from None
         if resp.is_success:
             return data
-        raise ApiError(resp.status_code, *_error_of(resp, data, f"{method} {path}"))
+        code, message = _error_of(resp, data, f"{method} {path}")
+        if resp.status_code == 401 and self.token_hint:
+            message = f"{message} ({self.token_hint})"
+        raise ApiError(resp.status_code, code, message)
 
 
 def _query(params: Mapping[str, str | int | bool | None] | None) -> dict[str, str | int] | None:

@@ -4,6 +4,8 @@
       nats/            JetStream store (streams survive restarts)
       postgres/        PostgreSQL cluster (pgdata)
       logs/<name>.log  one log per service, plus wf.log (the supervisor) and migrate.log
+      secrets/         0700: the API token and the servers' passwords, one 0600 file each
+                       (wf_cli.credentials)
       wf.lock          held (flock) by the running `wf start`; holds its pid
       run.json         pids, URLs and ports of the running stack; removed on a clean stop
 
@@ -31,7 +33,9 @@ RUN_FILE_VERSION = 1
 
 
 def default_data_dir() -> Path:
-    return Path(platformdirs.user_data_dir("workflow-hub"))
+    """$WF_DATA_DIR, else the platform's per-user data directory (~/.local/share/workflow-hub)."""
+    chosen = os.environ.get("WF_DATA_DIR")
+    return Path(chosen) if chosen else Path(platformdirs.user_data_dir("workflow-hub"))
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,10 @@ class DataDir:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets"
 
     @property
     def lock_file(self) -> Path:

@@ -30,13 +30,15 @@ from wf_cli.leftovers import stop_leftovers
 from wf_cli.servers import Servers
 from wf_cli.supervisor import RestartPolicy, ServiceSpec, Supervisor
 from wf_cli.text import clean, shorten
+from wf_cli.url import board_login_url
 
 log = logging.getLogger(__name__)
 
 MIGRATE_TIMEOUT = 600.0
 # Settings `wf start` decides per service; inherited values would only confuse a service.
+# Secrets (WF_API_TOKEN, the CLI's WF_TOKEN) reach only the service that needs them.
 _PER_SERVICE_ENV = ("WF_CONFIG", "WF_NATS_URL", "WF_DATABASE_URL", "WF_LOG_LEVEL", "WF_BOARD_PORT",
-                    "WF_BOARD_HOST", "WF_RUNNER_ID", "WF_STAGES")  # fmt: skip
+                    "WF_BOARD_HOST", "WF_RUNNER_ID", "WF_STAGES", "WF_API_TOKEN", "WF_TOKEN")  # fmt: skip
 
 
 class StartupFailed(CliError):
@@ -84,6 +86,11 @@ class Stack:
     def board_url(self) -> str:
         return f"http://{url_host(self.host)}:{self.port}"
 
+    @property
+    def login_url(self) -> str:
+        """The board URL with the API token: opening it signs the browser in (printed once)."""
+        return board_login_url(self.board_url, self.servers.credentials.api_token)
+
     # ------------------------------------------------------------------ run
 
     async def run(self) -> int:
@@ -99,10 +106,10 @@ class Stack:
         except _Interrupted:
             pass
         except (CliError, WorkflowError) as exc:
-            log.error("%s", exc.message if isinstance(exc, CliError) else exc)
+            log.error("%s", exc.message if isinstance(exc, CliError) else exc)  # noqa: TRY400 - a message for the user, no traceback
             code = 1
         except OSError as exc:  # e.g. a service cannot even be executed
-            log.error("cannot start Workflow Hub: %s", exc)
+            log.error("cannot start Workflow Hub: %s", exc)  # noqa: TRY400 - as above
             code = 1
         finally:
             if health is not None:
@@ -163,24 +170,29 @@ class Stack:
         try:
             await asyncio.to_thread(self.servers.stop)
         except WorkflowError as exc:
-            log.error("%s", exc)
+            log.error("%s", exc)  # noqa: TRY400 - as above
         remove_run_file(self.data.run_file)
         log.info("stopped")
 
     # ------------------------------------------------------------------ pieces
 
-    def base_env(self) -> dict[str, str]:
+    def base_env(self, kind: str = "orchestrator") -> dict[str, str]:
+        """Environment of a service of `kind` (wf_cli.credentials.NATS_KINDS): its own NATS login
+        and database role; the orchestrator's (the database owner) unless told otherwise."""
         env = {k: v for k, v in self.env.items() if k not in _PER_SERVICE_ENV}
         if self.config_path is not None:
             env["WF_CONFIG"] = str(self.config_path)
-        env["WF_NATS_URL"] = self.servers.nats_url
-        env["WF_DATABASE_URL"] = self.servers.database_url
+        env["WF_NATS_URL"] = self.servers.nats_url_for(kind)
+        database_url = self.servers.database_url_for(kind)
+        if database_url is not None:
+            env["WF_DATABASE_URL"] = database_url
         env["WF_LOG_LEVEL"] = self.log_level
         env["PYTHONUNBUFFERED"] = "1"  # log lines reach the log files as they happen
         return env
 
     def service_specs(self) -> list[ServiceSpec]:
-        env = self.base_env()
+        env = self.base_env("orchestrator")
+        runner_env = self.base_env("runner")
         runner = self.config.runner
         stages = runner.stages if isinstance(runner.stages, list) else self.config.pipeline.agent_stages
         specs = [
@@ -193,12 +205,13 @@ class Stack:
             rid = f"runner-{i}"
             specs.append(ServiceSpec(
                 rid, [self.python, "-m", "wf_agent_runner"], self.data.log(rid),
-                {**env, "WF_RUNNER_ID": rid, "WF_STAGES": ",".join(stages)},
+                {**runner_env, "WF_RUNNER_ID": rid, "WF_STAGES": ",".join(stages)},
                 info={"role": "agent-runner", "runner_id": rid, "stages": list(stages)},
             ))  # fmt: skip
         specs.append(ServiceSpec(
             "board-api", [self.python, "-m", "wf_board_api"], self.data.log("board-api"),
-            {**env, "WF_BOARD_HOST": self.host, "WF_BOARD_PORT": str(self.port)},
+            {**self.base_env("board"), "WF_BOARD_HOST": self.host, "WF_BOARD_PORT": str(self.port),
+             "WF_API_TOKEN": self.servers.credentials.api_token},
             info={"role": "board-api", "url": self.board_url},
         ))  # fmt: skip
         return specs
@@ -248,6 +261,8 @@ class Stack:
                     self.status = "up"
                     self._write_run_file()
                     print(f"Workflow Hub is up at {self.board_url}", flush=True)
+                    # Once, on the terminal only (not in wf.log), as Jupyter does; `wf url` repeats it.
+                    print(f"Open the board (signs this browser in): {self.login_url}", flush=True)
                     return
                 if not warned and time.monotonic() > deadline:
                     warned = True

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from wf_cli.datadir import DataDir, InstanceLock, default_data_dir
 from wf_cli.errors import CliError
+from wf_cli.url import data_dir_of
 
 if TYPE_CHECKING:
     from wf_common.config import WorkflowConfig
@@ -104,7 +105,7 @@ def run_start(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"wf: error: {exc}", file=sys.stderr)
         return 2
-    data = DataDir((args.data_dir or default_data_dir()).absolute())
+    data = data_dir_of(args)  # --data-dir before or after `start`
     lock = InstanceLock(data.lock_file)
     try:
         data.prepare()

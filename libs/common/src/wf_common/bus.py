@@ -33,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 from wf_common import subjects
 from wf_common.config import BusConfig
 from wf_common.errors import BusError
+from wf_common.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ async def connect(url: str, name: str, *, first_connect_timeout: float = 15.0, *
         )
     except Exception as err:  # nats raises several unrelated types for "cannot connect"
         raise BusError(
-            f"could not connect to NATS at {url}: {err or type(err).__name__}. "
+            f"could not connect to NATS at {redact_url(url)}: {err or type(err).__name__}. "
             "Is the stack running (`wf start`), or is nats.url in config.yaml right?"
         ) from err
 
@@ -281,7 +282,7 @@ async def consume(
                 msgs = await psub.fetch(free, timeout=fetch_timeout)
             except (TimeoutError, nats.errors.TimeoutError):
                 msgs = []
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - the loop must outlive any failed fetch
                 if stop.is_set():
                     msgs = []
                 else:

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from wf_common.errors import ConfigError
 
@@ -23,6 +31,8 @@ ENTRY_STAGE = "backlog"
 FINAL_STAGE = "done"
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
 
+# Fields whose value an error message must not repeat.
+_SECRET_FIELDS = frozenset({"token", "password", "secret"})
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -152,6 +162,27 @@ class EndpointConfig(_Strict):
 class BoardConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    # The API token; unset = `wf start` generates one in <data dir>/secrets/api-token.
+    # SecretStr: it never shows in a repr, a log line or a validation error.
+    token: SecretStr | None = None
+    # Host names the board answers to besides 127.0.0.1, localhost, [::1] and `host`
+    # (a request with any other Host header is refused: that closes DNS rebinding).
+    allowed_hosts: list[str] = Field(default_factory=list)
+
+    @field_validator("token")
+    @classmethod
+    def _long_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (or leave it unset and wf start makes one)")
+        return v
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _bare_hosts(cls, v: list[str]) -> list[str]:
+        bad = [h for h in v if not h or any(c in h for c in "/@ ") or h.count(":") == 1]
+        if bad:
+            raise ValueError(f"host names only, without scheme or port: {bad}")
+        return [h.lower().strip("[]") for h in v]
 
 
 class RunnerConfig(_Strict):
@@ -203,8 +234,8 @@ class WorkflowConfig(_Strict):
 
 def interpolate(value: Any, env: dict[str, str] | None = None, *, where: str = "") -> Any:
     """Replace `${NAME}` and `${NAME:-default}` in every string of a parsed YAML tree."""
-    env = os.environ if env is None else env  # type: ignore[assignment]
-    assert env is not None
+    if env is None:
+        env = dict(os.environ)
     if isinstance(value, dict):
         return {k: interpolate(v, env, where=f"{where}.{k}" if where else str(k)) for k, v in value.items()}
     if isinstance(value, list):
@@ -230,7 +261,8 @@ def _format_errors(source: str, err: ValidationError) -> str:
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
         got = e.get("input")
-        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        secret = any(str(p) in _SECRET_FIELDS for p in e["loc"])
+        shown = "" if secret or isinstance(got, dict | list) else f" (got {got!r})"
         lines.append(f"{source}: {loc or '(top level)'}: {e['msg']}{shown}")
     return "\n".join(lines)
 

@@ -18,6 +18,7 @@ from wf_common import bus
 
 from wf_board_api import exception_handlers, web
 from wf_board_api.attachments.endpoints import router as attachments_router
+from wf_board_api.auth import CSRF_HEADER, AuthMiddleware, AuthPolicy
 from wf_board_api.board.endpoints import router as board_router
 from wf_board_api.bugs.endpoints import router as bugs_router
 from wf_board_api.control.endpoints import router as control_router
@@ -45,6 +46,9 @@ def create_app(settings: BoardSettings) -> FastAPI:
     # Resolve now so a missing NATS/database URL is reported at start, naming the setting to fix.
     nats_url = settings.resolved_nats_url()
     database_url = settings.resolved_database_url()
+    auth = AuthPolicy.build(
+        settings.resolved_api_token(), settings.host(), settings.allowed_hosts(), settings.board_cors_origins
+    )
     # Created here, not in the lifespan, so the server's signal handler (__main__) can hold it first.
     stopping = threading.Event()
 
@@ -56,7 +60,7 @@ def create_app(settings: BoardSettings) -> FastAPI:
         try:
             # Idempotent, and every service may do it: the board can start before the orchestrator.
             await bus.ensure_topology(js, workflow.bus, workflow.pipeline.agent_stages)
-        except Exception as err:  # the board still serves reads; /health and /api/events say what's wrong
+        except Exception as err:  # noqa: BLE001 - the board still serves reads; /health says what's wrong
             log.warning("could not declare the NATS streams and buckets: %s", err)
         engine = make_engine(database_url)
         state = AppState(
@@ -84,14 +88,18 @@ def create_app(settings: BoardSettings) -> FastAPI:
     )
     app.state.stopping = stopping
     mcp = McpEndpoint(app)
-    app.add_middleware(SecurityHeaders)
+    # The last added runs first: security headers on every answer, CORS preflights answered before
+    # authentication (they carry no credentials), then the Host, token and CSRF checks.
+    app.add_middleware(AuthMiddleware, policy=auth)
     if settings.board_cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.board_cors_origins,
+            allow_credentials=True,
             allow_methods=["GET", "POST", "PATCH"],
-            allow_headers=["Content-Type", "X-WF-Actor", "Last-Event-ID"],
+            allow_headers=["Content-Type", "X-WF-Actor", "Last-Event-ID", "Authorization", CSRF_HEADER],
         )
+    app.add_middleware(SecurityHeaders)
     exception_handlers.register(app)
     for router in (
         health_router,

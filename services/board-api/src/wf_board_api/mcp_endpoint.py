@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator
 
 import httpx
@@ -22,14 +21,14 @@ from wf_board_api.state import AppState
 
 
 class McpEndpoint:
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, token: str) -> None:
         self._app = app
+        self._token = token
         self._state: AppState | None = None
         self.server: FastMCP = build_server(self._client, streamable_path="/mcp")
 
     def _client(self) -> httpx.AsyncClient:
-        token = os.environ.get("WF_API_TOKEN", "")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         return httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self._with_state),
             base_url="http://127.0.0.1",

@@ -12,6 +12,11 @@ Ctrl-C in the terminal reaches the supervisor only, which then stops services an
 If the owner dies without stopping it (kill -9), the next start on the same `store_dir` finds the
 leftover server through its pid file and stops it first: two servers on one store would corrupt it
 (nats-server does not lock the directory).
+
+Credentials: with `users` given (what `wf start` does), every client must log in as one of them
+(user/password), each with its own subject permissions. They go to the server in a config file
+(mode 0600, in `store_dir`), never on its command line; `url_for(user)` is a client URL holding
+them, `url` holds none. Without `users` (the test fixtures) the server admits anyone.
 """
 
 from __future__ import annotations
@@ -29,9 +34,12 @@ import sysconfig
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import NoReturn
+from typing import Any, NoReturn
+from urllib.parse import quote
 
 import psutil
 
@@ -49,6 +57,7 @@ log = logging.getLogger(__name__)
 
 _PID_FILE = "nats-server.pid"
 _PORTS_FILE = "wf-nats-ports.json"
+_CONFIG_FILE = "nats-server.conf"
 _POLL_INTERVAL = 0.01
 # A monitoring client that ignores HTTP(S)_PROXY: the server is always local.
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -79,6 +88,27 @@ def nats_server_binary() -> Path:
     )
 
 
+@dataclass(frozen=True)
+class NatsUser:
+    """A client login; `deny_*`: subjects (wildcards allowed) it may not publish to / subscribe to."""
+
+    name: str
+    password: str = field(repr=False)
+    deny_publish: Sequence[str] = ()
+    deny_subscribe: Sequence[str] = ()
+
+    def entry(self) -> dict[str, Any]:
+        permissions: dict[str, Any] = {}
+        if self.deny_publish:
+            permissions["publish"] = {"deny": list(self.deny_publish)}
+        if self.deny_subscribe:
+            permissions["subscribe"] = {"deny": list(self.deny_subscribe)}
+        entry: dict[str, Any] = {"user": self.name, "password": self.password}
+        if permissions:
+            entry["permissions"] = permissions
+        return entry
+
+
 class NatsServer:
     """A nats-server with JetStream, bound to host:port, with an HTTP monitoring port.
 
@@ -96,8 +126,10 @@ class NatsServer:
         http_port: int | None = None,
         log_file: Path | None = None,
         startup_timeout: float = 15.0,
+        users: Sequence[NatsUser] | None = None,
     ) -> None:
         self.store_dir = Path(store_dir).absolute()
+        self._users = {u.name: u for u in users} if users is not None else None
         self.host = host
         self.log_file = Path(log_file).absolute() if log_file else self.store_dir / "nats-server.log"
         self.startup_timeout = startup_timeout
@@ -125,6 +157,13 @@ class NatsServer:
     def url(self) -> str:
         """Client URL, e.g. ``nats://127.0.0.1:4222``."""
         return f"nats://{url_host(self.host)}:{self._port}"
+
+    def url_for(self, user: str) -> str:
+        """Client URL with `user`'s credentials, e.g. ``nats://runner:…@127.0.0.1:4222``. Never log it."""
+        if self._users is None or user not in self._users:
+            raise KeyError(f"no NATS user {user!r} on this server")
+        password = self._users[user].password
+        return f"nats://{quote(user, safe='')}:{quote(password, safe='')}@{url_host(self.host)}:{self._port}"
 
     @property
     def monitor_url(self) -> str:
@@ -216,8 +255,10 @@ class NatsServer:
     # ------------------------------------------------------------------ internals
 
     def _command(self) -> list[str]:
+        config = [] if self._users is None else ["--config", str(self._write_config(self._users))]
         return [
             str(nats_server_binary()),
+            *config,
             "--addr", self.host,
             "--port", str(self._port),
             "--http_port", str(self._http_port),
@@ -226,11 +267,21 @@ class NatsServer:
             "--pid", str(self.store_dir / _PID_FILE),
         ]  # fmt: skip
 
+    def _write_config(self, users: dict[str, NatsUser]) -> Path:
+        """The users and their permissions, in a file only we can read (JSON is valid NATS config)."""
+        path = self.store_dir / _CONFIG_FILE
+        tmp = path.with_name(f".{path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"authorization": {"users": [u.entry() for u in users.values()]}}, f, indent=2)
+        os.replace(tmp, path)
+        return path
+
     def _spawn_and_wait(self) -> None:
         log_offset = file_size(self.log_file)
         with self.log_file.open("ab") as log_fh:
             # stderr too: the server logs there, and a Go panic would go there as well.
-            self._proc = subprocess.Popen(
+            self._proc = subprocess.Popen(  # noqa: S603 - our own binary, arguments we built
                 self._command(),
                 stdin=subprocess.DEVNULL,
                 stdout=log_fh,

