@@ -8,14 +8,14 @@ from mcp.client.streamable_http import streamablehttp_client
 from mcp.types import Implementation, TextContent
 from wf_common.commands import Approve, Pause
 
-from tests.board.conftest import FakeOrchestrator
+from tests.board.conftest import API_TOKEN, AUTH_HEADERS, FakeOrchestrator
 
 
 async def test_mcp_client_lists_tools_and_sends_commands_as_mcp_actor(
     live_url: str, orchestrator: FakeOrchestrator
 ) -> None:
     async with (
-        streamablehttp_client(f"{live_url}/mcp") as (read, write, _),
+        streamablehttp_client(f"{live_url}/mcp", headers=AUTH_HEADERS) as (read, write, _),
         ClientSession(read, write, client_info=Implementation(name="claude-code", version="1")) as session,
     ):
         await session.initialize()
@@ -57,6 +57,7 @@ async def test_mcp_client_lists_tools_and_sends_commands_as_mcp_actor(
 
 
 async def test_wf_mcp_on_stdio_talks_to_the_board(live_url: str, orchestrator: FakeOrchestrator) -> None:
+    import os
     import sys
     from pathlib import Path
 
@@ -64,7 +65,8 @@ async def test_wf_mcp_on_stdio_talks_to_the_board(live_url: str, orchestrator: F
     from mcp.client.stdio import stdio_client
 
     wf = str(Path(sys.executable).parent / "wf")
-    params = StdioServerParameters(command=wf, args=["--url", live_url, "mcp"])
+    env = {**os.environ, "WF_TOKEN": API_TOKEN}
+    params = StdioServerParameters(command=wf, args=["--url", live_url, "mcp"], env=env)
     async with (
         stdio_client(params) as (read, write),
         ClientSession(read, write, client_info=Implementation(name="cursor", version="1")) as session,

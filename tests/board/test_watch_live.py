@@ -21,7 +21,7 @@ from wf_cli.commands.watch_live import LiveBoard
 from wf_common.commands import Approve, Pause
 
 from tests.board import rows
-from tests.board.conftest import FakeOrchestrator
+from tests.board.conftest import API_TOKEN, FakeOrchestrator
 
 WF = Path(sys.executable).parent / "wf"
 
@@ -85,7 +85,7 @@ async def test_wf_watch_in_a_terminal_draws_the_board_and_its_keys_send_commands
         stdin=secondary,
         stdout=secondary,
         stderr=secondary,
-        env={**os.environ, "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "40"},
+        env={**os.environ, "TERM": "xterm-256color", "WF_TOKEN": API_TOKEN},
         close_fds=True,
     )
     os.close(secondary)

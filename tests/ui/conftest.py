@@ -42,7 +42,7 @@ def model() -> Iterator[tuple[ScriptedOllama, BoardModel]]:
 
 @pytest.fixture
 def stack(tmp_path: Path, model: tuple[ScriptedOllama, BoardModel]) -> Iterator[Stack]:
-    s = Stack(tmp_path, model[0].url)
+    s = Stack(tmp_path, tmp_path / "home", model[0].url)
     s.start()
     try:
         yield s

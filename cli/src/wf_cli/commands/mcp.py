@@ -3,13 +3,12 @@
     claude mcp add workflow-hub -- wf mcp            # or, over HTTP: <board url>/mcp
 
 Each tool is a call to the board API at --url (wf_common.mcp_board); commands are recorded with the
-actor `mcp:<client name>`. The token, when the install has one, comes from WF_TOKEN.
+actor `mcp:<client name>`. The token is found as for every `wf` command (the data dir or WF_TOKEN).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 
 import httpx
 from wf_common.mcp_board import build_server
@@ -27,7 +26,7 @@ def register(
 
 def serve(args: argparse.Namespace, client: HubClient) -> int:
     base = client.base_url
-    token = os.environ.get("WF_TOKEN", "")
+    token = client.token or ""
 
     def http() -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}

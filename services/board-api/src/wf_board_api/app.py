@@ -87,7 +87,7 @@ def create_app(settings: BoardSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.stopping = stopping
-    mcp = McpEndpoint(app)
+    mcp = McpEndpoint(app, settings.resolved_api_token())
     # The last added runs first: security headers on every answer, CORS preflights answered before
     # authentication (they carry no credentials), then the Host, token and CSRF checks.
     app.add_middleware(AuthMiddleware, policy=auth)
