@@ -21,9 +21,7 @@ XSS = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
-    ).stdout
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
 
 
 def make_repo(path: Path) -> Path:
