@@ -13,7 +13,7 @@ from pathlib import Path
 
 from wf_cli.embedded import EmbeddedPostgres, NatsServer
 
-from benchmarks import pipeline, raw_jetstream, reads, real_runners
+from benchmarks import board_ui, pipeline, raw_jetstream, reads, real_runners
 from benchmarks import sandbox as sandbox_bench
 from benchmarks.stats import summary_ms
 
@@ -90,6 +90,7 @@ def main() -> None:
             with pipeline.orchestrator(cfg, nats.url, db, root / "orchestrator-3.log") as proc:
                 rss = reads.rss_mb(proc.pid)
             print(json.dumps({"orchestrator_rss_mb": {"rss_mb": rss, "tasks": count}}), flush=True)
+            board_ui.run(nats.url, pg, root)  # the board in Chromium (docs/performance.md, "The board")
         finally:
             pg.stop()
             nats.stop()

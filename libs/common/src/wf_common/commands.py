@@ -21,7 +21,9 @@ from wf_common.fields import (
     Note,
     ProjectName,
     Reason,
+    RepoPath,
     Slug,
+    StageName,
     TaskKey,
     TestCommand,
     Title,
@@ -81,6 +83,16 @@ class EditTask(_TaskCommand):
 class AddFeedback(_TaskCommand):
     type: Literal["add_feedback"] = "add_feedback"
     text: FeedbackText
+    # A comment on a line of the task's diff: the file (repository-relative) and its line number.
+    file: RepoPath | None = None
+    line: int | None = Field(None, ge=1, le=10_000_000)
+
+
+class MoveTask(_TaskCommand):
+    """A card dragged to another column; the orchestrator decides whether that move is allowed."""
+
+    type: Literal["move_task"] = "move_task"
+    to_stage: StageName
 
 
 class RetryTask(_TaskCommand):
@@ -112,7 +124,7 @@ class Rollback(_TaskCommand):
     """Reset the task's branch to the checkpoint taken before `to_stage` and send the task there."""
 
     type: Literal["rollback"] = "rollback"
-    to_stage: str = Field(min_length=1, max_length=20, pattern=r"^[a-z][a-z0-9_-]*$")
+    to_stage: StageName
 
 
 class ListCheckpoints(_TaskCommand):
@@ -139,6 +151,7 @@ Command = Annotated[
     | EditTask
     | AddFeedback
     | RetryTask
+    | MoveTask
     | Pause
     | Resume
     | KillBug

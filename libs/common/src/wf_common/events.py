@@ -206,6 +206,8 @@ class ApprovalRejected(_Event):
 class FeedbackAdded(_Event):
     type: Literal["feedback.added"] = "feedback.added"
     text: str
+    file: str | None = None
+    line: int | None = None
 
 
 class ControlChanged(_Event):

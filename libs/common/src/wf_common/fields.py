@@ -90,6 +90,11 @@ LongText = Annotated[str, StringConstraints(pattern=TEXT_PATTERN, max_length=TEX
 FeedbackText = Annotated[str, StringConstraints(pattern=TEXT_PATTERN, min_length=1, max_length=TEXT_MAX)]
 Note = Annotated[str, StringConstraints(pattern=TEXT_PATTERN, max_length=NOTE_MAX)]
 Reason = Annotated[str, StringConstraints(pattern=TEXT_PATTERN, min_length=1, max_length=NOTE_MAX)]
+# A stage named in a command (rollback, move_task): the shape of config's stage names; the orchestrator
+# checks it against the project's pipeline.
+StageName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", min_length=1, max_length=20)]
+# A repository-relative file named by a diff comment.
+RepoPath = Annotated[str, StringConstraints(pattern=LINE_PATTERN, min_length=1, max_length=500)]
 Criterion = Annotated[str, StringConstraints(pattern=TEXT_PATTERN, min_length=1, max_length=ITEM_MAX)]
 # The pattern has look-aheads (not in pydantic's regex engine), so the check runs in Python and the
 # pattern is declared for the schema: the same rule, stated once in wf_common.workspaces.

@@ -51,6 +51,9 @@ class FeedbackRef(BaseModel):
     text: str
     actor: str
     at: datetime
+    # Set when the feedback is a comment on a line of the task's diff.
+    file: str | None = None
+    line: int | None = None
 
 
 class Job(Message):

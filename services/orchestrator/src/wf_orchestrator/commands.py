@@ -25,6 +25,7 @@ from wf_common.commands import (
     CreateProject,
     EditTask,
     KillBug,
+    MoveTask,
     Pause,
     Ping,
     Reject,
@@ -57,6 +58,7 @@ _TASK_HANDLERS: dict[type[Any], TaskHandler] = {
     EditTask: handlers.edit_task,
     AddFeedback: handlers.add_feedback,
     RetryTask: handlers.retry_task,
+    MoveTask: handlers.move_task,
     KillBug: handlers.kill_bug,
 }
 

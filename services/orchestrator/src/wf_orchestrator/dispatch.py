@@ -52,7 +52,8 @@ SELECT t.*,
   (SELECT coalesce(max(e.attempt), 0) FROM executions e
     WHERE e.task_id = t.id AND e.stage = t.current_stage) AS prev_attempts,
   h.id AS handoff_id, h.payload AS handoff,
-  (SELECT coalesce(json_agg(json_build_object('text', f.text, 'actor', f.actor, 'at', f.created_at)
+  (SELECT coalesce(json_agg(json_build_object('text', f.text, 'actor', f.actor, 'at', f.created_at,
+                                             'file', f.file, 'line', f.line)
                             ORDER BY f.created_at, f.id), '[]'::json)
      FROM feedback f WHERE f.task_id = t.id OR f.task_id = t.parent_id) AS feedback,
   (SELECT coalesce(json_agg(json_build_object('key', b.bug_key, 'title', b.title,

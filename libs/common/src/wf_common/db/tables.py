@@ -225,6 +225,9 @@ feedback = Table(
     Column("execution_id", Integer, ForeignKey("executions.id")),
     Column("text", Text, nullable=False),
     Column("actor", String(100), nullable=False),
+    # A comment on a line of the task's diff (migration 0007).
+    Column("file", String(500)),
+    Column("line", Integer),
     _now(),
 )
 Index("ix_feedback_task", feedback.c.task_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
-from wf_common.commands import AddFeedback, Approve, EditTask, Reject, RetryTask, SubmitIdea
+from wf_common.commands import AddFeedback, Approve, EditTask, MoveTask, Reject, RetryTask, SubmitIdea
 from wf_common.fields import Slug, TaskKey
 from wf_common.states import TaskState
 
@@ -19,6 +19,7 @@ from wf_board_api.tasks.schemas import (
     ExecutionOut,
     FeedbackBody,
     IdeaBody,
+    MoveBody,
     RejectBody,
     TaskDetail,
     TaskOut,
@@ -104,7 +105,19 @@ async def add_feedback(
     slug: Slug, key: TaskKey, body: FeedbackBody, actor: Actor, gateway: Gateway
 ) -> dict[str, Any]:
     """A note the agent of the task's next execution receives."""
-    command = build_command(AddFeedback, ON_TASK, project=slug, task_key=key, text=body.text, actor=actor)
+    command = build_command(
+        AddFeedback, ON_TASK, project=slug, task_key=key, **body.model_dump(), actor=actor
+    )
+    return await gateway.send(command)
+
+
+@router.post(f"{TASK_PATH}/move", responses=COMMAND_RESPONSES)
+async def move(slug: str, key: str, body: MoveBody, actor: Actor, gateway: Gateway) -> dict[str, Any]:
+    """Move a card by hand: back to an earlier work stage (rework) or within its stage (requeue).
+    Forward moves, moves into backlog/done and moves of running or gated tasks are refused (409)."""
+    command = build_command(
+        MoveTask, ON_TASK, project=slug, task_key=key, to_stage=body.to_stage, actor=actor
+    )
     return await gateway.send(command)
 
 

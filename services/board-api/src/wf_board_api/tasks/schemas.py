@@ -8,7 +8,18 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from wf_common.events import TaskSnapshot
-from wf_common.fields import Criterion, FeedbackText, IdeaText, LongText, Note, Reason, TaskKey, Title
+from wf_common.fields import (
+    Criterion,
+    FeedbackText,
+    IdeaText,
+    LongText,
+    Note,
+    Reason,
+    RepoPath,
+    StageName,
+    TaskKey,
+    Title,
+)
 from wf_common.text import ITEMS_MAX
 
 from wf_board_api.attachments.schemas import AttachmentOut
@@ -57,6 +68,8 @@ class FeedbackOut(BaseModel):
     actor: str
     execution_id: int | None
     created_at: datetime
+    file: str | None = None
+    line: int | None = None
 
 
 class CostOut(BaseModel):
@@ -125,3 +138,9 @@ class EditTaskBody(Body):
 
 class FeedbackBody(Body):
     text: FeedbackText
+    file: RepoPath | None = Field(None, description="a diff comment's file")
+    line: int | None = Field(None, ge=1, le=10_000_000, description="a diff comment's line (in the new file)")
+
+
+class MoveBody(Body):
+    to_stage: StageName = Field(examples=["dev"])

@@ -6,7 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from wf_common.commands import AddFeedback, Approve, EditTask, KillBug, Reject, RetryTask, SubmitIdea
+from wf_common.commands import (
+    AddFeedback,
+    Approve,
+    EditTask,
+    KillBug,
+    MoveTask,
+    Reject,
+    RetryTask,
+    SubmitIdea,
+)
 from wf_common.config import ENTRY_STAGE
 from wf_common.db.tables import bugs, feedback, handoffs, tasks
 from wf_common.errors import CommandError
@@ -139,15 +148,35 @@ async def approve(uow: UnitOfWork, ctx: Context, cmd: Approve) -> dict[str, Any]
     }
 
 
-async def _add_feedback(uow: UnitOfWork, project: ProjectRow, task: TaskRow, text: str, actor: str) -> int:
+async def _add_feedback(
+    uow: UnitOfWork,
+    project: ProjectRow,
+    task: TaskRow,
+    text: str,
+    actor: str,
+    *,
+    file: str | None = None,
+    line: int | None = None,
+) -> int:
     fid = await uow.conn.scalar(
         insert(feedback)
-        .values(task_id=task.id, execution_id=task.current_execution_id, text=text, actor=actor[:100])
+        .values(
+            task_id=task.id,
+            execution_id=task.current_execution_id,
+            text=text,
+            actor=actor[:100],
+            file=file,
+            line=line,
+        )
         .returning(feedback.c.id)
     )
-    uow.emit(FeedbackAdded(project=project.slug, task_key=task.task_key, actor=actor, text=text))
-    if not (fid is not None):
-        raise RuntimeError("invariant broken: fid is not None")
+    uow.emit(
+        FeedbackAdded(
+            project=project.slug, task_key=task.task_key, actor=actor, text=text, file=file, line=line
+        )
+    )
+    if fid is None:
+        raise RuntimeError("invariant broken: the feedback row has no id")
     return int(fid)
 
 
@@ -193,9 +222,17 @@ async def retry_task(uow: UnitOfWork, ctx: Context, cmd: RetryTask) -> dict[str,
     return {"task": ctx.snapshot_cached(applied.task).model_dump(mode="json")}
 
 
+async def move_task(uow: UnitOfWork, ctx: Context, cmd: MoveTask) -> dict[str, Any]:
+    _, task, blockers_done = await _task(uow, ctx, cmd.project, cmd.task_key)
+    facts = task.facts(blockers_done=blockers_done)
+    decision = machine.on_move(ctx.pipeline, facts, cmd.to_stage)
+    applied = await transitions.apply(uow, ctx, task, decision, actor=cmd.actor, now=utcnow())
+    return {"task": ctx.snapshot_cached(applied.task).model_dump(mode="json")}
+
+
 async def add_feedback(uow: UnitOfWork, ctx: Context, cmd: AddFeedback) -> dict[str, Any]:
     project, task, _ = await _task(uow, ctx, cmd.project, cmd.task_key)
-    fid = await _add_feedback(uow, project, task, cmd.text, cmd.actor)
+    fid = await _add_feedback(uow, project, task, cmd.text, cmd.actor, file=cmd.file, line=cmd.line)
     return {"task_key": task.task_key, "feedback_id": fid}
 
 
