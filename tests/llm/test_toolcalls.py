@@ -176,6 +176,23 @@ def test_bare_list_with_other_key_names_and_word_priorities() -> None:
     assert second.depends_on == [0]  # named by title
 
 
+def test_dependencies_counted_from_one_or_on_itself_are_repaired() -> None:
+    # What Qwen2.5-Coder-0.5B answered on every try in `make test-real-llm`: "depends_on": [1] on the
+    # first task (itself, counted from 1), which failed validation three times over.
+    breakdown, notes = read_breakdown(reply("pm_self_and_one_based_deps.txt"))
+    first, second = breakdown.tasks
+    assert (first.depends_on, second.depends_on) == ([], [0])
+    assert any("counted from 1" in n for n in notes)
+    assert any("named the task itself" in n for n in notes)
+
+
+def test_zero_based_dependencies_are_left_alone() -> None:
+    base = {"description": "d", "acceptance_criteria": ["a"], "priority": 5}
+    tasks = [{**base, "title": "Add x", "depends_on": []}, {**base, "title": "Add y", "depends_on": [0]}]
+    breakdown, _ = read_breakdown("Here it is: " + json.dumps({"tasks": tasks}))
+    assert [t.depends_on for t in breakdown.tasks] == [[], [0]]
+
+
 def test_unclear_breakdowns_still_fail() -> None:
     with pytest.raises(BreakdownUnreadable, match="no JSON object with a task list"):
         read_breakdown(reply("pm_unclear.txt"))

@@ -157,7 +157,33 @@ def normalise_breakdown(text: str) -> tuple[dict[str, Any], list[str]]:
         if task["acceptance_criteria"] is None:
             task.pop("acceptance_criteria")  # missing: let validation say so
         out.append(task)
+    _fix_dependency_numbers(out, notes)
     return {"tasks": out}, notes
+
+
+def _fix_dependency_numbers(tasks: list[dict[str, Any]], notes: list[str]) -> None:
+    """Small models number tasks from 1 ("depends_on": [1] for the first) or list a task as its own
+    dependency (seen from Qwen2.5-Coder-0.5B on every try). Numbers that only make sense from 1 are
+    shifted; a task's dependency on itself is dropped (it can only mean "none")."""
+    deps = [t["depends_on"] for t in tasks if isinstance(t.get("depends_on"), list)]
+    numbers = [d for ds in deps for d in ds if isinstance(d, int)]
+    n = len(tasks)
+    one_based = bool(numbers) and min(numbers) >= 1 and (
+        max(numbers) == n
+        or any(i in ds for i, t in enumerate(tasks) if isinstance(ds := t.get("depends_on"), list))
+    )
+    for i, t in enumerate(tasks):
+        ds = t.get("depends_on")
+        if not isinstance(ds, list):
+            continue
+        if one_based:
+            ds = [d - 1 if isinstance(d, int) else d for d in ds]
+        if i in ds:
+            notes.append(f"tasks[{i}].depends_on named the task itself: dropped")
+            ds = [d for d in ds if d != i]
+        t["depends_on"] = ds
+    if one_based:
+        notes.append("read depends_on as task numbers counted from 1")
 
 
 def read_breakdown(text: str) -> tuple[Breakdown, list[str]]:
