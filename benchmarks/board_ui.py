@@ -25,10 +25,10 @@ import httpx
 import nats
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import create_async_engine
+from wf_cli.embedded import EmbeddedPostgres
+from wf_cli.embedded.ports import free_port
 from wf_common import bus
 from wf_common.db.tables import metadata, projects, tasks
-from wf_common.embedded import EmbeddedPostgres
-from wf_common.embedded.ports import free_port
 from wf_common.events import AgentOutput
 
 from benchmarks.stats import summary_ms

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
-from wf_common.embedded import free_port
+from wf_cli.embedded import free_port
 
 TOP_UP = text(
     """

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from wf_cli.embedded import NatsServer
 from wf_common import subjects
-from wf_common.embedded import NatsServer
 
 from tests.orchestrator.conftest import config
 from tests.orchestrator.hub import Hub, eventually

@@ -8,8 +8,8 @@ import socket
 from pathlib import Path
 
 from nats.aio.msg import Msg
+from wf_cli.embedded import NatsServer
 from wf_common import bus, subjects
-from wf_common.embedded import NatsServer
 from wf_common.events import ExecutionStarted, ExecutionWaiting
 from wf_common.jobs import Result
 from wf_common.states import Verdict

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from wf_cli.embedded import EmbeddedPostgres, NatsServer
 from wf_common.config import FINAL_STAGE, WorkflowConfig, parse_config
-from wf_common.embedded import EmbeddedPostgres, NatsServer
 from wf_orchestrator.migrations import migrate as migrate_orchestrator
 from wf_sync_bridge.app import SyncBridge
 from wf_sync_bridge.migrations import migrate as migrate_sync

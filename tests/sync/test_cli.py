@@ -13,8 +13,8 @@ import pytest
 import yaml
 from wf_board_api.app import create_app
 from wf_board_api.settings import BoardSettings
+from wf_cli.embedded import NatsServer
 from wf_cli.main import main as wf
-from wf_common.embedded import NatsServer
 
 from tests.board.conftest import API_TOKEN, AUTH_HEADERS, serve
 from tests.orchestrator.hub import Hub, eventually

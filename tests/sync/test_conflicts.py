@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
+from wf_cli.embedded import NatsServer
 from wf_common.db.sync_tables import audit, links
-from wf_common.embedded import NatsServer
 
 from tests.orchestrator.hub import Hub, eventually
 from tests.sync import views
