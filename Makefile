@@ -8,10 +8,10 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test lint bench clean sandbox-tools
+.PHONY: help install run test lint bench test-real-llm bench-agents clean sandbox-tools
 
 help: ## Show the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -48,6 +48,12 @@ lint: install ## ruff and mypy
 
 bench: install ## Benchmarks: JetStream latency, orchestration overhead, transitions/s
 	$(VENV)/bin/python -m benchmarks $(ARGS)
+
+test-real-llm: install ## Opt-in: PM and DEV against a real local model (first run builds llama-cpp-python, ~13 min)
+	$(VENV)/bin/python scripts/real_llm.py test $(ARGS)
+
+bench-agents: install ## Opt-in: single agent vs pipeline on benchmarks/agent_tasks with the local model (ARGS=--record)
+	$(VENV)/bin/python scripts/real_llm.py bench $(ARGS)
 
 clean: ## Remove the virtual environments and caches
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,5 @@
-"""make bench: prints (1) raw JetStream publish→fetch latency, (2) orchestration overhead per stage
-hop, (3) stage transitions per second for 500 tasks, with the machine they ran on, as JSON lines."""
+"""make bench: one JSON line per figure (docs/performance.md): raw_jetstream_publish_to_fetch,
+hop_real_runners, orchestrator_apply, throughput, board_read, orchestrator_rss_mb, and the machine."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import platform
 import tempfile
 from pathlib import Path
 
-from wf_common.embedded import EmbeddedPostgres, NatsServer
+from wf_cli.embedded import EmbeddedPostgres, NatsServer
 
-from benchmarks import pipeline, raw_jetstream
+from benchmarks import board_ui, pipeline, raw_jetstream, reads, real_runners
 from benchmarks import sandbox as sandbox_bench
 from benchmarks.stats import summary_ms
 
@@ -39,11 +39,13 @@ def machine() -> dict[str, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(prog="make bench")
-    ap.add_argument("--tasks", type=int, default=500, help="tasks for the throughput run (multiple of 50)")
-    ap.add_argument("--chain", type=int, default=50, help="tasks in each latency chain (max 50)")
+    ap.add_argument("--tasks", type=int, default=1000, help="tasks for the throughput run (multiple of 50)")
+    ap.add_argument("--chain", type=int, default=40, help="tasks in the real-runner latency chain (max 50)")
     ap.add_argument("--raw", type=int, default=2000, help="messages for the raw JetStream run")
+    ap.add_argument("--board-tasks", type=int, default=2000, help="tasks on the board for board_read")
+    ap.add_argument("--rss-tasks", type=int, default=10000, help="tasks in the database for the RSS figure")
     args = ap.parse_args()
-    print(json.dumps({"machine": machine()}))
+    print(json.dumps({"machine": machine()}), flush=True)
     with tempfile.TemporaryDirectory(prefix="wf-bench-") as tmp:
         root = Path(tmp)
         nats = NatsServer(root / "nats")
@@ -54,27 +56,14 @@ def main() -> None:
             pg.create_database("bench")
             db = pg.async_url("bench")
             raw = asyncio.run(raw_jetstream.measure(nats.url, count=args.raw))
-            raw_s = summary_ms(raw)
-            print(json.dumps({"raw_jetstream_publish_to_fetch": raw_s}))
+            print(json.dumps({"raw_jetstream_publish_to_fetch": summary_ms(raw)}), flush=True)
             cfg = pipeline.bench_config(root / "config.yaml")
-            with pipeline.orchestrator(cfg, nats.url, db, root / "orchestrator.log"):
-                samples: list[float] = []
-                for i in range(2):
-                    agents, _, _ = asyncio.run(
-                        pipeline.run(
-                            nats.url,
-                            db,
-                            root,
-                            ideas=1,
-                            tasks_per_idea=args.chain,
-                            chain=True,
-                            project=f"lat{i}",
-                        )
-                    )
-                    samples += agents.overhead
-                over = summary_ms(samples)
-                over["p50_vs_raw"] = round(over["p50_ms"] / raw_s["p50_ms"], 2)
-                print(json.dumps({"orchestration_overhead_result_to_next_job": over}))
+            timings = root / "apply-timings.json"
+            with pipeline.orchestrator(cfg, nats.url, db, root / "orchestrator.log", timings=timings):
+                hops = real_runners.run(nats.url, root, cfg, tasks=min(50, args.chain))
+            print(json.dumps({"hop_real_runners": summary_ms(hops)}), flush=True)
+            print(json.dumps({"orchestrator_apply": summary_ms(json.loads(timings.read_text()))}), flush=True)
+            with pipeline.orchestrator(cfg, nats.url, db, root / "orchestrator-2.log"):
                 ideas = max(1, args.tasks // 50)
                 agents, seconds, moves = asyncio.run(
                     pipeline.run(
@@ -87,19 +76,21 @@ def main() -> None:
                         project="thru",
                     )
                 )
-                print(
-                    json.dumps(
-                        {
-                            "throughput": {
-                                "tasks": ideas * min(50, args.tasks),
-                                "transitions": moves,
-                                "seconds": round(seconds, 2),
-                                "transitions_per_second": round(moves / seconds, 1),
-                                "jobs": agents.jobs,
-                            }
-                        }
-                    )
-                )
+                throughput = {
+                    "tasks": ideas * min(50, args.tasks),
+                    "transitions": moves,
+                    "seconds": round(seconds, 2),
+                    "transitions_per_second": round(moves / seconds, 1),
+                    "jobs": agents.jobs,
+                }
+                print(json.dumps({"throughput": throughput}), flush=True)
+                samples, count = reads.board_read(cfg, nats.url, db, root, tasks=args.board_tasks, reads=300)
+                print(json.dumps({"board_read": {**summary_ms(samples), "tasks": count}}), flush=True)
+            count = asyncio.run(reads.top_up(db, args.rss_tasks))
+            with pipeline.orchestrator(cfg, nats.url, db, root / "orchestrator-3.log") as proc:
+                rss = reads.rss_mb(proc.pid)
+            print(json.dumps({"orchestrator_rss_mb": {"rss_mb": rss, "tasks": count}}), flush=True)
+            board_ui.run(nats.url, pg, root)  # the board in Chromium (docs/performance.md, "The board")
         finally:
             pg.stop()
             nats.stop()

@@ -137,7 +137,7 @@ async def run(
         elif ev.type == "approval.requested" and ev.stage == "deploy":
             await command(nc, Approve(project=project, task_key=ev.task_key, actor="bench"))
         elif ev.type == "approval.requested" and ev.stage == "pm":
-            await awaiting_breakdowns.put(ev.task_key)
+            await awaiting_breakdowns.put(ev.task_key or "")
         elif ev.type == "task.state_changed" and ev.to_state == "done" and ev.task.parent:
             done += 1
             if done == total:
@@ -178,13 +178,17 @@ async def wait_ready(nats_url: str, proc: subprocess.Popen[bytes], log: Path) ->
 
 
 @contextlib.contextmanager
-def orchestrator(config: Path, nats_url: str, database_url: str, log: Path) -> Any:
+def orchestrator(
+    config: Path, nats_url: str, database_url: str, log: Path, timings: Path | None = None
+) -> Any:
     env = os.environ | {
         "WF_CONFIG": str(config),
         "WF_NATS_URL": nats_url,
         "WF_DATABASE_URL": database_url,
         "WF_LOG_LEVEL": "WARNING",
     }
+    if timings is not None:
+        env["WF_TIMINGS_FILE"] = str(timings)
     subprocess.run([sys.executable, "-m", "wf_orchestrator", "migrate"], env=env, check=True)
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -19,7 +19,7 @@ import asyncpg
 import nats
 import psutil
 import pytest
-from wf_common.embedded import EmbeddedPostgres, EmbeddedServerError, NatsServer, free_port
+from wf_cli.embedded import EmbeddedPostgres, EmbeddedServerError, NatsServer, free_port
 
 from tests.fixtures.servers import server_scratch_dir
 
@@ -57,7 +57,7 @@ def _wait_dead(pid: int, timeout: float = 10.0) -> None:
 
 
 def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as resp:
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - a local http URL
         return json.load(resp)
 
 
@@ -186,7 +186,7 @@ async def test_nats_start_on_busy_port_fails_with_clear_error(tmp_path: Path) ->
 async def test_nats_server_left_running_by_killed_owner_is_replaced(tmp_path: Path) -> None:
     store = tmp_path / "nats"
     owner_script = (
-        "import sys, time; from pathlib import Path; from wf_common.embedded import NatsServer; "
+        "import sys, time; from pathlib import Path; from wf_cli.embedded import NatsServer; "
         "s = NatsServer(Path(sys.argv[1])).start(); print(s.pid, s.url, flush=True); time.sleep(600)"
     )
     owner = await asyncio.to_thread(
@@ -261,7 +261,7 @@ async def test_create_database_from_template_copies_tables(pg_server: EmbeddedPo
         held = await asyncpg.connect(pg_server.dsn(copy))
         pg_server.drop_database(copy)
         assert held.is_closed() or not await _connection_works(held)
-        exists = await _scalar(pg_server.dsn(), f"SELECT count(*) FROM pg_database WHERE datname = '{copy}'")
+        exists = await _scalar(pg_server.dsn(), f"SELECT count(*) FROM pg_database WHERE datname = '{copy}'")  # noqa: S608 - test SQL with trusted identifiers
         assert exists == 0
     finally:
         pg_server.drop_database(copy)
@@ -271,7 +271,7 @@ async def test_create_database_from_template_copies_tables(pg_server: EmbeddedPo
 async def _connection_works(conn: asyncpg.Connection) -> bool:
     try:
         await conn.fetchval("SELECT 1")
-        return True
+        return True  # noqa: TRY300 - kept in the try on purpose
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
         return False
     finally:

@@ -14,7 +14,7 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import NoServersError
-from wf_common.embedded import EmbeddedPostgres, EmbeddedServerError, NatsServer, NatsUser
+from wf_cli.embedded import EmbeddedPostgres, EmbeddedServerError, NatsServer, NatsUser
 
 from tests.fixtures.servers import server_scratch_dir
 

@@ -8,11 +8,11 @@ import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from wf_agent_runner.llm import (
     FallbackAdapter,
     LLMError,
@@ -24,6 +24,7 @@ from wf_agent_runner.llm import (
     ToolCall,
     build_adapter,
 )
+from wf_common.config import LLMBackendConfig
 
 from tests.fakes.ollama import Reply, ScriptedOllama
 
@@ -146,6 +147,24 @@ async def test_structured_output_sends_schema(fake: ScriptedOllama, llm: OllamaA
     assert [r["format"] for r in fake.requests] == [schema, "json"]
 
 
+async def test_structured_output_drops_bounds_a_grammar_cannot_take(
+    fake: ScriptedOllama, llm: OllamaAdapter
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "text": {"type": "string", "maxLength": 20000},
+            "code": {"type": "string", "maxLength": 8},
+        },
+    }
+    fake.queue(Reply.json({"text": "x", "code": "y"}))
+    await llm.chat(USER, format=schema)
+    assert fake.requests[0]["format"]["properties"] == {
+        "text": {"type": "string"},
+        "code": {"type": "string", "maxLength": 8},
+    }
+
+
 async def test_complete_and_stream_build_on_chat(fake: ScriptedOllama, llm: OllamaAdapter) -> None:
     fake.queue(Reply.text("forty two"), Reply.text("a b c"))
 
@@ -162,9 +181,13 @@ async def test_complete_and_stream_build_on_chat(fake: ScriptedOllama, llm: Olla
 async def test_stream_raises_adapter_errors(fake: ScriptedOllama, llm: OllamaAdapter) -> None:
     fake.queue(Reply.text("partial answer", mid_stream_error="out of memory"))
     got: list[str] = []
-    with pytest.raises(LLMStreamError):
+
+    async def consume() -> None:
         async for piece in llm.stream("x"):
             got.append(piece)
+
+    with pytest.raises(LLMStreamError):
+        await consume()
     assert got == ["partial ", "answer"]
 
 
@@ -299,15 +322,8 @@ async def test_fallback_not_used_for_other_errors(fake: ScriptedOllama) -> None:
 # -- build_adapter ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Settings:
-    host: str
-    adapter: str = "ollama"
-    model: str = MODEL
-    num_ctx: int = 2048
-    timeout_seconds: float = 30
-    models: dict[str, str] = field(default_factory=dict)
-    fallback: Settings | None = None
+def Settings(host: str, **kw: Any) -> LLMBackendConfig:
+    return LLMBackendConfig(host=host, model=kw.pop("model", MODEL), num_ctx=kw.pop("num_ctx", 2048), **kw)
 
 
 async def test_build_adapter_per_role_model(fake: ScriptedOllama) -> None:
@@ -332,15 +348,13 @@ async def test_build_adapter_with_fallback(fake: ScriptedOllama) -> None:
     assert fake.requests[0]["model"] == OTHER
 
 
-def test_build_adapter_rejects_unknown_adapter() -> None:
-    with pytest.raises(ValueError, match="'ollama'") as err:
-        build_adapter(Settings(host="http://localhost:11434", adapter="openai"), "dev")
+def test_config_rejects_unknown_adapter() -> None:
+    with pytest.raises(ValidationError, match="'ollama'") as err:
+        Settings(host="http://localhost:11434", adapter="olama")
     assert "openai" in str(err.value)
 
 
 async def test_build_adapter_accepts_the_real_config(fake: ScriptedOllama) -> None:
-    from wf_common.config import LLMBackendConfig
-
     fake.queue(Reply.text("ok"))
     config = LLMBackendConfig(host=fake.url, model=OTHER, models={"sec": MODEL}, num_ctx=1024)
     async with build_adapter(config, "sec") as llm:

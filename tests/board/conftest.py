@@ -25,10 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from starlette.types import Receive, Scope, Send
 from wf_board_api.app import create_app
 from wf_board_api.settings import BoardSettings
+from wf_cli.embedded import NatsServer, free_port
 from wf_common import bus
 from wf_common.commands import COMMAND_ADAPTER, Command, CommandReply, ReplyError
 from wf_common.db.tables import metadata
-from wf_common.embedded import NatsServer, free_port
 from wf_common.errors import CommandErrorCode
 from wf_common.subjects import COMMANDS_PREFIX, COMMANDS_QUEUE
 

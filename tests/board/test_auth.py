@@ -20,8 +20,8 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from wf_board_api.app import create_app
 from wf_board_api.settings import BoardSettings
+from wf_cli.embedded import EmbeddedPostgres
 from wf_cli.main import main as wf_main
-from wf_common.embedded import EmbeddedPostgres
 from wf_common.subjects import COMMANDS_PREFIX
 
 from tests.board.conftest import API_TOKEN, AUTH_HEADERS, serve

@@ -12,8 +12,8 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from wf_board_api.app import create_app
 from wf_board_api.settings import BoardSettings
+from wf_cli.embedded import EmbeddedPostgres, free_port
 from wf_common.commands import Ping
-from wf_common.embedded import EmbeddedPostgres, free_port
 from wf_common.jobs import RunnerHeartbeat
 from wf_common.subjects import RUNNERS_BUCKET
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from wf_common.embedded import NatsServer, free_port
+from wf_cli.embedded import NatsServer, free_port
 
 from tests.board.conftest import API_TOKEN, AUTH_HEADERS
 from tests.board.sse import open_stream

@@ -252,6 +252,7 @@ async def test_task_detail_has_history_bugs_feedback_children_and_cost(
         "total_tokens": 1750,
         "duration_ms": 0.0,
         "models": ["qwen2.5-coder:7b", "llama3.2:3b"],
+        "cost_usd": 0.0,
     }
 
     executions = await client.get("/api/projects/listsnap/tasks/T-002/executions")

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from wf_agent_runner.runner import Runner
 from wf_agent_runner.settings import RunnerSettings
+from wf_cli.embedded import NatsServer
 from wf_common import bus
 from wf_common.config import WorkflowConfig, parse_config
-from wf_common.embedded import NatsServer
 
 from tests.fakes.ollama import Reply, ScriptedOllama
 from tests.orchestrator.conftest import database_url, make_hub, migrated_template

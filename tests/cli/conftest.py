@@ -1,4 +1,4 @@
-"""Fixtures for the `wf` command's tests: a fake board API and ways to run `wf`."""
+"""Fixtures for the `wf` command's tests: ways to run `wf` (the real services: `live_stack`)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 from wf_cli.main import main
-
-from tests.cli.fake_board import FakeBoard
 
 WF = Path(sys.executable).parent / "wf"
 
@@ -35,12 +33,6 @@ def run_wf(
         [str(WF), *args], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd, check=False
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
-
-
-@pytest.fixture
-def board() -> Iterator[FakeBoard]:
-    with FakeBoard() as b:
-        yield b
 
 
 @pytest.fixture

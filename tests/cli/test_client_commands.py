@@ -1,83 +1,127 @@
-"""The client commands against a fake board API on a real socket, run as real `wf` processes."""
+"""The client commands against the real board API and orchestrator (tests/fixtures/stack.py), run as
+`wf` does: what they print, and what they did, read back from the API."""
 
 from __future__ import annotations
 
 import getpass
 import json
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.cli.conftest import Wf, run_wf
-from tests.cli.fake_board import FakeBoard, error
+from tests.cli.pipeline import break_down, wait_task
+from tests.fixtures.stack import LiveStack
+
+Api = Callable[..., Any]
+
+
+@pytest.fixture
+def url(live_stack: LiveStack, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("WF_TOKEN", live_stack.token)
+    return live_stack.url
+
+
+@pytest.fixture
+def api(live_stack: LiveStack) -> Api:
+    """The board API as the test reads it: api("GET", path) → the JSON body (asserting success)."""
+
+    def call(method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(
+            method, f"{live_stack.url}{path}", headers=live_stack.headers, timeout=30, **kwargs
+        )
+        assert response.status_code < 300, response.text
+        return response.json()
+
+    return call
+
+
+@pytest.fixture
+def project(api: Api, tmp_path: Path) -> str:
+    """A project of this test alone (the stack is shared by the module)."""
+    slug = f"p{uuid.uuid4().hex[:8]}"
+    api("POST", "/api/projects", json={"slug": slug, "workspace": str(tmp_path / slug)})
+    return slug
+
+
+def idea(api: Api, project: str, text: str = "An app that lists things") -> str:
+    api("POST", f"/api/projects/{project}/ideas", json={"text": text})
+    tasks = api("GET", "/api/tasks", params={"project": project})
+    return str(tasks[-1]["key"])
+
+
+def at_gate(live_stack: LiveStack, api: Api, project: str, *titles: str) -> str:
+    """An idea whose breakdown into `titles` waits for approval at the PM gate; returns its key."""
+    key = idea(api, project)
+    break_down(live_stack, project, key, *(titles or ("Make the list", "Share the list")))
+    return key
+
+
+def env(stack: LiveStack) -> dict[str, str]:
+    return {"WF_TOKEN": stack.token}
+
 
 # ---------------------------------------------------------------------------------- wf status
 
 
-def test_status_json_has_exactly_the_documented_shape_in_pipeline_order(board: FakeBoard) -> None:
-    board.paused = True
-    board.add_task("listsnap", "T-003", stage="qa", state="running", title="Upload photos", parent="T-001")
-    board.add_task("listsnap", "T-001", stage="backlog", state="waiting_subtasks", title="The idea")
-    board.add_task(
-        "listsnap", "T-002", stage="pm", state="awaiting_approval", title="Breakdown", parent="T-001"
-    )
+def test_status_json_has_exactly_the_documented_shape_in_pipeline_order(
+    live_stack: LiveStack, api: Api, project: str
+) -> None:
+    key = at_gate(live_stack, api, project, "Upload photos", "Tag photos")
+    assert run_wf("--url", live_stack.url, "approve", key, env=env(live_stack)).code == 0
+    wait_task(live_stack, project, key, "pm", "waiting_subtasks")
 
-    r = run_wf("--url", board.url, "status", "--json")
+    r = run_wf("--url", live_stack.url, "status", "--json", "--project", project, env=env(live_stack))
 
     assert r.code == 0, r.err
     data = json.loads(r.out)
     assert set(data) == {"paused", "paused_projects", "paused_tasks", "pending_pushes", "tasks"}
-    assert data["paused"] is True
-    assert [t["key"] for t in data["tasks"]] == ["T-001", "T-002", "T-003"]  # backlog, pm, qa
+    assert data["paused"] is False
     for t in data["tasks"]:
         assert set(t) == {"key", "title", "stage", "state", "project", "parent"}
-    assert data["tasks"][2] == {
-        "key": "T-003",
-        "title": "Upload photos",
-        "stage": "qa",
-        "state": "running",
-        "project": "listsnap",
-        "parent": "T-001",
-    }
+    assert sorted(t["key"] for t in data["tasks"]) == ["T-001", "T-002", "T-003"]
+    stages = [t["stage"] for t in data["tasks"]]
+    order = ["backlog", "pm", "dev", "qa", "sec", "docs", "deploy", "testing", "done"]
+    assert stages == sorted(stages, key=order.index)  # pipeline order
+    child = next(t for t in data["tasks"] if t["key"] == "T-002")
+    assert (child["title"], child["project"], child["parent"]) == ("Upload photos", project, "T-001")
 
 
-def test_status_table_groups_by_stage_and_points_at_tasks_waiting_for_a_person(
-    board: FakeBoard, wf: Wf
+def test_status_table_points_at_tasks_waiting_for_a_person(
+    live_stack: LiveStack, api: Api, project: str, url: str, wf: Wf
 ) -> None:
-    board.add_task("listsnap", "T-004", stage="done", state="done", title="Shipped")
-    board.add_task("listsnap", "T-002", stage="dev", state="running", title="Code it")
-    board.add_task("listsnap", "T-003", stage="dev", state="failed", title="Broken")
-    board.add_task("listsnap", "T-001", stage="pm", state="awaiting_approval", title="Plan")
-
-    r = wf("--url", board.url, "status")
-
+    key = at_gate(live_stack, api, project)
+    r = wf("--url", url, "status", "--project", project)
     assert r.code == 0, r.err
     lines = r.out.splitlines()
     assert lines[0] == "orchestration: running"
     header = next(i for i, ln in enumerate(lines) if ln.startswith("STAGE"))
-    rows = lines[header + 1 : header + 5]
-    assert [row.split()[0] for row in rows] == ["pm", "dev", "T-003", "done"]  # stage shown once per group
-    assert rows[1].split()[:3] == ["dev", "T-002", "running"]
-    # columns line up: every KEY starts at the same offset
-    assert len({row.index("T-00") for row in rows}) == 1
-    assert "T-001 awaiting approval: wf approve T-001  or  wf reject T-001 --reason ..." in r.out
-    assert "T-003 failed: wf retry T-003" in r.out
+    row = next(ln for ln in lines[header + 1 :] if f" {key} " in f" {ln} ")
+    assert row.split()[:3] == ["pm", key, "awaiting_approval"]
+    assert f"{key} awaiting approval: wf approve {key}  or  wf reject {key} --reason ..." in r.out
 
 
-def test_status_says_when_paused(board: FakeBoard, wf: Wf) -> None:
-    board.paused = True
-    r = wf("--url", board.url, "status")
-    assert r.code == 0
-    assert "PAUSED" in r.out
-    assert "wf resume" in r.out
+def test_status_says_when_paused(url: str, wf: Wf) -> None:
+    assert wf("--url", url, "pause").code == 0
+    try:
+        r = wf("--url", url, "status")
+        assert r.code == 0
+        assert "PAUSED" in r.out
+        assert "wf resume" in r.out
+    finally:
+        assert wf("--url", url, "resume").code == 0
+    assert "PAUSED" not in wf("--url", url, "status").out
 
 
-def test_status_of_an_unknown_project_fails_naming_the_known_ones(board: FakeBoard, wf: Wf) -> None:
-    board.add_project("listsnap")
-    r = wf("--url", board.url, "status", "--project", "nope")
+def test_status_of_an_unknown_project_fails_naming_the_known_ones(project: str, url: str, wf: Wf) -> None:
+    r = wf("--url", url, "status", "--project", "nope")
     assert r.code == 1
     assert "no project 'nope'" in r.err
-    assert "listsnap" in r.err
+    assert project in r.err
 
 
 # ---------------------------------------------------------------------------------- errors
@@ -91,11 +135,10 @@ def test_unreachable_hub_gives_the_documented_message_and_exit_1(dead_url: str) 
     )
 
 
-def test_wf_url_environment_variable_is_used(board: FakeBoard, dead_url: str) -> None:
-    assert run_wf("status", env={"WF_URL": board.url}).code == 0
-    assert board.paths()[-1] == "GET /api/control"
+def test_wf_url_environment_variable_is_used(live_stack: LiveStack, dead_url: str) -> None:
+    assert run_wf("status", env={"WF_URL": live_stack.url, **env(live_stack)}).code == 0
     # --url wins over WF_URL, before or after the command
-    assert run_wf("status", "--url", dead_url, env={"WF_URL": board.url}).code == 1
+    assert run_wf("status", "--url", dead_url, env={"WF_URL": live_stack.url}).code == 1
 
 
 def test_default_url_is_local_port_8000() -> None:
@@ -105,35 +148,31 @@ def test_default_url_is_local_port_8000() -> None:
     assert "cannot reach Workflow Hub at http://127.0.0.1:8000" in r.err
 
 
-def test_conflict_from_the_api_is_shown_as_its_message(board: FakeBoard) -> None:
-    board.add_task("listsnap", "T-002", stage="dev", state="running")
-    r = run_wf("--url", board.url, "approve", "T-002")
+def test_a_conflict_from_the_orchestrator_is_shown_as_its_message(
+    live_stack: LiveStack, api: Api, project: str
+) -> None:
+    key = idea(api, project)  # waits for the PM: not at a gate
+    r = run_wf("--url", live_stack.url, "approve", key, "--project", project, env=env(live_stack))
     assert r.code == 1
-    assert r.err.strip() == "wf: error: task T-002 is not waiting for approval (it is running)"
+    assert r.err.startswith(f"wf: error: {key} is not waiting for approval")
 
 
-def test_fastapi_style_errors_are_readable(board: FakeBoard, wf: Wf) -> None:
-    board.override("GET", "/api/control", 404, {"detail": "Not Found"})
-    r = wf("--url", board.url, "status")
+def test_a_value_the_api_refuses_is_shown_naming_the_field(project: str, url: str, wf: Wf) -> None:
+    r = wf("--url", url, "idea", "ab", "--project", project)  # the API wants 3 characters at least
     assert r.code == 1
-    assert "Not Found" in r.err
-    assert "404" in r.err
-
-    board.override("GET", "/api/control", 422, {"detail": [{"loc": ["query", "stage"], "msg": "bad stage"}]})
-    r = wf("--url", board.url, "status")
-    assert r.code == 1
-    assert "query.stage: bad stage" in r.err
+    assert "body.text" in r.err
+    assert "at least 3 characters" in r.err
 
 
-def test_usage_errors_exit_2_without_calling_the_api(board: FakeBoard) -> None:
-    assert run_wf("--url", board.url, "show", "not-a-key").code == 2
-    assert run_wf("--url", board.url, "reject", "T-001").code == 2  # --reason is required
-    r = run_wf("--url", board.url, "edit", "T-001")
+def test_usage_errors_exit_2_without_calling_the_api(dead_url: str) -> None:
+    # Against a URL nobody answers: calling the API would be exit 1, not 2.
+    assert run_wf("--url", dead_url, "show", "not-a-key").code == 2
+    assert run_wf("--url", dead_url, "reject", "T-001").code == 2  # --reason is required
+    r = run_wf("--url", dead_url, "edit", "T-001")
     assert r.code == 2
     assert "nothing to change" in r.err
-    assert run_wf("--url", board.url, "idea", "x", "--priority", "11").code == 2
-    assert run_wf("--url", board.url, "frobnicate").code == 2
-    assert board.requests == []
+    assert run_wf("--url", dead_url, "idea", "x", "--priority", "11").code == 2
+    assert run_wf("--url", dead_url, "frobnicate").code == 2
 
 
 def test_version_flag() -> None:
@@ -145,309 +184,188 @@ def test_version_flag() -> None:
 # ---------------------------------------------------------------------------------- task key → project
 
 
-def test_approve_finds_the_project_from_the_key_and_sends_the_actor(board: FakeBoard, wf: Wf) -> None:
-    board.add_task("listsnap", "T-001", stage="pm", state="awaiting_approval")
-    r = wf("--url", board.url, "approve", "t-001", "--note", "looks right")
+def test_approve_finds_the_project_from_the_key_and_records_the_actor(
+    live_stack: LiveStack, api: Api, project: str, url: str, wf: Wf
+) -> None:
+    key = at_gate(live_stack, api, project)
+    r = wf("--url", url, "approve", key.lower(), "--project", project, "--note", "looks right")
     assert r.code == 0, r.err
-    assert board.paths() == ["GET /api/tasks", "POST /api/projects/listsnap/tasks/T-001/approve"]
-    assert board.requests[0].query == {"key": "T-001"}
-    post = board.last("POST")
-    assert post.body == {"note": "looks right"}
-    assert post.headers["x-wf-actor"] == f"human:{getpass.getuser()}"
-    assert "approved T-001 (listsnap) — now dev (queued)" in r.out
+    assert f"approved {key} ({project})" in r.out
+    detail = api("GET", f"/api/projects/{project}/tasks/{key}")
+    gate = next(h for h in detail["handoffs"] if h["requires_approval"])
+    assert gate["approved_by"] == f"human:{getpass.getuser()}"
+    assert gate["decision_note"] == "looks right"
 
 
-def test_a_key_in_two_projects_needs_project(board: FakeBoard, wf: Wf) -> None:
-    board.add_task("alpha", "T-001", state="awaiting_approval")
-    board.add_task("beta", "T-001", state="awaiting_approval")
-    r = wf("--url", board.url, "approve", "T-001")
+def test_a_key_in_two_projects_needs_project(
+    live_stack: LiveStack, api: Api, tmp_path: Path, url: str, wf: Wf
+) -> None:
+    slugs = sorted(f"k{uuid.uuid4().hex[:8]}" for _ in range(2))
+    for slug in slugs:
+        api("POST", "/api/projects", json={"slug": slug, "workspace": str(tmp_path / slug)})
+        idea(api, slug)
+    r = wf("--url", url, "show", "T-001")
     assert r.code == 2
-    assert "alpha, beta" in r.err
+    assert ", ".join(slugs) in r.err
     assert "--project" in r.err
-    r = wf("--url", board.url, "approve", "T-001", "--project", "beta")
+    r = wf("--url", url, "show", "T-001", "--project", slugs[1])
     assert r.code == 0, r.err
-    assert board.last("POST").path == "/api/projects/beta/tasks/T-001/approve"
+    assert f"[{slugs[1]}]" in r.out
 
 
-def test_an_unknown_key_fails(board: FakeBoard, wf: Wf) -> None:
-    r = wf("--url", board.url, "show", "T-999")
+def test_an_unknown_key_fails(url: str, wf: Wf) -> None:
+    r = wf("--url", url, "show", "T-999999")
     assert r.code == 1
-    assert "no task T-999" in r.err
+    assert "no task T-999999" in r.err
 
 
-def test_an_unknown_project_given_with_a_key_shows_the_api_404(board: FakeBoard, wf: Wf) -> None:
-    r = wf("--url", board.url, "retry", "T-001", "--project", "nope")
+def test_an_unknown_project_given_with_a_key_shows_the_api_404(url: str, wf: Wf) -> None:
+    r = wf("--url", url, "retry", "T-001", "--project", "nope")
     assert r.code == 1
-    assert "no task T-001 in project nope" in r.err
+    assert "nope" in r.err
 
 
 # ---------------------------------------------------------------------------------- the other commands
 
 
-def test_project_create_sends_an_absolute_workspace(
-    board: FakeBoard, tmp_path: Path, wf: Wf, monkeypatch: pytest.MonkeyPatch
+def test_project_create_resolves_a_relative_workspace_against_the_current_directory(
+    live_stack: LiveStack, api: Api, tmp_path: Path, url: str
 ) -> None:
-    (tmp_path / "ws").mkdir()
-    monkeypatch.chdir(tmp_path)
-    r = wf("--url", board.url, "project", "create", "listsnap", "--workspace", "ws")
-    assert r.code == 0, r.err
-    assert board.last("POST").body == {"slug": "listsnap", "workspace": str(tmp_path / "ws")}
-    r = wf(
-        "--url",
-        board.url,
-        "project",
-        "create",
-        "two",
-        "--workspace",
-        "/w",
-        "--name",
-        "Two",
-        "--test-command",
-        "make test",
+    slug = f"c{uuid.uuid4().hex[:8]}"
+    r = run_wf(
+        "--url", url, "project", "create", slug, "--workspace", "ws", cwd=tmp_path, env=env(live_stack)
     )
-    assert board.last("POST").body == {
-        "slug": "two",
-        "workspace": "/w",
-        "name": "Two",
-        "test_command": "make test",
-    }
-    r = wf("--url", board.url, "project", "list")
+    assert r.code == 0, r.err
+    assert api("GET", f"/api/projects/{slug}")["workspace"] == str(tmp_path / "ws")
+    assert (tmp_path / "ws" / ".git").is_dir()
+    assert not (live_stack.tmp / "ws").exists()  # not where the services run
+    two = f"d{uuid.uuid4().hex[:8]}"
+    r = run_wf(
+        "--url", url, "project", "create", two, "--workspace", str(tmp_path / "two"),
+        "--name", "Two", "--test-command", "make test", env=env(live_stack),
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    shown = api("GET", f"/api/projects/{two}")
+    assert (shown["name"], shown["test_command"]) == ("Two", "make test")
+    r = run_wf("--url", url, "project", "list", env=env(live_stack))
     assert r.code == 0
     assert r.out.splitlines()[0].split() == ["SLUG", "NAME", "WORKSPACE", "TEST", "COMMAND"]
-    assert "two" in r.out
+    assert two in r.out
     assert "make test" in r.out
-    assert wf("--url", board.url, "project", "create", "Bad Slug", "--workspace", "/w").code == 2
+    assert run_wf("--url", url, "project", "create", "Bad Slug", "--workspace", "/w").code == 2
 
 
-def test_idea_uses_the_only_project_or_asks_which(board: FakeBoard, wf: Wf) -> None:
-    board.add_project("listsnap")
-    r = wf("--url", board.url, "idea", "An app that lists things", "--priority", "8")
-    assert r.code == 0, r.err
-    assert board.last("POST").path == "/api/projects/listsnap/ideas"
-    assert board.last("POST").body == {"text": "An app that lists things", "priority": 8}
-    assert "T-001" in r.out
+def test_project_create_refuses_a_taken_workspace_naming_its_project(
+    project: str, api: Api, url: str, wf: Wf
+) -> None:
+    workspace = api("GET", f"/api/projects/{project}")["workspace"]
+    r = wf("--url", url, "project", "create", "another", "--workspace", workspace)
+    assert r.code == 1
+    assert f"'{project}'" in r.err
 
-    board.add_project("other")
-    r = wf("--url", board.url, "idea", "Another one")
+
+def test_idea_with_several_projects_asks_which(project: str, api: Api, url: str, wf: Wf) -> None:
+    r = wf("--url", url, "idea", "Another one")
     assert r.code == 2
     assert "--project" in r.err
-    r = wf("--url", board.url, "idea", "Another one", "--project", "nope")
+    r = wf("--url", url, "idea", "Another one", "--project", "nope")
     assert r.code == 1
     assert "no project 'nope'" in r.err
+    r = wf("--url", url, "idea", "An app that lists things", "--project", project, "--priority", "8")
+    assert r.code == 0, r.err
+    assert "T-001" in r.out
+    assert api("GET", "/api/tasks", params={"project": project})[0]["priority"] == 8
 
 
-def test_edit_sends_only_the_given_fields(board: FakeBoard, wf: Wf) -> None:
-    board.add_task("listsnap", "T-005")
+def test_edit_changes_only_the_given_fields(
+    live_stack: LiveStack, api: Api, project: str, url: str, wf: Wf
+) -> None:
+    key = at_gate(live_stack, api, project, "Make the list", "Share the list", "Sort the list")
+    assert wf("--url", url, "approve", key, "--project", project).code == 0
+    wait_task(live_stack, project, key, "pm", "waiting_subtasks")
     r = wf(
-        "--url",
-        board.url,
-        "edit",
-        "T-005",
-        "--title",
-        "New title",
-        "--criteria",
-        "a works",
-        "--criteria",
-        "b works",
-        "--priority",
-        "2",
-        "--blocked-by",
-        "t-001",
-        "T-002",
-    )
+        "--url", url, "edit", "T-004", "--project", project, "--title", "Sort it", "--criteria", "a works",
+        "--criteria", "b works", "--priority", "2", "--blocked-by", "t-002", "T-003",
+    )  # fmt: skip
     assert r.code == 0, r.err
-    assert board.last("PATCH").body == {
-        "title": "New title",
-        "acceptance_criteria": ["a works", "b works"],
-        "priority": 2,
-        "blocked_by": ["T-001", "T-002"],
-    }
-    r = wf("--url", board.url, "edit", "T-005", "--blocked-by", "--project", "listsnap")
+    task = api("GET", f"/api/projects/{project}/tasks/T-004")
+    assert task["title"] == "Sort it"
+    assert task["acceptance_criteria"] == ["a works", "b works"]
+    assert task["priority"] == 2
+    assert task["blocked_by"] == ["T-002", "T-003"]
+    assert task["description"] == "Sort the list."  # left as it was
+    assert wf("--url", url, "edit", "T-004", "--blocked-by", "--project", project).code == 0
+    assert api("GET", f"/api/projects/{project}/tasks/T-004")["blocked_by"] == []
+
+
+def test_reject_and_feedback(live_stack: LiveStack, api: Api, project: str, url: str, wf: Wf) -> None:
+    key = at_gate(live_stack, api, project)
+    r = wf("--url", url, "reject", key, "--project", project, "--reason", "too big")
     assert r.code == 0, r.err
-    assert board.last("PATCH").body == {"blocked_by": []}
+    gate = next(h for h in api("GET", f"/api/projects/{project}/tasks/{key}")["handoffs"] if h["rejected_by"])
+    assert gate["decision_note"] == "too big"
+    assert wf("--url", url, "feedback", key, "use sqlite", "-p", project).code == 0
+    feedback = api("GET", f"/api/projects/{project}/tasks/{key}")["feedback"]
+    assert [f["text"] for f in feedback][-1] == "use sqlite"
+    r = wf("--url", url, "retry", key, "--project", project)  # it did not fail: the orchestrator says so
+    assert r.code == 1
+    assert key in r.err
 
 
-def test_reject_feedback_retry(board: FakeBoard, wf: Wf) -> None:
-    board.add_task("listsnap", "T-001", stage="pm", state="awaiting_approval")
-    assert wf("--url", board.url, "reject", "T-001", "--reason", "too big").code == 0
-    assert board.last("POST").body == {"reason": "too big"}
-    assert wf("--url", board.url, "feedback", "T-001", "use sqlite", "-p", "listsnap").code == 0
-    assert board.last("POST").path.endswith("/T-001/feedback")
-    assert board.last("POST").body == {"text": "use sqlite"}
-    assert wf("--url", board.url, "retry", "T-001").code == 0
-    assert board.last("POST").path == "/api/projects/listsnap/tasks/T-001/retry"
-
-
-def test_pause_and_resume(board: FakeBoard, wf: Wf) -> None:
-    r = wf("--url", board.url, "pause")
+def test_pause_and_resume(url: str, wf: Wf, api: Api) -> None:
+    r = wf("--url", url, "pause")
     assert r.code == 0
     assert "paused" in r.out
-    assert board.paused is True
-    r = wf("--url", board.url, "resume")
+    assert api("GET", "/api/control")["paused"] is True
+    r = wf("--url", url, "resume")
     assert r.code == 0
-    assert board.paused is False
-    assert board.paths() == ["POST /api/control/pause", "POST /api/control/resume"]
+    assert api("GET", "/api/control")["paused"] is False
 
 
-def test_bugs_and_bug_kill(board: FakeBoard, wf: Wf) -> None:
-    board.add_project("listsnap")
-    board.bugs += [
-        {
-            "project": "listsnap",
-            "key": "B-001",
-            "task_key": "T-002",
-            "title": "crash on empty list",
-            "status": "open",
-            "source_stage": "qa",
-            "reproduction": {},
-        },
-        {
-            "project": "listsnap",
-            "key": "B-002",
-            "task_key": "T-002",
-            "title": "old one",
-            "status": "killed",
-            "source_stage": "sec",
-            "reproduction": {},
-        },
-    ]
-    r = wf("--url", board.url, "bugs", "--project", "listsnap")
+def test_bugs_of_a_project_and_an_unknown_bug(project: str, url: str, wf: Wf) -> None:
+    r = wf("--url", url, "bugs", "--project", project)
     assert r.code == 0, r.err
-    assert "B-001" in r.out
-    assert "crash on empty list" in r.out
-    assert "B-002" not in r.out
-    r = wf("--url", board.url, "bugs", "--all")
-    assert "B-002" in r.out
-    assert board.last("GET").query == {"include_killed": "true"}
-
-    r = wf("--url", board.url, "bug", "kill", "b-001", "--project", "listsnap", "--reason", "wontfix")
-    assert r.code == 0, r.err
-    assert board.last("POST").path == "/api/projects/listsnap/bugs/B-001/kill"
-    assert board.last("POST").body == {"reason": "wontfix"}
-    r = wf("--url", board.url, "bug", "kill", "B-404", "--project", "listsnap")
+    assert "B-0" not in r.out
+    r = wf("--url", url, "bug", "kill", "B-404", "--project", project)
     assert r.code == 1
-    assert "no bug B-404" in r.err
+    assert "B-404" in r.err
 
 
-def test_show_renders_the_history(board: FakeBoard, wf: Wf) -> None:
-    t = board.add_task(
-        "listsnap",
-        "T-002",
-        stage="qa",
-        state="running",
-        title="Upload photos",
-        description="Let users upload.\nTwo lines.",
-        acceptance_criteria=["jpg works", "png works"],
-    )
-    board.details[("listsnap", "T-002")] = {
-        **t,  # the board API's TaskDetail: the task's fields and its history side by side
-        "handoffs": [
-            {
-                "from_stage": "pm",
-                "to_stage": "dev",
-                "payload": {},
-                "notes": "go",
-                "actor": "human:ann",
-                "created_at": "2026-01-02T03:04:05+00:00",
-                "requires_approval": True,
-                "approved_at": "2026-01-02T03:05:00+00:00",
-                "approved_by": "human:ann",
-            },
-            {
-                "from_stage": "docs",
-                "to_stage": "deploy",
-                "payload": {},
-                "notes": None,
-                "actor": "agent:docs",
-                "created_at": "2026-01-02T04:00:00+00:00",
-                "requires_approval": True,
-                "approved_at": None,
-                "approved_by": None,
-                "rejected_at": "2026-01-02T04:10:00+00:00",
-                "rejected_by": "human:bob",
-                "decision_note": "changelog missing",
-            },
-        ],
-        "executions": [
-            {
-                "id": 7,
-                "stage": "dev",
-                "attempt": 1,
-                "status": "completed",
-                "result_status": "pass",
-                "result_summary": "implemented upload",
-                "usage": {
-                    "prompt_tokens": 1200,
-                    "completion_tokens": 300,
-                    "llm_calls": 4,
-                    "duration_ms": 12500,
-                },
-            },
-        ],
-        "bugs": [
-            {"key": "B-001", "title": "png fails", "status": "open", "source_stage": "qa", "reproduction": {}}
-        ],
-        "feedback": [
-            {"text": "mind the size limit", "actor": "human:ann", "created_at": "2026-01-02T03:06:00Z"}
-        ],
-        "attachments": [
-            {"id": 1, "filename": "shot.png", "content_type": "image/png", "size": 2048, "bug_key": "B-001",
-             "created_by": "agent:qa", "created_at": "2026-01-02T03:06:00Z", "url": "/api/attachments/1"},
-        ],
-        "children": ["T-003", "T-004"],
-        "cost": {"executions": 1, "llm_calls": 4, "prompt_tokens": 1200, "completion_tokens": 300,
-                 "total_tokens": 1500, "duration_ms": 12500, "models": ["qwen2.5-coder:7b"]},
-    }  # fmt: skip
-    r = wf("--url", board.url, "show", "T-002")
+def test_show_renders_the_history(live_stack: LiveStack, api: Api, project: str, url: str, wf: Wf) -> None:
+    key = at_gate(live_stack, api, project, "Upload photos", "Tag photos")
+    assert wf("--url", url, "approve", key, "--project", project, "--note", "go").code == 0
+    wait_task(live_stack, project, key, "pm", "waiting_subtasks")
+    r = wf("--url", url, "show", "T-002", "--project", project)
     assert r.code == 0, r.err
-    out = r.out
-    assert out.splitlines()[0].split() == ["T-002", "Upload", "photos", "[listsnap]"]
-    assert "  Let users upload.\n  Two lines." in out
-    assert "  1. jpg works" in out
-    assert "  2. png works" in out
-    assert "pm → dev" in out
-    assert "approved by human:ann" in out
-    assert "#7" in out
-    assert "1500 tokens (1200 in, 300 out), 4 calls, 12.5s" in out
-    assert "B-001" in out
-    assert "png fails" in out
-    assert "mind the size limit" in out
-    assert "rejected by human:bob" in out
-    assert "changelog missing" in out
-    assert "shot.png" in out
-    assert "/api/attachments/1" in out
-    assert "Tasks made from it: T-003, T-004" in out
-    assert "Cost: 1 execution, 1500 tokens (1200 in, 300 out), 4 calls, 12.5s, qwen2.5-coder:7b" in out
-
-    r = wf("--url", board.url, "show", "T-002", "--json")
-    assert json.loads(r.out)["executions"][0]["id"] == 7
+    assert r.out.splitlines()[0].split() == ["T-002", "Upload", "photos", f"[{project}]"]
+    assert "  1. Upload photos works" in r.out
+    r = wf("--url", url, "show", key, "--project", project)
+    assert "pm → backlog" in r.out or "→" in r.out
+    assert f"approved by human:{getpass.getuser()}" in r.out
+    assert "Tasks made from it: T-002, T-003" in r.out
+    r = wf("--url", url, "show", key, "--project", project, "--json")
+    assert json.loads(r.out)["children"] == ["T-002", "T-003"]
 
 
 # ---------------------------------------------------------------------------------- untrusted text
 
 
-HOSTILE = "\x1b]0;owned\x07\x1b[2J\x1b[31mRed\x1b[0m title\r\x08\x00\x9b31m\u202eevil"
+HOSTILE = "\x1b]0;owned\x07\x1b[2J\x1b[31mRed\x1b[0m title\x08\x9b31m\u202eevil"
 
 
-def test_model_written_text_reaches_the_terminal_without_control_characters(board: FakeBoard) -> None:
-    t = board.add_task("listsnap", "T-001", title=HOSTILE, description=f"line one\n{HOSTILE}\n")
-    board.details[("listsnap", "T-001")] = {
-        **t,
-        "executions": [
-            {"id": 1, "stage": "dev", "attempt": 1, "status": "failed", "result_summary": HOSTILE}
-        ],
-    }
+def test_model_written_text_reaches_the_terminal_without_control_characters(
+    live_stack: LiveStack, api: Api, project: str
+) -> None:
+    at_gate(live_stack, api, project, HOSTILE, "A plain one")
     outputs = [
-        run_wf("--url", board.url, "status").out,
-        run_wf("--url", board.url, "show", "T-001").out,
+        run_wf("--url", live_stack.url, "status", "--project", project, env=env(live_stack)).out,
+        run_wf("--url", live_stack.url, "show", "T-002", "--project", project, env=env(live_stack)).out,
     ]
-    board.override("POST", "/api/control/pause", 409, error("conflict", HOSTILE))
-    outputs.append(run_wf("--url", board.url, "pause").err)
     for out in outputs:
-        assert "Red title" in out
-        for bad in ("\x1b", "\x07", "\r", "\x08", "\x00", "\x9b", "\u202e"):
+        for bad in ("\x1b", "\x07", "\x08", "\x9b", "\u202e"):
             assert bad not in out, (bad, out)
+    assert "Red title" in outputs[1]
     # --json stays exact (escaped by JSON itself)
-    r = run_wf("--url", board.url, "status", "--json")
+    r = run_wf("--url", live_stack.url, "show", "T-002", "--project", project, "--json", env=env(live_stack))
     assert "\x1b" not in r.out
-    assert json.loads(r.out)["tasks"][0]["title"] == HOSTILE
+    assert json.loads(r.out)["title"] == HOSTILE

@@ -9,8 +9,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 from wf_cli.credentials import PG_OWNER, PG_READER, PG_SUPERUSER, Credentials
+from wf_cli.embedded import EmbeddedPostgres
 from wf_cli.servers import DATABASE, prepare_roles
-from wf_common.embedded import EmbeddedPostgres
 from wf_orchestrator.migrations import migrate
 
 from tests.fixtures.servers import server_scratch_dir

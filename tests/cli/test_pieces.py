@@ -9,11 +9,12 @@ import pytest
 from wf_cli.commands import common
 from wf_cli.datadir import DataDir
 from wf_cli.health import failing_checks
-from wf_cli.servers import Servers, redact
+from wf_cli.servers import Servers
 from wf_cli.text import clean, table
 from wf_common import commands
 from wf_common.config import load_config, parse_config
 from wf_common.errors import ConfigError
+from wf_common.urls import redact_url as redact
 
 
 @pytest.mark.parametrize(

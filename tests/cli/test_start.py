@@ -26,7 +26,7 @@ from typing import Any
 
 import nats
 import pytest
-from wf_common.embedded import EmbeddedPostgres, free_port, postgres_bin_dir
+from wf_cli.embedded import EmbeddedPostgres, free_port, postgres_bin_dir
 
 from tests.cli.conftest import WF, run_wf
 from tests.cli.procs import alive, wait_for

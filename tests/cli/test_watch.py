@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import queue
@@ -9,13 +10,18 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+import httpx
+import nats
 from wf_cli.client import SseEvent, parse_sse
 from wf_cli.commands.watch import TokenLines, format_line
+from wf_common import bus
+from wf_common.events import AgentOutput
 
 from tests.cli.conftest import WF
-from tests.cli.fake_board import FakeBoard
+from tests.fixtures.stack import LiveStack
 
 AT = "2026-01-02T03:04:05+00:00"
 
@@ -109,53 +115,34 @@ def _follow(proc: subprocess.Popen[str], out: queue.Queue[str]) -> None:
         out.put(line.rstrip("\n"))
 
 
-def test_watch_follows_resumes_and_stops_on_ctrl_c(board: FakeBoard) -> None:
-    board.events = [
-        (
-            1,
-            "task.moved",
-            {
-                "type": "task.moved",
-                "project": "listsnap",
-                "task_key": "T-002",
-                "at": AT,
-                "from_stage": "pm",
-                "to_stage": "dev",
-                "notes": "",
-                "handoff_id": 1,
-            },
-        ),
-        token(2, "Writing \x1b]0;owned\x07the "),
-        token(3, "code"),
-        (
-            4,
-            "task.created",
-            {
-                "type": "task.created",
-                "project": "other",
-                "task_key": "T-009",
-                "at": AT,
-                "task": {"stage": "backlog", "title": "not mine"},
-            },
-        ),
-        (
-            5,
-            "execution.finished",
-            {
-                "type": "execution.finished",
-                "project": "listsnap",
-                "task_key": "T-002",
-                "at": AT,
-                "execution_id": 7,
-                "stage": "dev",
-                "status": "completed",
-                "summary": "done",
-            },
-        ),
-    ]
-    env = {k: v for k, v in os.environ.items() if k != "WF_URL"}
+def _publish(stack: LiveStack, *events: AgentOutput) -> None:
+    """Publish what a runner streams while it works (agent.output on wf.events)."""
+
+    async def send() -> None:
+        nc = await nats.connect(stack.nats_url)
+        try:
+            js = nc.jetstream()
+            for event in events:
+                await bus.publish(js, event.subject(), event)
+        finally:
+            await nc.close()
+
+    asyncio.run(send())
+
+
+def test_watch_follows_resumes_and_stops_on_ctrl_c(live_stack: LiveStack, tmp_path: Path) -> None:
+    headers, url = live_stack.headers, live_stack.url
+    env = {k: v for k, v in os.environ.items() if k != "WF_URL"} | {"WF_TOKEN": live_stack.token}
+    response = httpx.post(
+        f"{url}/api/projects", json={"slug": "watched", "workspace": str(tmp_path / "w")}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    other = httpx.post(
+        f"{url}/api/projects", json={"slug": "other", "workspace": str(tmp_path / "o")}, headers=headers
+    )
+    assert other.status_code == 201, other.text
     proc = subprocess.Popen(
-        [str(WF), "--url", board.url, "watch", "--project", "listsnap", "--replay", "20"],
+        [str(WF), "--url", url, "watch", "--project", "watched", "--replay", "20"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -164,33 +151,51 @@ def test_watch_follows_resumes_and_stops_on_ctrl_c(board: FakeBoard) -> None:
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_follow, args=(proc, lines), daemon=True).start()
     seen: list[str] = []
-    try:
-        deadline = time.monotonic() + 20
-        # The server ends the stream after event 5; the client comes back asking for what follows 5.
-        while time.monotonic() < deadline:
+
+    def wait_for_line(part: str) -> None:
+        deadline = time.monotonic() + 30
+        while not any(part in s for s in seen):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"wf watch printed no line with {part!r}: {seen}")
             with contextlib.suppress(queue.Empty):
                 seen.append(lines.get(timeout=0.2))
-            resumed = [r for r in board.requests if r.headers.get("last-event-id") == "5"]
-            if resumed and any("reconnecting" in s for s in seen):
-                break
+
+    try:
+        httpx.post(f"{url}/api/projects/watched/ideas", json={"text": "Lists"}, headers=headers)
+        httpx.post(f"{url}/api/projects/other/ideas", json={"text": "not mine"}, headers=headers)
+        wait_for_line("watched T-001")
+        tokens = [
+            AgentOutput(project="watched", task_key="T-001", execution_id=1, stage="pm", kind="token", text=t)
+            for t in ("Writing \x1b]0;owned\x07the ", "code\n")
+        ]
+        _publish(live_stack, *tokens)
+        wait_for_line("Writing the code")
+        # The board goes away and comes back: watch reconnects and resumes after the last event it saw.
+        live_stack.restart_board()
+        wait_for_line("reconnecting")
+        before = len(seen)
+        httpx.post(
+            f"{url}/api/projects/watched/tasks/T-001/feedback",
+            json={"text": "after the restart"},
+            headers=headers,
+        )
+        wait_for_line("after the restart")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(10) == 0
     finally:
         proc.kill()
+        proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
     text = "\n".join(seen)
-    assert "listsnap T-002  moved pm → dev" in text
-    assert "dev │ Writing the code" in text  # two tokens, one line, escape gone
-    assert "dev job #7 completed: done" in text
+    assert "pm │ Writing the code" in text  # two tokens, one line, escape gone
     assert "not mine" not in text  # --project filters
+    assert "other" not in text
     assert "\x1b" not in text
     assert "\x07" not in text
-    order = [i for i, s in enumerate(seen) if "moved" in s or "Writing" in s or "completed" in s]
-    assert len(order) == 3
-    assert order == sorted(order)
-    assert [r.headers.get("last-event-id") for r in board.requests][:2] == [None, "5"]
-    # The server filters by project too; the replay is asked for on the first connection only.
-    assert board.requests[0].query == {"project": "listsnap", "replay": "20"}
-    assert board.requests[1].query == {"project": "listsnap"}
+    # Resumed, not replayed: nothing seen before the restart comes again.
+    assert not any("Writing" in s or "created" in s for s in seen[before:]), seen[before:]
 
 
 def test_watch_against_nothing_fails_at_once(dead_url: str) -> None:

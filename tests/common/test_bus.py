@@ -3,10 +3,10 @@
 import asyncio
 
 import pytest
+from wf_cli.embedded import NatsServer
+from wf_cli.embedded.ports import free_port
 from wf_common import bus, subjects
 from wf_common.config import BusConfig
-from wf_common.embedded import NatsServer
-from wf_common.embedded.ports import free_port
 from wf_common.errors import BusError
 from wf_common.jobs import Usage
 
@@ -38,5 +38,5 @@ async def test_topology_is_idempotent_and_jobs_dedupe_and_term(nats_server: Nats
         bus.consume(nc, js, stream=subjects.JOBS_STREAM, durable="dev", handler=handler, stop=stop), 10
     )
     info = await js.stream_info(subjects.JOBS_STREAM)
-    assert seen == [1] and info.state.messages == 0, "a terminated job is not left in the stream"
+    assert seen == [1] and info.state.messages == 0, "a terminated job is not left in the stream"  # noqa: PT018 - one condition
     await nc.close()

@@ -53,7 +53,7 @@ def test_missing_env_variable_is_named(tmp_path: Path) -> None:
     [
         (
             {"llm_backend": {"adapter": "olama"}},
-            "llm_backend.adapter: Input should be 'ollama' (got 'olama')",
+            "llm_backend.adapter: Input should be 'ollama', 'openai' or 'anthropic' (got 'olama')",
         ),
         ({"llm_backend": {"models": {"boss": "x"}}}, "llm_backend.models.boss"),
         (

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from wf_cli.embedded import free_port
 from wf_common import bus
-from wf_common.embedded import free_port
 from wf_common.errors import BusError
 from wf_common.urls import redact_url
 

@@ -25,7 +25,7 @@ import httpx
 import nats
 import pytest
 import yaml
-from wf_common.embedded.ports import free_port
+from wf_cli.embedded.ports import free_port
 
 from tests.e2e.scenario import CalculatorModel
 from tests.fakes.ollama import ScriptedOllama

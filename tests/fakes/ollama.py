@@ -298,7 +298,7 @@ class ScriptedOllama:
             result = responder(body)
             if inspect.isawaitable(result):
                 result = await result
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a boundary: any failure is reported or logged, never crashes the loop
             self.responder_errors.append(exc)
             return _error(500, f"ScriptedOllama responder raised {exc!r}")
         if isinstance(result, str):

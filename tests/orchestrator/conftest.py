@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from wf_cli.embedded import EmbeddedPostgres, NatsServer
 from wf_common.config import WorkflowConfig, parse_config
-from wf_common.embedded import EmbeddedPostgres, NatsServer
 from wf_orchestrator.migrations import migrate
 
 from tests.orchestrator.hub import Hub

@@ -72,6 +72,10 @@ class Hub:
     async def start(self) -> None:
         self.orchestrator = Orchestrator(self.settings, workflow=self.workflow)
         await self.orchestrator.start()
+        await self.connect_only()
+
+    async def connect_only(self) -> None:
+        """The test's own connection (commands, jobs, events), for orchestrators run elsewhere."""
         if self.nc is None:
             self.nc = await nats.connect(self.nats_url)
             self.js = self.nc.jetstream()

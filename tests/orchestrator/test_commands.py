@@ -161,3 +161,24 @@ async def test_a_killed_bug_no_longer_goes_to_agents(hub: Hub) -> None:
     assert dev.handoff["bug"] == "B-001"
     [bug] = await hub.bugs("T-002")
     assert (bug["killed_by"], bug["kill_reason"]) == ("ann", "flaky test")
+
+
+async def test_a_card_moved_back_by_hand_is_reworked_and_a_line_comment_reaches_the_agent(hub: Hub) -> None:
+    await to_breakdown_gate(hub, "Login page")
+    await hub.cmd("approve", project="demo", task_key="T-001")
+    await hub.cmd("pause")  # so the task waits, queued, in qa
+    await hub.finish(await hub.next_job("dev"))
+    await hub.wait_state("T-002", "qa", "queued")
+    forward = await refused(hub, "move_task", project="demo", task_key="T-002", to_stage="sec")
+    assert forward.code == "conflict"
+    assert "cannot move forward from qa to sec" in forward.message
+    await hub.cmd(
+        "add_feedback", project="demo", task_key="T-002", text="null check", file="app/login.py", line=7
+    )
+    await hub.cmd("move_task", project="demo", task_key="T-002", to_stage="dev", actor="ann")
+    await hub.wait_state("T-002", "dev", "queued")
+    assert (await hub.path("T-002"))[-1] == ("qa", "dev")
+    await hub.cmd("resume")
+    dev = await hub.next_job("dev")
+    assert dev.task.key == "T-002"
+    assert [(f.text, f.file, f.line) for f in dev.feedback] == [("null check", "app/login.py", 7)]

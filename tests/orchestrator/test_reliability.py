@@ -163,8 +163,8 @@ async def _in_stream(hub: Hub, subject: str) -> bool:
     assert hub.js is not None
     try:
         await hub.js.get_last_msg(subjects.EVENTS_STREAM, subject)
-        return True
-    except Exception:
+        return True  # noqa: TRY300 - kept in the try on purpose
+    except Exception:  # noqa: BLE001 - a boundary: any failure is reported or logged, never crashes the loop
         return False
 
 

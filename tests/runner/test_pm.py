@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from wf_agent_runner.llm.schema import wire_schema
 from wf_common.jobs import Job, TaskRef, breakdown_json_schema
 from wf_common.states import Verdict
 
@@ -50,8 +51,12 @@ async def test_valid_breakdown_passes_and_is_committed_as_tasks_json(
         "Show prices in listings",
     ]
     assert result.breakdown.tasks[1].depends_on == [0]
-    # The model was asked for the published schema, with no tools.
-    assert fake.requests[0]["format"] == breakdown_json_schema()
+    # The model was asked for the published schema (without the bounds a grammar cannot take; the
+    # reply is validated against the full schema), with no tools.
+    assert fake.requests[0]["format"] == wire_schema(breakdown_json_schema())
+    assert "maxLength" not in json.dumps(
+        fake.requests[0]["format"]["$defs"]["PlannedTask"]["properties"]["description"]
+    )
     assert "tools" not in fake.requests[0]
     doc = json.loads((workspace / ".workflow" / "tasks.json").read_text())
     assert doc["idea"]["text"] == IDEA
@@ -78,14 +83,10 @@ async def test_invalid_twice_then_valid_passes_and_feeds_the_error_back(
     assert result.usage.llm_calls == 3
     first_error = last_message(fake.requests[1])
     assert first_error["role"] == "user"
-    assert "Invalid JSON" in first_error["content"]
+    assert "no JSON object with a task list" in first_error["content"]
     second_error = last_message(fake.requests[2])
-    assert (
-        "tasks.0.priority" in second_error["content"]
-    )
-    assert (
-        "less than or equal to 10" in second_error["content"]
-    )
+    assert "tasks.0.priority" in second_error["content"]
+    assert "less than or equal to 10" in second_error["content"]
     # The invalid answer itself is in the history, so the model sees what it got wrong.
     assert fake.requests[2]["messages"][-2] == {"role": "assistant", "content": json.dumps(bad_priority)}
 
@@ -97,12 +98,8 @@ async def test_always_invalid_fails_and_escalates_with_the_last_error(
     result = await run_agent(pm_job(make_job, schema_retries=2))
     assert result.status is Verdict.FAIL
     assert result.escalate
-    assert (
-        "after 3 attempts" in result.summary
-    )
-    assert (
-        "tasks: List should have at least 1 item" in result.summary
-    )
+    assert "after 3 attempts" in result.summary
+    assert "tasks: List should have at least 1 item" in result.summary
     assert result.breakdown is None
     assert len(fake.requests) == 3
     assert not (workspace / ".workflow" / "tasks.json").exists()

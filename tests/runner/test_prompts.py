@@ -105,3 +105,18 @@ async def test_prompt_without_criteria_feedback_or_bugs_says_so(make_job: JobFac
     assert "## Human Feedback" not in user
     assert "## Open Bugs" not in user
     assert "## Idea\n\nAn app that photographs items" in user
+
+
+async def test_a_comment_on_a_diff_line_names_its_file_and_line_in_the_prompt(make_job: JobFactory) -> None:
+    at = datetime(2025, 1, 2, 3, 4, tzinfo=UTC)
+    job = make_job(
+        "dev",
+        feedback=[
+            FeedbackRef(text="Check the types here", actor="mz", at=at, file="calc/add.py", line=2),
+            FeedbackRef(text="General note", actor="mz", at=at),
+        ],
+    )
+    ctx = await gather_context(Path(job.project.workspace), job)
+    user = build_prompt(job, ctx, instructions="work").user
+    assert "- [2025-01-02 03:04] mz on calc/add.py:2: Check the types here" in user
+    assert "- [2025-01-02 03:04] mz: General note" in user

@@ -19,8 +19,8 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from wf_agent_runner.runner import Runner
 from wf_agent_runner.settings import RunnerSettings
+from wf_cli.embedded import NatsServer
 from wf_common import bus, subjects
-from wf_common.embedded import NatsServer
 from wf_common.events import AgentOutput, ExecutionStarted, parse_event
 from wf_common.jobs import Job, Result, RunnerHeartbeat
 from wf_common.states import Verdict

@@ -58,6 +58,7 @@ class HubClient:
         self.base_url = base_url.rstrip("/")
         # Said after a 401: where the token was looked for, or that none was found.
         self.token_hint = token_hint
+        self.token = token
         headers = {
             ACTOR_HEADER: actor or default_actor(),
             "User-Agent": f"wf-cli/{__version__}",

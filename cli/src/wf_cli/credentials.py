@@ -26,10 +26,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wf_common.embedded import NatsUser
 from wf_common.subjects import COMMANDS_PREFIX, CONTROL_BUCKET, JOBS_PREFIX, RESULTS_PREFIX
 
 from wf_cli.datadir import DataDir
+from wf_cli.embedded import NatsUser
 from wf_cli.errors import CliError
 
 log = logging.getLogger(__name__)

@@ -20,13 +20,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from wf_common.config import WorkflowConfig
-from wf_common.embedded import EmbeddedPostgres, NatsServer
-from wf_common.embedded.postgres import quote_ident, quote_literal
 from wf_common.settings import async_database_url
 from wf_common.urls import redact_url as redact
 
 from wf_cli.credentials import PG_OWNER, PG_READER, PG_SUPERUSER, Credentials, load_credentials
 from wf_cli.datadir import DataDir
+from wf_cli.embedded import EmbeddedPostgres, NatsServer
+from wf_cli.embedded.postgres import quote_ident, quote_literal
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,13 @@ def prepare_roles(pg: EmbeddedPostgres, credentials: Credentials) -> None:
         f"REVOKE CREATE ON SCHEMA public FROM PUBLIC; GRANT USAGE ON SCHEMA public TO {reader}; "
         f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader}; "
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT SELECT ON TABLES TO {reader}",
+        database=DATABASE,
+    )
+    # The sync bridge's schema (its migrations fill it, as the owner): the board reads it for `wf sync`.
+    pg.psql(
+        f"CREATE SCHEMA IF NOT EXISTS sync AUTHORIZATION {owner}; GRANT USAGE ON SCHEMA sync TO {reader}; "
+        f"GRANT SELECT ON ALL TABLES IN SCHEMA sync TO {reader}; "
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA sync GRANT SELECT ON TABLES TO {reader}",
         database=DATABASE,
     )
 

@@ -20,13 +20,14 @@ from typing import Any
 
 import httpx
 from wf_common.config import WorkflowConfig
-from wf_common.embedded.ports import log_tail, port_is_free, url_host
 from wf_common.errors import WorkflowError
 
 from wf_cli.datadir import DataDir, read_run_file, remove_run_file, write_run_file
+from wf_cli.embedded.ports import log_tail, port_is_free, url_host
 from wf_cli.errors import CliError
 from wf_cli.health import probe
 from wf_cli.leftovers import stop_leftovers
+from wf_cli.modelcheck import model_server_warnings
 from wf_cli.servers import Servers
 from wf_cli.supervisor import RestartPolicy, ServiceSpec, Supervisor
 from wf_cli.text import clean, shorten
@@ -153,6 +154,7 @@ class Stack:
         self._check_stop()
         await self._migrate()
         self._check_stop()
+        await self._check_model_server()
         self.supervisor = Supervisor(
             self.service_specs(),
             self.policy,
@@ -190,17 +192,24 @@ class Stack:
         env["PYTHONUNBUFFERED"] = "1"  # log lines reach the log files as they happen
         return env
 
+    def _orchestrator_specs(self, env: dict[str, str]) -> list[ServiceSpec]:
+        """orchestrator.replicas processes: one active (it holds the lease), the others hot standbys."""
+        replicas = self.config.orchestrator.replicas
+        names = ["orchestrator"] + [f"orchestrator-{i}" for i in range(2, replicas + 1)]
+        return [
+            ServiceSpec(
+                name, [self.python, "-m", "wf_orchestrator"], self.data.log(name), env,
+                info={"role": "orchestrator"},
+            )
+            for name in names
+        ]  # fmt: skip
+
     def service_specs(self) -> list[ServiceSpec]:
         env = self.base_env("orchestrator")
         runner_env = self.base_env("runner")
         runner = self.config.runner
         stages = runner.stages if isinstance(runner.stages, list) else self.config.pipeline.agent_stages
-        specs = [
-            ServiceSpec(
-                "orchestrator", [self.python, "-m", "wf_orchestrator"], self.data.log("orchestrator"), env,
-                info={"role": "orchestrator"},
-            ),
-        ]  # fmt: skip
+        specs = self._orchestrator_specs(env)
         for i in range(1, runner.count + 1):
             rid = f"runner-{i}"
             specs.append(ServiceSpec(
@@ -208,6 +217,7 @@ class Stack:
                 {**runner_env, "WF_RUNNER_ID": rid, "WF_STAGES": ",".join(stages)},
                 info={"role": "agent-runner", "runner_id": rid, "stages": list(stages)},
             ))  # fmt: skip
+        specs.extend(self.sync_bridge_specs(self.base_env("sync-bridge")))
         specs.append(ServiceSpec(
             "board-api", [self.python, "-m", "wf_board_api"], self.data.log("board-api"),
             {**self.base_env("board"), "WF_BOARD_HOST": self.host, "WF_BOARD_PORT": str(self.port),
@@ -215,6 +225,20 @@ class Stack:
             info={"role": "board-api", "url": self.board_url},
         ))  # fmt: skip
         return specs
+
+    async def _check_model_server(self) -> None:
+        for warning in await model_server_warnings(self.config):
+            log.warning("%s", warning)
+
+    def sync_bridge_specs(self, env: dict[str, str]) -> list[ServiceSpec]:
+        """The sync bridge, when config.yaml mirrors tasks to trackers (task_backend.sync_to)."""
+        if not self.config.task_backend.sync_to:
+            return []
+        names = [t.target_name for t in self.config.task_backend.sync_to]
+        return [ServiceSpec(
+            "sync-bridge", [self.python, "-m", "wf_sync_bridge"], self.data.log("sync-bridge"), env,
+            info={"role": "sync-bridge", "targets": names},
+        )]  # fmt: skip
 
     async def _migrate(self) -> None:
         log_file = self.data.log("migrate")

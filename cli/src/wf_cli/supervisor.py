@@ -121,7 +121,8 @@ class Service:
 
     async def wait(self) -> int:
         """Wait for the current process to exit (and its output to be written); its exit code."""
-        assert self.proc is not None
+        if not (self.proc is not None):
+            raise RuntimeError("invariant broken: self.proc is not None")
         code = await self.proc.wait()
         if self._pump is not None:
             # A grandchild that inherited the pipe can keep it open after the service is gone.
@@ -159,7 +160,7 @@ class Service:
                     # Cannot even exec (e.g. the venv is gone): keep trying on the same backoff.
                     self.crashes_in_a_row += 1
                     delay = self.policy.delay(self.crashes_in_a_row)
-                    log.error("cannot start %s: %s; trying again in %gs", self.name, exc, delay)
+                    log.error("cannot start %s: %s; trying again in %gs", self.name, exc, delay)  # noqa: TRY400 - the message says what happened; no traceback in the log
             self.restarts += 1
             on_restart(self)
             if stopping.is_set() and self.proc is not None:
@@ -215,7 +216,8 @@ class Service:
         The draining never stops early: a child whose pipe fills up blocks on its next log line. So a
         failing log file (disk full) or terminal (closed, `wf start | head`) only loses that copy.
         """
-        assert proc.stdout is not None
+        if not (proc.stdout is not None):
+            raise RuntimeError("invariant broken: proc.stdout is not None")
         pending = b""
         out = self._open_log()
         try:
@@ -225,7 +227,7 @@ class Service:
                         out.write(chunk)
                         out.flush()
                     except OSError as exc:
-                        log.error(
+                        log.error(  # noqa: TRY400 - the message says what happened; no traceback in the log
                             "cannot write %s (%s); output of %s is lost", self.spec.log_file, exc, self.name
                         )
                         out = None
@@ -248,7 +250,7 @@ class Service:
         try:
             return self.spec.log_file.open("ab")
         except OSError as exc:
-            log.error("cannot open %s (%s); output of %s is lost", self.spec.log_file, exc, self.name)
+            log.error("cannot open %s (%s); output of %s is lost", self.spec.log_file, exc, self.name)  # noqa: TRY400 - the message says what happened; no traceback in the log
             return None
 
     def _echo_lines(self, lines: list[bytes]) -> None:

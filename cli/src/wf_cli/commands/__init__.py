@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from wf_cli.commands import branches, bugs, control, projects, show, tasks, watch
+from wf_cli.commands import branches, bugs, control, mcp, projects, show, stats, sync, tasks, watch
 
-MODULES = (projects, tasks, show, control, branches, bugs, watch)
+MODULES = (projects, tasks, show, control, branches, bugs, watch, stats, sync, mcp)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from wf_common import text as rules
+
 from wf_cli.client import HubClient
 from wf_cli.commands.common import (
     add_project_flag,
@@ -14,6 +16,7 @@ from wf_cli.commands.common import (
     print_json,
     project_path,
     resolve_bug_project,
+    text,
 )
 from wf_cli.text import cell, table
 
@@ -33,7 +36,9 @@ def register(
     kill = bsub.add_parser("kill", help="drop a bug that is not worth fixing", parents=[parent])
     kill.add_argument("key", type=bug_key, metavar="KEY", help="e.g. B-001")
     add_project_flag(kill, what="the bug's project (found from the key when it is unique)")
-    kill.add_argument("--reason", default=None, metavar="TEXT", help="why it is not worth fixing")
+    kill.add_argument(
+        "--reason", type=text(rules.NOTE_MAX), default=None, metavar="TEXT", help="why it is not worth fixing"
+    )
     kill.set_defaults(func=kill_bug)
 
 

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from wf_common import text as rules
 from wf_common.keys import BUG_KEY, SLUG, TASK_KEY
+from wf_common.workspaces import workspace_problem
 
 from wf_cli.client import HubClient
 from wf_cli.errors import CliError, UsageError
@@ -22,6 +24,38 @@ if TYPE_CHECKING:
 
 Handler = Callable[[argparse.Namespace, HubClient], int]
 
+
+def text(max_length: int) -> Callable[[str], str]:
+    """An argparse type: free text under wf_common.text's rules (no NUL, no lone surrogates)."""
+
+    def check(raw: str) -> str:
+        wrong = rules.problem(raw, max_length=max_length)
+        if wrong:
+            raise argparse.ArgumentTypeError(f"the text {wrong}")
+        return raw
+
+    return check
+
+
+def line(max_length: int) -> Callable[[str], str]:
+    """An argparse type: one line of text (a name, a title, a command)."""
+
+    def check(raw: str) -> str:
+        wrong = rules.problem(raw, line=True, max_length=max_length)
+        if wrong:
+            raise argparse.ArgumentTypeError(f"the value {wrong}")
+        return raw
+
+    return check
+
+
+def workspace(raw: str) -> str:
+    """A workspace as the API takes it: absolute, resolved against the current directory here."""
+    path = os.path.abspath(os.path.expanduser(raw))
+    wrong = workspace_problem(path)
+    if wrong:
+        raise argparse.ArgumentTypeError(wrong)
+    return path
 
 
 def task_key(raw: str) -> str:

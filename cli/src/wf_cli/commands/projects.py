@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
+from wf_common import text as rules
+
 from wf_cli.client import HubClient
-from wf_cli.commands.common import add_project_flag, as_list, print_json, project_path, slug
+from wf_cli.commands.common import (
+    add_project_flag,
+    as_list,
+    line,
+    print_json,
+    project_path,
+    slug,
+    text,
+    workspace,
+)
 from wf_cli.errors import CliError, UsageError
 from wf_cli.text import cell, clean, table
 
@@ -22,9 +32,16 @@ def register(
         "create", help="add a project (a git workspace the agents work in)", parents=[parent]
     )
     create.add_argument("slug", type=slug, metavar="SLUG", help="short name, e.g. listsnap")
-    create.add_argument("--workspace", required=True, metavar="DIR", help="the project's directory")
-    create.add_argument("--name", metavar="NAME", help="display name (default: the slug)")
-    create.add_argument("--test-command", metavar="CMD", help="how the agents run the tests")
+    create.add_argument(
+        "--workspace", type=workspace, required=True, metavar="DIR",
+        help="the project's directory (a relative one is taken from the current directory)",
+    )  # fmt: skip
+    create.add_argument(
+        "--name", type=line(rules.NAME_MAX), metavar="NAME", help="display name (default: the slug)"
+    )
+    create.add_argument(
+        "--test-command", type=line(rules.COMMAND_MAX), metavar="CMD", help="how the agents run the tests"
+    )
     create.set_defaults(func=project_create)
 
     lst = psub.add_parser("list", help="list the projects", parents=[parent])
@@ -32,15 +49,17 @@ def register(
     lst.set_defaults(func=project_list)
 
     idea = sub.add_parser("idea", help="submit an idea: the PM agent breaks it into tasks", parents=[parent])
-    idea.add_argument("text", metavar="TEXT", help="what you want, in a sentence or a paragraph")
+    idea.add_argument(
+        "text", type=text(rules.TEXT_MAX), metavar="TEXT", help="what you want, in a sentence or a paragraph"
+    )
     add_project_flag(idea, what="the project (may be left out when there is only one)")
     idea.add_argument("--priority", type=int, choices=range(1, 11), metavar="N", help="1 (low) .. 10 (high)")
     idea.set_defaults(func=submit_idea)
 
 
 def project_create(args: argparse.Namespace, client: HubClient) -> int:
-    # The server runs in another directory: send the workspace as an absolute path.
-    workspace = os.path.abspath(os.path.expanduser(args.workspace))
+    # Resolved against this directory by the argument type: the server runs in another one.
+    workspace = args.workspace
     body: dict[str, Any] = {"slug": args.slug, "workspace": workspace}
     if args.name:
         body["name"] = args.name

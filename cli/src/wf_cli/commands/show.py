@@ -58,6 +58,8 @@ def usage_text(usage: Any) -> str:
         parts.append(f"{usage['llm_calls']} calls")
     if usage.get("duration_ms"):
         parts.append(f"{float(usage['duration_ms']) / 1000:.1f}s")
+    if isinstance(usage.get("cost_usd"), int | float) and usage["cost_usd"]:
+        parts.append(f"${float(usage['cost_usd']):.4f}")
     models = usage.get("models") or ([usage["model"]] if usage.get("model") else [])
     if isinstance(models, list) and models:
         parts.append(cell(", ".join(map(str, models)), 60))
@@ -65,8 +67,8 @@ def usage_text(usage: Any) -> str:
 
 
 def render(data: dict[str, Any]) -> str:
-    task = data.get("task") if isinstance(data.get("task"), dict) else data
-    assert isinstance(task, dict)
+    inner = data.get("task")
+    task: dict[str, Any] = inner if isinstance(inner, dict) else data
     out: list[str] = []
     out.append(
         f"{cell(task.get('key'), 12)}  {cell(task.get('title'), 200)}  [{cell(task.get('project'), 40)}]"

@@ -6,17 +6,21 @@ import argparse
 import re
 from typing import Any
 
+from wf_common import text as rules
+
 from wf_cli.client import HubClient
 from wf_cli.commands import branches
 from wf_cli.commands.common import (
     add_project_flag,
     as_list,
     check_project_exists,
+    line,
     print_json,
     resolve_project,
     stage_order,
     task_key,
     task_path,
+    text,
 )
 from wf_cli.errors import UsageError
 from wf_cli.text import cell, clean, table
@@ -43,12 +47,20 @@ def register(
     ap = sub.add_parser("approve", help="approve a task waiting at a gate", parents=[parent])
     ap.add_argument("key", type=task_key, metavar="KEY")
     add_project_flag(ap)
-    ap.add_argument("--note", default=None, metavar="TEXT", help="a note kept with the approval")
+    ap.add_argument(
+        "--note",
+        type=text(rules.NOTE_MAX),
+        default=None,
+        metavar="TEXT",
+        help="a note kept with the approval",
+    )
     ap.set_defaults(func=approve)
 
     rj = sub.add_parser("reject", help="reject a task waiting at a gate, saying why", parents=[parent])
     rj.add_argument("key", type=task_key, metavar="KEY")
-    rj.add_argument("--reason", required=True, metavar="TEXT", help="what must change")
+    rj.add_argument(
+        "--reason", type=text(rules.NOTE_MAX), required=True, metavar="TEXT", help="what must change"
+    )
     add_project_flag(rj)
     rj.set_defaults(func=reject)
 
@@ -56,8 +68,8 @@ def register(
                         parents=[parent])  # fmt: skip
     ed.add_argument("key", type=task_key, metavar="KEY")
     add_project_flag(ed)
-    ed.add_argument("--title", metavar="TEXT")
-    ed.add_argument("--description", metavar="TEXT")
+    ed.add_argument("--title", type=line(rules.TITLE_MAX), metavar="TEXT")
+    ed.add_argument("--description", type=text(rules.TEXT_MAX), metavar="TEXT")
     ed.add_argument("--criteria", action="append", metavar="TEXT",
                     help="an acceptance criterion; repeat for several (replaces the list)")  # fmt: skip
     ed.add_argument("--priority", type=int, choices=range(1, 11), metavar="N", help="1 (low) .. 10 (high)")
@@ -67,7 +79,7 @@ def register(
 
     fb = sub.add_parser("feedback", help="tell the agents something about a task", parents=[parent])
     fb.add_argument("key", type=task_key, metavar="KEY")
-    fb.add_argument("text", metavar="TEXT")
+    fb.add_argument("text", type=text(rules.TEXT_MAX), metavar="TEXT")
     add_project_flag(fb)
     fb.set_defaults(func=feedback)
 
@@ -125,6 +137,9 @@ def status(args: argparse.Namespace, client: HubClient) -> int:
         previous = stage
     print()
     print(table(headers, rows))
+    for t in tasks:  # a job waiting for the model server says so ("waiting for the model server at …")
+        if t.get("state") == "running" and str(t.get("status_reason") or "").startswith("waiting for"):
+            print(f"  {cell(t.get('key'), 12)}: {cell(t.get('status_reason'), 200)}")
     waiting = [t for t in tasks if t.get("state") in NEEDS_YOU]
     print(f"\n{len(tasks)} task{'s' if len(tasks) != 1 else ''}", end="")
     if waiting:

@@ -1,4 +1,5 @@
-"""wf watch: follow /api/events and print one readable line per event.
+"""wf watch: the live terminal board (watch_live) on a terminal; `--plain` (or output to a pipe or
+file) follows /api/events and prints one readable line per event.
 
 Agent tokens arrive one word at a time; they are gathered per job and printed a line at a time (at a
 newline, when the line gets long, when another event comes, or after a short pause). The stream is
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +36,11 @@ def register(
     add_project_flag(w, what="only this project's events")
     w.add_argument("--task", type=task_key, metavar="KEY", help="only this task's events")
     w.add_argument("--replay", type=int, metavar="N", help="first show the last N events (up to 1000)")
+    w.add_argument(
+        "--plain",
+        action="store_true",
+        help="one line per event (the default when the output is not a terminal), instead of the live board",
+    )
     w.set_defaults(func=watch)
 
 
@@ -207,6 +214,17 @@ def _reader(
 
 
 def watch(args: argparse.Namespace, client: HubClient) -> int:
+    if not args.plain and args.task is None and sys.stdin.isatty() and sys.stdout.isatty():
+        from wf_cli.commands.watch_live import run_live
+
+        try:
+            return run_live(client, args.project)
+        except KeyboardInterrupt:
+            return 0
+    return follow(args, client)
+
+
+def follow(args: argparse.Namespace, client: HubClient) -> int:
     def emit(line: str) -> None:
         print(line, flush=True)
 

@@ -128,13 +128,57 @@ async def ensure_topology(js: JetStreamContext, bus: BusConfig, stages: Iterable
             durable_name=subjects.RESULTS_CONSUMER,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=30,
-            max_deliver=-1,  # results are never dropped: a failing apply is retried until it works
+            # The orchestrator terminates a result whose apply keeps failing (orchestrator.
+            # result_apply_tries) and fails its task; a database outage is waited out, never counted.
+            max_deliver=-1,
             max_ack_pending=1000,
             deliver_policy=DeliverPolicy.ALL,
         ),
     )
     await ensure_kv(js, subjects.CONTROL_BUCKET, history=10)
     await ensure_kv(js, subjects.RUNNERS_BUCKET, ttl=bus.runners_ttl_seconds)
+
+
+async def ensure_orchestrator_topology(js: JetStreamContext, lease_ttl_seconds: float) -> None:
+    """What only the orchestrator consumes, stored so that nothing sent while it is down is missed:
+    WF_ADVISORIES (JetStream's max-deliveries advisories for jobs) with its durable consumer, the
+    durable consumer of the runners' execution.started/waiting events on WF_EVENTS, and the lease."""
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=subjects.ADVISORIES_STREAM,
+            subjects=[subjects.MAX_DELIVERIES_ADVISORY],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            max_age=7 * 86400,
+        ),
+    )
+    await ensure_consumer(
+        js,
+        subjects.ADVISORIES_STREAM,
+        ConsumerConfig(
+            durable_name=subjects.ADVISORIES_CONSUMER,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=30,
+            max_deliver=20,  # an advisory that cannot be handled 20 times is logged and dropped
+            deliver_policy=DeliverPolicy.ALL,
+        ),
+    )
+    await ensure_consumer(
+        js,
+        subjects.EVENTS_STREAM,
+        ConsumerConfig(
+            durable_name=subjects.RUNNER_EVENTS_CONSUMER,
+            filter_subjects=list(subjects.RUNNER_EVENT_SUBJECTS),
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=30,
+            max_deliver=20,
+            max_ack_pending=10000,
+            # Made once; from then on it resumes where it stopped. Older events were recorded already.
+            deliver_policy=DeliverPolicy.NEW,
+        ),
+    )
+    await ensure_kv(js, subjects.LEASE_BUCKET, ttl=lease_ttl_seconds)
 
 
 async def ensure_consumer(js: JetStreamContext, stream: str, cfg: ConsumerConfig) -> None:

@@ -6,90 +6,93 @@ Every command says who issued it (`actor`). The reply is a `CommandReply`: `ok` 
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, Field, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, Field, TypeAdapter, model_validator
 
 from wf_common.errors import CommandErrorCode
+from wf_common.fields import (
+    Actor,
+    BugKey,
+    Criterion,
+    FeedbackText,
+    IdeaText,
+    LongText,
+    Note,
+    ProjectName,
+    Reason,
+    RepoPath,
+    Slug,
+    StageName,
+    TaskKey,
+    TestCommand,
+    Title,
+    Workspace,
+)
 from wf_common.jobs import Message
-from wf_common.keys import BUG_KEY, SLUG, TASK_KEY
-
-
-def _check(pattern: re.Pattern[str], what: str, example: str, v: str) -> str:
-    if not pattern.match(v):
-        raise ValueError(f"{v!r} is not a valid {what}; expected something like {example!r}")
-    return v
+from wf_common.text import ITEMS_MAX
 
 
 class _Command(Message):
-    actor: str = Field("human", min_length=1, max_length=100)
+    # Every text field follows wf_common.text's rules (wf_common.fields): a malformed command is
+    # refused as "invalid" naming the field, before anything is written anywhere.
+    actor: Actor = "human"
 
 
 class _ProjectCommand(_Command):
-    project: str
-
-    @field_validator("project")
-    @classmethod
-    def _slug(cls, v: str) -> str:
-        return _check(SLUG, "project slug", "listsnap", v)
+    project: Slug
 
 
 class _TaskCommand(_ProjectCommand):
-    task_key: str
-
-    @field_validator("task_key")
-    @classmethod
-    def _key(cls, v: str) -> str:
-        return _check(TASK_KEY, "task key", "T-001", v.upper())
+    task_key: TaskKey
 
 
 class CreateProject(_Command):
     type: Literal["create_project"] = "create_project"
-    slug: str
-    name: str | None = Field(None, max_length=200)
-    workspace: str = Field(min_length=1)
-    test_command: str | None = Field(None, min_length=1, max_length=1000)
-
-    @field_validator("slug")
-    @classmethod
-    def _slug(cls, v: str) -> str:
-        return _check(SLUG, "project slug (lowercase letters, digits and -)", "listsnap", v)
+    slug: Slug
+    name: ProjectName | None = None
+    workspace: Workspace
+    test_command: TestCommand | None = None
 
 
 class SubmitIdea(_ProjectCommand):
     type: Literal["submit_idea"] = "submit_idea"
-    text: str = Field(min_length=3, max_length=20_000)
+    text: IdeaText
     priority: int = Field(5, ge=1, le=10)
 
 
 class Approve(_TaskCommand):
     type: Literal["approve"] = "approve"
-    note: str = Field("", max_length=5000)
+    note: Note = ""
 
 
 class Reject(_TaskCommand):
     type: Literal["reject"] = "reject"
-    reason: str = Field(min_length=1, max_length=5000)
+    reason: Reason
 
 
 class EditTask(_TaskCommand):
     type: Literal["edit_task"] = "edit_task"
-    title: str | None = Field(None, min_length=3, max_length=200)
-    description: str | None = Field(None, max_length=20_000)
-    acceptance_criteria: list[str] | None = None
+    title: Title | None = None
+    description: LongText | None = None
+    acceptance_criteria: list[Criterion] | None = Field(None, max_length=ITEMS_MAX)
     priority: int | None = Field(None, ge=1, le=10)
-    blocked_by: list[str] | None = None
-
-    @field_validator("blocked_by")
-    @classmethod
-    def _keys(cls, v: list[str] | None) -> list[str] | None:
-        return None if v is None else [_check(TASK_KEY, "task key", "T-001", k.upper()) for k in v]
+    blocked_by: list[TaskKey] | None = Field(None, max_length=ITEMS_MAX)
 
 
 class AddFeedback(_TaskCommand):
     type: Literal["add_feedback"] = "add_feedback"
-    text: str = Field(min_length=1, max_length=20_000)
+    text: FeedbackText
+    # A comment on a line of the task's diff: the file (repository-relative) and its line number.
+    file: RepoPath | None = None
+    line: int | None = Field(None, ge=1, le=10_000_000)
+
+
+class MoveTask(_TaskCommand):
+    """A card dragged to another column; the orchestrator decides whether that move is allowed."""
+
+    type: Literal["move_task"] = "move_task"
+    to_stage: StageName
 
 
 class RetryTask(_TaskCommand):
@@ -99,18 +102,8 @@ class RetryTask(_TaskCommand):
 class _Scoped(_Command):
     """No scope: everything. `project`: one project. `project` and `task_key`: one task."""
 
-    project: str | None = None
-    task_key: str | None = None
-
-    @field_validator("project")
-    @classmethod
-    def _slug(cls, v: str | None) -> str | None:
-        return None if v is None else _check(SLUG, "project slug", "listsnap", v)
-
-    @field_validator("task_key")
-    @classmethod
-    def _key(cls, v: str | None) -> str | None:
-        return None if v is None else _check(TASK_KEY, "task key", "T-001", v.upper())
+    project: Slug | None = None
+    task_key: TaskKey | None = None
 
     @model_validator(mode="after")
     def _task_needs_project(self) -> _Scoped:
@@ -131,7 +124,7 @@ class Rollback(_TaskCommand):
     """Reset the task's branch to the checkpoint taken before `to_stage` and send the task there."""
 
     type: Literal["rollback"] = "rollback"
-    to_stage: str = Field(min_length=1, max_length=20)
+    to_stage: StageName
 
 
 class ListCheckpoints(_TaskCommand):
@@ -142,13 +135,8 @@ class ListCheckpoints(_TaskCommand):
 
 class KillBug(_ProjectCommand):
     type: Literal["kill_bug"] = "kill_bug"
-    bug_key: str
-    reason: str = Field("", max_length=5000)
-
-    @field_validator("bug_key")
-    @classmethod
-    def _key(cls, v: str) -> str:
-        return _check(BUG_KEY, "bug key", "B-001", v.upper())
+    bug_key: BugKey
+    reason: Note = ""
 
 
 class Ping(_Command):
@@ -163,6 +151,7 @@ Command = Annotated[
     | EditTask
     | AddFeedback
     | RetryTask
+    | MoveTask
     | Pause
     | Resume
     | KillBug

@@ -1,7 +1,7 @@
 """The configuration file (`config.yaml`): its schema, `${ENV}` interpolation and loading.
 
 Every service reads the same file. Errors name the bad field and the allowed values, e.g.
-``config.yaml: llm_backend.adapter: Input should be 'ollama' (got 'olama')``.
+``config.yaml: llm_backend.adapter: Input should be 'ollama', 'openai' or 'anthropic' (got 'olama')``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -32,7 +32,7 @@ FINAL_STAGE = "done"
 STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
 
 # Fields whose value an error message must not repeat.
-_SECRET_FIELDS = frozenset({"token", "password", "secret"})
+_SECRET_FIELDS = frozenset({"token", "password", "secret", "api_key"})
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -40,36 +40,235 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+ADAPTERS = ("ollama", "openai", "anthropic")
+# Where each adapter's server is when `host` (or its alias `base_url`) is not given. For `openai` the
+# base URL includes the API version, as the OpenAI SDKs expect: requests go to `<base_url>/chat/completions`.
+DEFAULT_HOSTS = {
+    "ollama": "http://localhost:11434",
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+}
+
+
 class LLMBackendConfig(_Strict):
-    adapter: Literal["ollama"] = "ollama"
+    """One model backend. `llm_backend` is the default one; `llm_backends` names more of them.
+
+    `models` maps a role to a model name on this backend, or to the name of an `llm_backends` entry.
+    `fallback` is a chain of entries (full blocks or names of `llm_backends` entries), tried in order
+    when the one before is unreachable; a single block is accepted as a chain of one.
+    """
+
+    adapter: Literal["ollama", "openai", "anthropic"] = "ollama"
     model: str = "qwen2.5-coder:7b"
-    host: str = "http://localhost:11434"
+    host: str = ""  # alias: base_url; empty means the adapter's default (DEFAULT_HOSTS)
+    # Never written to logs, events or errors (SecretStr); use ${ENV} interpolation in config.yaml.
+    api_key: SecretStr | None = None
     num_ctx: int = Field(8192, ge=512, le=1_048_576)
+    max_tokens: int = Field(4096, ge=1, le=1_000_000)  # completion cap (Anthropic requires one)
     timeout_seconds: float = Field(300, gt=0)
+    # Rate-limit / overload answers (429, 529, 503) are retried this many times, honouring Retry-After.
+    max_retries: int = Field(3, ge=0, le=20)
+    # "auto": native tool calls when the start-up check finds the model supports them, else emulated
+    # in the prompt; "native" / "emulated" force one.
+    tool_calls: Literal["auto", "native", "emulated"] = "auto"
     # One model per kind of work, as the seed's model table suggests: {pm: llama3.2:8b, dev: ...}.
     models: dict[Role, str] = Field(default_factory=dict)
-    fallback: LLMBackendConfig | None = None
+    fallback: list[LLMBackendConfig | str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if "base_url" in data:
+                data = dict(data)
+                if data.get("host"):
+                    raise ValueError("give host or base_url (the same setting), not both")
+                data["host"] = data.pop("base_url")
+            if isinstance(data.get("fallback"), dict | str | BaseModel):
+                data = {**data, "fallback": [data["fallback"]]}
+            elif data.get("fallback", ()) is None:
+                data = {**data, "fallback": []}
+        return data
 
     @field_validator("host")
     @classmethod
     def _http_url(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
+        if v and not v.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL, e.g. http://localhost:11434")
         return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _default_host(self) -> LLMBackendConfig:
+        if not self.host:
+            self.host = DEFAULT_HOSTS[self.adapter]
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return self.host
 
     def model_for(self, role: str) -> str:
         return next((m for r, m in self.models.items() if r == role), self.model)
 
+    def describe(self) -> str:
+        """For messages and logs: adapter, URL and model, never the key."""
+        return f"{self.adapter} {self.host} ({self.model})"
 
-class SyncTarget(_Strict):
-    # The sync bridge arrives in a later issue; accept its block so configs can be written today.
-    model_config = ConfigDict(extra="allow")
-    adapter: Literal["asana", "jira", "github", "linear"]
+
+class ModelPrice(_Strict):
+    """US dollars per million tokens."""
+
+    prompt_usd_per_mtok: float = Field(0.0, ge=0)
+    completion_usd_per_mtok: float = Field(0.0, ge=0)
+
+
+class BudgetConfig(_Strict):
+    """Caps that stop new work when reached (None = no cap). Tokens are prompt + completion."""
+
+    task_tokens: int | None = Field(None, ge=1)
+    task_usd: float | None = Field(None, gt=0)
+    project_tokens: int | None = Field(None, ge=1)
+    project_usd: float | None = Field(None, gt=0)
+
+
+class CostConfig(_Strict):
+    # Model name (as the backend reports it in usage, e.g. "gpt-4o-mini") -> price. Unpriced models
+    # count tokens and time but no money.
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    budgets: BudgetConfig = Field(default_factory=BudgetConfig)
+
+    def cost_usd(self, model: str | None, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """Money for this usage, or None when the model has no price."""
+        price = self.prices.get(model or "")
+        if price is None:
+            return None
+        return (
+            prompt_tokens * price.prompt_usd_per_mtok + completion_tokens * price.completion_usd_per_mtok
+        ) / 1e6
+
+
+TARGET_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+def _api_url(v: str) -> str:
+    if not v.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return v.rstrip("/")
+
+
+class _SyncTargetBase(_Strict):
+    """What every tracker the sync bridge mirrors to shares (`task_backend.sync_to[i]`)."""
+
+    # Names the target in `wf sync status`, the bridge's tables and its webhook path; default: the adapter.
+    name: str | None = None
+    # The service's API root; the default is its public API. Self-hosted servers and tests set it.
+    base_url: str | None = None
+    # Local projects mirrored to this target; empty means every project.
+    projects: list[str] = Field(default_factory=list)
+    # Local stage -> remote section/status/label/state name; unmapped stages use their own name.
+    stages: dict[str, str] = Field(default_factory=dict)
+    poll_interval_seconds: float = Field(30.0, gt=0)
+    # A poll asks for changes since the last cursor minus this overlap (clocks and indexes lag).
+    poll_overlap_seconds: float = Field(60.0, ge=0)
+    reconcile_interval_seconds: float = Field(3600.0, gt=0)
+    # A deleted remote item unlinks its local task (the default); true: it also leaves a feedback note
+    # on the task saying so, for a human to cancel it.
+    propagate_deletes: bool = False
+    # Shared secret of the service's webhooks (checked over the raw body); None = polling only.
+    webhook_secret: str | None = Field(None, min_length=8)
+    timeout_seconds: float = Field(20.0, gt=0)
+    max_attempts: int = Field(8, ge=1, le=100)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not TARGET_NAME.match(v):
+            raise ValueError(
+                f"{v!r} must be lowercase letters, digits, - or _ (max 40), starting with a letter"
+            )
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _base(cls, v: str | None) -> str | None:
+        return None if v is None else _api_url(v)
+
+    @property
+    def target_name(self) -> str:
+        return self.name or self.adapter  # type: ignore[attr-defined]
+
+    def remote_stage(self, stage: str) -> str:
+        return self.stages.get(stage, stage)
+
+    def api_url(self) -> str:
+        return self.base_url or self.default_base_url()
+
+    def default_base_url(self) -> str:
+        raise NotImplementedError
+
+
+class AsanaTarget(_SyncTargetBase):
+    adapter: Literal["asana"]
+    access_token: str = Field(min_length=1)
+    project_gid: str = Field(pattern=r"^[0-9]+$")
+
+    def default_base_url(self) -> str:
+        return "https://app.asana.com/api/1.0"
+
+
+class JiraTarget(_SyncTargetBase):
+    adapter: Literal["jira"]
+    url: str
+    email: str = Field(min_length=3)
+    api_token: str = Field(min_length=1)
+    project_key: str = Field(pattern=r"^[A-Z][A-Z0-9_]{1,9}$")
+    issue_type: str = "Task"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _api_url(v)
+
+    def default_base_url(self) -> str:
+        return self.url
+
+
+class GithubTarget(_SyncTargetBase):
+    adapter: Literal["github"]
+    owner: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$")
+    repo: str = Field(pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    token: str = Field(min_length=1)
+
+    def default_base_url(self) -> str:
+        return "https://api.github.com"
+
+
+class LinearTarget(_SyncTargetBase):
+    adapter: Literal["linear"]
+    # The team's key (e.g. ENG), as in issue identifiers ENG-12.
+    team: str = Field(pattern=r"^[A-Za-z0-9]{1,10}$")
+    key: str = Field(min_length=1, description="a Linear API key")
+
+    def default_base_url(self) -> str:
+        return "https://api.linear.app"
+
+
+SyncTarget = Annotated[AsanaTarget | JiraTarget | GithubTarget | LinearTarget, Field(discriminator="adapter")]
 
 
 class TaskBackendConfig(_Strict):
     adapter: Literal["local"] = "local"
     sync_to: list[SyncTarget] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> TaskBackendConfig:
+        names = [t.target_name for t in self.sync_to]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(
+                f"task_backend.sync_to: two targets are named {dupes}; give each a distinct `name`"
+            )
+        return self
 
 
 CLI_PRESETS: dict[str, str] = {
@@ -240,6 +439,15 @@ class RunnerConfig(_Strict):
     heartbeat_seconds: float = Field(10.0, gt=0)
 
 
+class OrchestratorConfig(_Strict):
+    # How many orchestrator processes `wf start` runs: one is active (it holds the lease), the others
+    # are hot standbys that take over within `lease_ttl_seconds` when it dies.
+    replicas: int = Field(1, ge=1, le=3)
+    lease_ttl_seconds: float = Field(6.0, ge=1, le=300)
+    # A Result whose apply fails this many times is terminated and its task failed with the reason.
+    result_apply_tries: int = Field(5, ge=1, le=100)
+
+
 class BusConfig(_Strict):
     ack_wait_seconds: float = Field(30.0, gt=0)
     max_deliver: int = Field(5, ge=1, le=100)
@@ -338,12 +546,16 @@ class GitConfig(_Strict):
 class WorkflowConfig(_Strict):
     task_backend: TaskBackendConfig = Field(default_factory=TaskBackendConfig)
     llm_backend: LLMBackendConfig = Field(default_factory=LLMBackendConfig)
+    # Named backends that `llm_backend.models`, `models` of other entries and `fallback` may refer to.
+    llm_backends: dict[str, LLMBackendConfig] = Field(default_factory=dict)
+    cost: CostConfig = Field(default_factory=CostConfig)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     nats: EndpointConfig = Field(default_factory=EndpointConfig)
     database: EndpointConfig = Field(default_factory=EndpointConfig)
     board: BoardConfig = Field(default_factory=BoardConfig)
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     bus: BusConfig = Field(default_factory=BusConfig)
+    orchestrator: OrchestratorConfig = Field(default_factory=OrchestratorConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     guards: GuardConfig = Field(default_factory=GuardConfig)
     git: GitConfig = Field(default_factory=GitConfig)
@@ -359,6 +571,44 @@ class WorkflowConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _backend_names(self) -> WorkflowConfig:
+        known = sorted(self.llm_backends)
+
+        def check(entry: LLMBackendConfig, where: str, seen: tuple[str, ...]) -> None:
+            for i, fb in enumerate(entry.fallback):
+                if isinstance(fb, str):
+                    if fb not in self.llm_backends:
+                        raise ValueError(
+                            f"{where}.fallback[{i}]: unknown backend {fb!r}; define it under llm_backends "
+                            f"(defined: {known})"
+                        )
+                    if fb in seen:
+                        raise ValueError(f"{where}.fallback[{i}]: backend {fb!r} falls back to itself")
+                    check(self.llm_backends[fb], f"llm_backends.{fb}", (*seen, fb))
+                else:
+                    check(fb, f"{where}.fallback[{i}]", seen)
+
+        check(self.llm_backend, "llm_backend", ())
+        for name, entry in self.llm_backends.items():
+            check(entry, f"llm_backends.{name}", (name,))
+        return self
+
+    def llm_chain(self, role: str) -> list[tuple[LLMBackendConfig, str]]:
+        """The backends an agent of `role` uses, in fallback order (see `backend_chain`)."""
+        return backend_chain(self.llm_backend, self.llm_backends, role)
+
+    @model_validator(mode="after")
+    def _sync_stages(self) -> WorkflowConfig:
+        known = [ENTRY_STAGE, *(s.name for s in self.pipeline.stages), FINAL_STAGE]
+        for t in self.task_backend.sync_to:
+            bad = [s for s in t.stages if s not in known]
+            if bad:
+                raise ValueError(
+                    f"task_backend.sync_to[{t.target_name}].stages: unknown stage(s) {bad}; allowed: {known}"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _runner_stages(self) -> WorkflowConfig:
         if isinstance(self.runner.stages, list):
             known = self.pipeline.agent_stages
@@ -366,6 +616,38 @@ class WorkflowConfig(_Strict):
             if bad:
                 raise ValueError(f"runner.stages: unknown stage(s) {bad}; allowed: {known} or 'all'")
         return self
+
+
+def backend_chain(
+    default: LLMBackendConfig, backends: dict[str, LLMBackendConfig], role: str
+) -> list[tuple[LLMBackendConfig, str]]:
+    """The backends an agent of `role` uses, in fallback order, each with the model to ask for.
+
+    `default.models[role]` may name a `backends` entry: that entry (and its own fallback chain) comes
+    first, then `default` with its own model and its fallback chain as the last resort.
+    """
+    chain: list[tuple[LLMBackendConfig, str]] = []
+    seen: set[int] = set()
+
+    def add(entry: LLMBackendConfig) -> None:
+        if id(entry) in seen:
+            return
+        seen.add(id(entry))
+        wanted = entry.model_for(role)
+        named = backends.get(wanted)
+        if named is not None and named is not entry:
+            add(named)  # the role's own backend first; this entry's default model after it
+            wanted = entry.model
+        chain.append((entry, wanted))
+        for fb in entry.fallback:
+            if isinstance(fb, str):
+                if fb in backends:
+                    add(backends[fb])
+            else:
+                add(fb)
+
+    add(default)
+    return chain
 
 
 def interpolate(value: Any, env: dict[str, str] | None = None, *, where: str = "") -> Any:

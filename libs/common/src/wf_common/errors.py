@@ -4,10 +4,12 @@ WorkflowError            base of everything we raise on purpose
 ├── ConfigError          the configuration file or settings are wrong (message names the field)
 ├── BusError             NATS could not be reached or answered unexpectedly
 └── CommandError         a command to the orchestrator was refused; `code` says why
-    ├── code="invalid"   the request is malformed (HTTP 422)
+    ├── code="invalid"   the request is malformed: it breaks a rule of the command's schema, which
+    │                    the board API's OpenAPI schema states too (HTTP 422)
     ├── code="not_found" the project/task/bug does not exist (HTTP 404)
     └── code="conflict"  the request does not fit the current state, e.g. approving a task
-                         that is not waiting at a gate (HTTP 409)
+                         that is not waiting at a gate, a taken workspace, a dependency
+                         cycle, a directory this machine refuses (HTTP 409)
 """
 
 from __future__ import annotations

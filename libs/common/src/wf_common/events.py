@@ -115,6 +115,34 @@ class ExecutionStarted(_Event):
     delivery: int = 1
 
 
+class ExecutionWaiting(_Event):
+    """Published by a runner whose job waits for the model server: it retries in `retry_in_seconds`
+    (retry number `retry`). The orchestrator shows it as the task's status reason until the job starts
+    again."""
+
+    type: Literal["execution.waiting"] = "execution.waiting"
+    execution_id: int
+    reason: str
+    url: str
+    retry: int
+    retry_in_seconds: float
+
+    def describe(self) -> str:
+        return (
+            f"waiting for the model server at {self.url}, retry {self.retry} in {self.retry_in_seconds:g} s"
+        )
+
+
+class ResultRejected(_Event):
+    """A Result whose apply failed on every try was terminated; its task was failed with `reason`."""
+
+    type: Literal["result.rejected"] = "result.rejected"
+    execution_id: int
+    stage: str
+    reason: str
+    deliveries: int
+
+
 class ExecutionFinished(_Event):
     type: Literal["execution.finished"] = "execution.finished"
     execution_id: int
@@ -178,6 +206,8 @@ class ApprovalRejected(_Event):
 class FeedbackAdded(_Event):
     type: Literal["feedback.added"] = "feedback.added"
     text: str
+    file: str | None = None
+    line: int | None = None
 
 
 class ControlChanged(_Event):
@@ -233,7 +263,9 @@ Event = Annotated[
     | TaskStateChanged
     | ExecutionDispatched
     | ExecutionStarted
+    | ExecutionWaiting
     | ExecutionFinished
+    | ResultRejected
     | AgentOutput
     | BugCreated
     | BugFixed

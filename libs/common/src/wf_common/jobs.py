@@ -54,6 +54,9 @@ class FeedbackRef(BaseModel):
     text: str
     actor: str
     at: datetime
+    # Set when the feedback is a comment on a line of the task's diff.
+    file: str | None = None
+    line: int | None = None
 
 
 class Job(Message):
@@ -190,6 +193,8 @@ class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     duration_ms: float = 0
+    # Money for priced models (config `cost.prices`), set by the runner; None when unpriced.
+    cost_usd: float | None = None
 
 
 class Result(Message):

@@ -9,5 +9,6 @@ from __future__ import annotations
 import re
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-TASK_KEY = re.compile(r"^T-\d{3,}$")
-BUG_KEY = re.compile(r"^B-\d{3,}$")
+# [0-9], not \d (which matches every script's digits); at most 9 digits, so a key is short and sane.
+TASK_KEY = re.compile(r"^T-[0-9]{3,9}$")
+BUG_KEY = re.compile(r"^B-[0-9]{3,9}$")

@@ -7,7 +7,9 @@ environment wins over the one in the file. Every field is validated at start and
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TypeVar
 
@@ -69,11 +71,37 @@ def load_settings(cls: type[S]) -> S:
     return settings
 
 
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object per line: t (ISO 8601, UTC), lvl, svc, log (logger), msg, and exc (the
+    traceback as text) when there is one. Newlines inside values are escaped, so a line is a record."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, object] = {
+            "t": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "lvl": record.levelname,
+            "svc": self.service,
+            "log": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            out["exc"] = record.exc_text
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
 def setup_logging(level: str = "INFO", *, json_lines: bool = False, name: str = "wf") -> None:
-    fmt = (
-        '{"t":"%(asctime)s","lvl":"%(levelname)s","svc":"' + name + '","log":"%(name)s","msg":%(message)r}'
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonLinesFormatter(name)
         if json_lines
-        else f"%(asctime)s %(levelname)-5s {name} %(name)s: %(message)s"
+        else logging.Formatter(f"%(asctime)s %(levelname)-5s {name} %(name)s: %(message)s")
     )
-    logging.basicConfig(level=level.upper(), format=fmt, force=True)
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     logging.getLogger("nats").setLevel(logging.WARNING)

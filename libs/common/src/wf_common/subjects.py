@@ -23,19 +23,33 @@ RESULTS_PREFIX = "wf.results"
 EVENTS_PREFIX = "wf.events"
 COMMANDS_PREFIX = "wf.cmd"
 
+ADVISORIES_STREAM = "WF_ADVISORIES"
+
 RESULTS_CONSUMER = "orchestrator"
+# Durable consumers of the orchestrator on WF_ADVISORIES and on WF_EVENTS (execution.started/waiting).
+ADVISORIES_CONSUMER = "orchestrator"
+RUNNER_EVENTS_CONSUMER = "orchestrator-runner-events"
 COMMANDS_QUEUE = "orchestrator"
 
 CONTROL_BUCKET = "wf_control"
 PAUSED_KEY = "paused"
 RUNNERS_BUCKET = "wf_runners"
+# The orchestrator lease: the active instance holds key `active` (TTL = orchestrator.lease_ttl_seconds).
+LEASE_BUCKET = "wf_orchestrator"
+LEASE_KEY = "active"
 
 # JetStream tells us when a job ran out of deliveries; the orchestrator fails its task.
+# Stored in WF_ADVISORIES so that one sent while the orchestrator is down is still handled.
 MAX_DELIVERIES_ADVISORY = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{JOBS_STREAM}.*"
+# What runners report about a job that the orchestrator must record (durably, on WF_EVENTS).
+RUNNER_EVENT_SUBJECTS = (
+    f"{EVENTS_PREFIX}.*.*.execution.started",
+    f"{EVENTS_PREFIX}.*.*.execution.waiting",
+)
 
 # Tokens that are safe in a subject: no dots, spaces or wildcards.
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
-SYSTEM_TOKEN = "_"
+SYSTEM_TOKEN = "_"  # noqa: S105 - a name, not a password
 
 
 def token(value: str) -> str:

@@ -46,6 +46,8 @@ class Outcome:
     result: Result | None = None  # publish this
     retry_in: float | None = None  # or: nak with this delay
     terminate: str | None = None  # after publishing, term (with this reason) instead of ack
+    waiting_reason: str | None = None  # with retry_in: why the job waits (the adapter's message)
+    waiting_url: str | None = None  # and for which server
 
 
 class JobFailed(Exception):
@@ -119,7 +121,7 @@ class JobExecutor:
             sandbox = await self._sandbox(job, str(work_root))  # the task's worktree, at /workspace
             if sandbox.warning:
                 await sink.emit("log", f"warning: {sandbox.warning}")
-            llm = build_adapter(self.workflow.llm_backend, job.role)
+            llm = build_adapter(self.workflow.llm_backend, job.role, self.workflow.llm_backends)
             sc = self.workflow.sandbox
             ctx = AgentContext(
                 job,
@@ -140,6 +142,7 @@ class JobExecutor:
             agent = self._agent(agent_cls, ctx)
             with gitrepo.trusted_worktree(checkout) if checkout else contextlib.nullcontext():
                 result = await self._run(agent)
+            result = result.model_copy(update={"usage": self.priced(result.usage)})
             if sandbox.warning:
                 result = result.model_copy(
                     update={"summary": f"{result.summary}\n\nWarning: {sandbox.warning}"}
@@ -153,7 +156,8 @@ class JobExecutor:
             if delivery < self.workflow.bus.max_deliver:
                 delay = retry_delay(self.workflow.runner.retry_delays, delivery)
                 await sink.emit("error", f"{err.message} (delivery {delivery}; trying again in {delay:g}s)")
-                return Outcome(retry_in=delay)
+                url = (err.url or self.workflow.llm_backend.host).removesuffix("/api/chat")
+                return Outcome(retry_in=delay, waiting_reason=err.message, waiting_url=url)
             kind = "llm_unavailable" if isinstance(err, LLMUnavailable) else "llm_error"
             return await failed(JobFailed(kind, err.message, retryable=True))
         except JobFailed as err:
@@ -189,6 +193,11 @@ class JobExecutor:
             return CliAgent(ctx, stage.executor, agent_cls.instructions)
         return agent_cls(ctx)
 
+    def priced(self, usage: Usage) -> Usage:
+        """The usage with its money, for models in config `cost.prices` (the cost ledger)."""
+        cost = self.workflow.cost.cost_usd(usage.model, usage.prompt_tokens, usage.completion_tokens)
+        return usage if cost is None else usage.model_copy(update={"cost_usd": round(cost, 6)})
+
     async def _run(self, agent: Agent) -> Result:
         job = agent.job
         deadline = asyncio.timeout(job.timeout_seconds)
@@ -219,7 +228,7 @@ class JobExecutor:
             err.message,
             runner_id=self.runner_id,
             started_at=started,
-            usage=usage,
+            usage=self.priced(usage),
             error=ErrorInfo(kind=err.kind, message=err.message, retryable=err.retryable),
         )
         sink.record("result", result=result.model_dump(mode="json"))

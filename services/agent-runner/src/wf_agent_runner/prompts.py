@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wf_common.jobs import BugRef, Job
+from wf_common.jobs import BugRef, FeedbackRef, Job
 
 from wf_agent_runner import gitrepo
 from wf_agent_runner.llm import Message
@@ -91,10 +91,17 @@ def _criteria(job: Job) -> str:
     return f"## Acceptance Criteria\n{body}"
 
 
+def _where(feedback: FeedbackRef) -> str:
+    """' on calc/add.py:2' for a comment on a diff line."""
+    if not feedback.file:
+        return ""
+    return f" on {feedback.file}:{feedback.line}" if feedback.line else f" on {feedback.file}"
+
+
 def _feedback(job: Job) -> str:
     if not job.feedback:
         return ""
-    lines = [f"- [{f.at:%Y-%m-%d %H:%M}] {f.actor}: {f.text.strip()}" for f in job.feedback]
+    lines = [f"- [{f.at:%Y-%m-%d %H:%M}] {f.actor}{_where(f)}: {f.text.strip()}" for f in job.feedback]
     return "## Human Feedback (follow it; it overrides earlier instructions)\n" + "\n".join(lines)
 
 

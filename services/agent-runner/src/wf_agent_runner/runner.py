@@ -1,10 +1,12 @@
 """The runner: pulls jobs for its stages from the shared durable consumers, runs them, publishes
 results, and keeps its heartbeat in the `wf_runners` KV bucket.
 
-Several runners share each stage's consumer, so a job goes to exactly one of them. A runner takes a
-job only when it has a free slot (`concurrency`, across all its stages): a job fetched but not worked
-on would sit unacked while another runner is idle. That is why this loop fetches itself instead of
-running one `bus.consume` per stage, whose concurrency is per consumer.
+Several runners share each stage's consumer, so a job goes to exactly one of them. A runner keeps one
+pull outstanding on every stage it serves while it has a free slot (`concurrency`, across all its
+stages), so an idle runner receives a job the moment it is published; a job fetched but not worked on
+would sit unacked while another runner is idle, which is why this loop fetches itself instead of
+running one `bus.consume` per stage, whose concurrency is per consumer. `_intake` consumes;
+`handle` runs one job (kept separate so the job flow can grow without touching the loop).
 
 Per job: ExecutionStarted -> agent (with `in_progress` heartbeats) -> Result on wf.results.<stage>
 with Nats-Msg-Id `<idempotency key>/result` -> ack. The result is published before the ack, so a
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import os
 import socket
@@ -27,15 +28,15 @@ from nats.js.kv import KeyValue
 from pydantic import ValidationError
 from wf_common import bus, subjects
 from wf_common.bus import Delivery
-from wf_common.events import ExecutionStarted
+from wf_common.events import ExecutionStarted, ExecutionWaiting
 from wf_common.jobs import Job, RunnerHeartbeat
 
-from wf_agent_runner.execution import JobExecutor
+from wf_agent_runner.execution import JobExecutor, Outcome
+from wf_agent_runner.llm.checks import check_backends
 from wf_agent_runner.settings import RunnerSettings
 from wf_agent_runner.turns import PauseWatch, TurnGate
 
 log = logging.getLogger(__name__)
-
 
 
 class Runner:
@@ -64,9 +65,11 @@ class Runner:
         log.info(
             "runner %s serving %s (concurrency %d)", self.runner_id, self.stages, self.settings.concurrency
         )
+        self._checks = asyncio.create_task(check_backends(self.workflow, self._roles()))
         try:
             await self._intake(stop)
         finally:
+            self._checks.cancel()  # the start-up check of the model backends, if still running
             await self._drain()
             done.set()
             await beat
@@ -75,41 +78,82 @@ class Runner:
                 await self._kv.delete(self.runner_id)
             log.info("runner %s stopped", self.runner_id)
 
+    def _roles(self) -> list[str]:
+        stages = (self.workflow.pipeline.stage(s) for s in self.stages)
+        return sorted({s.agent for s in stages if s is not None and s.agent})
+
     # -- intake ------------------------------------------------------------------------------------
 
     async def _intake(self, stop: asyncio.Event) -> None:
-        subs = {
-            stage: await self.js.pull_subscribe_bind(
-                durable=subjects.job_consumer(stage), stream=subjects.JOBS_STREAM
-            )
-            for stage in self.stages
-        }
-        # One stage: a long poll. Several: short polls in turn, so each is checked within ~1s.
-        wait = 1.0 if len(subs) == 1 else max(0.1, 1.0 / len(subs))
-        turns = itertools.cycle(subs.items())
+        """One pull per stage, all outstanding at once, behind one slot semaphore: an idle runner gets
+        a job the moment it is published, whatever its stage. A stage only asks for a job while a slot
+        is free; if two stages' jobs arrive for the last free slot, the second waits here for a slot
+        (its delivery kept alive with `in_progress`), which is rare and never longer than one job."""
+        slots = asyncio.Semaphore(self.settings.concurrency)
+        pullers = [
+            asyncio.create_task(self._pull(stage, slots, stop), name=f"pull-{stage}") for stage in self.stages
+        ]
+        try:
+            await asyncio.gather(*pullers)
+        finally:
+            for t in pullers:
+                t.cancel()
+            await asyncio.gather(*pullers, return_exceptions=True)
+
+    async def _pull(self, stage: str, slots: asyncio.Semaphore, stop: asyncio.Event) -> None:
+        sub = await self.js.pull_subscribe_bind(
+            durable=subjects.job_consumer(stage), stream=subjects.JOBS_STREAM
+        )
         try:
             while not stop.is_set():
-                if len(self._inflight) >= self.settings.concurrency:
-                    await asyncio.wait(self._inflight, timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
+                if slots.locked():  # no free slot: do not ask for a job we could not start
+                    await self._slot_freed(stop)
                     continue
-                stage, sub = next(turns)
                 try:
-                    msgs = await sub.fetch(1, timeout=wait)
+                    msgs = await sub.fetch(1, timeout=1.0)  # bounds how long a stop waits
                 except (nats.errors.TimeoutError, TimeoutError):
                     continue
-                except Exception as err:
+                except nats.errors.Error as err:
                     if not stop.is_set():
                         log.warning("fetching %s jobs failed: %s", stage, err)
                         await asyncio.sleep(0.5)
                     continue
                 for msg in msgs:
-                    task = asyncio.create_task(self._run_delivery(Delivery(msg, self.nc)))
+                    delivery = Delivery(msg, self.nc)
+                    if not await self._take_slot(slots, delivery, stop):
+                        continue
+                    task = asyncio.create_task(self._run_delivery(delivery))
                     self._inflight.add(task)
                     task.add_done_callback(self._inflight.discard)
+                    task.add_done_callback(lambda _t: slots.release())
         finally:
-            for sub in subs.values():
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+
+    async def _take_slot(self, slots: asyncio.Semaphore, delivery: Delivery, stop: asyncio.Event) -> bool:
+        """A slot for this delivery; False (and the job handed back at once) when stopping first."""
+        if not slots.locked():
+            await slots.acquire()
+            return True
+        try:
+            async with delivery.heartbeat(every=self.workflow.bus.ack_wait_seconds / 3):
+                while not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(slots.acquire(), 0.5)
+                        return True
+        except asyncio.CancelledError:
+            with contextlib.suppress(nats.errors.Error):
+                await delivery.nak(0)
+            raise
+        with contextlib.suppress(nats.errors.Error):
+            await delivery.nak(0)
+        return False
+
+    async def _slot_freed(self, stop: asyncio.Event) -> None:
+        if self._inflight:
+            await asyncio.wait(self._inflight, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
+        else:
+            await asyncio.sleep(0)  # the releasing callback has not run yet
 
     async def _drain(self) -> None:
         """Let in-flight jobs finish for `drain_seconds`; hand back (nak) the ones still running."""
@@ -171,9 +215,11 @@ class Runner:
                 outcome = await self.executor.execute(job, n, turns)
                 if outcome.retry_in is not None:
                     log.warning("job %s: model unavailable, retrying in %gs", key, outcome.retry_in)
+                    await self._announce_waiting(job, n, outcome)
                     await delivery.nak(outcome.retry_in)
                     return
-                assert outcome.result is not None
+                if outcome.result is None:  # an Outcome is a result or a retry; never neither
+                    raise RuntimeError(f"job {key}: the executor returned no result and no retry")
                 await bus.publish(
                     self.js, subjects.result_subject(job.stage), outcome.result, msg_id=f"{key}/result"
                 )
@@ -184,6 +230,23 @@ class Runner:
                 log.info("job %s: %s", key, outcome.result.status.value)
         finally:
             self._set_busy(key, False)
+
+    async def _announce_waiting(self, job: Job, delivery: int, outcome: Outcome) -> None:
+        """execution.waiting: the task shows "waiting for the model server at …, retry N in S s"."""
+        waiting = ExecutionWaiting(
+            project=job.project.slug,
+            task_key=job.task.key,
+            actor=f"runner:{self.runner_id}",
+            execution_id=job.job_id,
+            reason=outcome.waiting_reason or "the model server could not be reached",
+            url=outcome.waiting_url or self.workflow.llm_backend.host,
+            retry=delivery,
+            retry_in_seconds=outcome.retry_in or 0.0,
+        )
+        try:
+            await bus.publish(self.js, waiting.subject(), waiting)
+        except nats.errors.Error as err:  # information only: the retry happens either way
+            log.warning("could not announce that job %s waits: %s", job.idempotency_key, err)
 
     def _set_busy(self, key: str, busy: bool) -> None:
         if busy:
@@ -206,9 +269,9 @@ class Runner:
                 busy=sorted(self._busy),
             )
             try:
-                assert self._kv is not None
-                await self._kv.put(self.runner_id, beat.model_dump_json().encode())
-            except Exception as err:
+                if self._kv is not None:
+                    await self._kv.put(self.runner_id, beat.model_dump_json().encode())
+            except (nats.errors.Error, OSError, TimeoutError) as err:
                 log.warning("heartbeat to %s failed: %s", subjects.RUNNERS_BUCKET, err)
             waits = [asyncio.ensure_future(done.wait()), asyncio.ensure_future(self._busy_changed.wait())]
             await asyncio.wait(waits, timeout=every, return_when=asyncio.FIRST_COMPLETED)

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from wf_common import bus
 
-from wf_board_api import exception_handlers
+from wf_board_api import exception_handlers, openapi, web
 from wf_board_api.attachments.endpoints import router as attachments_router
 from wf_board_api.auth import CSRF_HEADER, AuthMiddleware, AuthPolicy
 from wf_board_api.board.endpoints import router as board_router
@@ -24,13 +24,19 @@ from wf_board_api.branches.endpoints import router as branches_router
 from wf_board_api.bugs.endpoints import router as bugs_router
 from wf_board_api.control.endpoints import router as control_router
 from wf_board_api.db import make_engine
+from wf_board_api.diff.endpoints import router as diff_router
 from wf_board_api.events.endpoints import router as events_router
 from wf_board_api.gateway import CommandGateway
 from wf_board_api.health.endpoints import router as health_router
+from wf_board_api.mcp_endpoint import McpEndpoint
 from wf_board_api.middleware import SecurityHeaders
+from wf_board_api.output.endpoints import router as output_router
 from wf_board_api.projects.endpoints import router as projects_router
+from wf_board_api.schemas import API_RESPONSES, GUARD_RESPONSES
 from wf_board_api.settings import BoardSettings
 from wf_board_api.state import AppState
+from wf_board_api.stats.endpoints import router as stats_router
+from wf_board_api.sync.endpoints import router as sync_router
 from wf_board_api.tasks.endpoints import router as tasks_router
 
 log = logging.getLogger(__name__)
@@ -70,7 +76,8 @@ def create_app(settings: BoardSettings) -> FastAPI:
             stopping=stopping,
         )
         try:
-            yield {"app": state}
+            async with mcp.running(state):
+                yield {"app": state}
         finally:
             state.stopping.set()
             with contextlib.suppress(Exception):
@@ -82,8 +89,11 @@ def create_app(settings: BoardSettings) -> FastAPI:
         version="0.1.0",
         summary="Read the board, send commands to the orchestrator, follow events live.",
         lifespan=lifespan,
+        docs_url=None,  # openapi.install serves /docs with local assets; ReDoc would need a CDN
+        redoc_url=None,
     )
     app.state.stopping = stopping
+    mcp = McpEndpoint(app, settings.resolved_api_token())
     # The last added runs first: security headers on every answer, CORS preflights answered before
     # authentication (they carry no credentials), then the Host, token and CSRF checks.
     app.add_middleware(AuthMiddleware, policy=auth)
@@ -97,8 +107,9 @@ def create_app(settings: BoardSettings) -> FastAPI:
         )
     app.add_middleware(SecurityHeaders)
     exception_handlers.register(app)
+    openapi.install(app, settings.stages())
+    app.include_router(health_router, responses=GUARD_RESPONSES)
     for router in (
-        health_router,
         projects_router,
         tasks_router,
         board_router,
@@ -107,6 +118,13 @@ def create_app(settings: BoardSettings) -> FastAPI:
         control_router,
         branches_router,
         events_router,
+        stats_router,
+        sync_router,
+        diff_router,
+        output_router,
     ):
-        app.include_router(router)
+        # Every /api operation declares the errors every request can meet (auth, validation, 503).
+        app.include_router(router, responses=API_RESPONSES)
+    web.install(app)
+    mcp.install()
     return app

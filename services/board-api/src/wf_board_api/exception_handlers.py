@@ -1,14 +1,16 @@
 """Every error becomes ``{"error": code, "message": text}`` here, and nowhere else.
 
-Validation errors also carry ``fields``: one entry per wrong value, named the way a client wrote it
-(``body.priority``, ``query.stage``, ``path.key``, ``header.X-WF-Actor``).
+Validation errors (422) also carry ``fields``: one entry per wrong value, named the way a client wrote
+it (``body.priority``, ``query.stage``, ``path.key``, ``header.X-WF-Actor``). A body that is not JSON
+at all is a 400. A 405 names every method the path has in ``Allow``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +18,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from wf_common.errors import BusError, CommandError
+from wf_common.fields import error_message
 
 from wf_board_api.errors import ORCHESTRATOR_DOWN, ApiError, Invalid
 
@@ -38,8 +41,30 @@ HTTP_CODES = {
 }
 
 
+E = TypeVar("E", bound=BaseException)
+
+
+def _expect(exc: Exception, kind: type[E]) -> E:
+    """The handler's exception as the type it was registered for (Starlette types them all Exception)."""
+    if not isinstance(exc, kind):
+        raise TypeError(f"{type(exc).__name__} reached the handler of {kind.__name__}") from exc
+    return exc
+
+
+def _printable(value: Any) -> Any:
+    """`value` with lone surrogates escaped: they cannot be encoded, and a message may quote input."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    return value
+
+
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"error": code, "message": message, **extra}
+    body: dict[str, Any] = _printable({"error": code, "message": message, **extra})
+    return body
 
 
 def _respond(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
@@ -51,7 +76,7 @@ def describe_validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     fields = []
     for e in errors:
         loc = [str(p) for p in e.get("loc", ())]
-        message = str(e.get("msg", "invalid value"))
+        message = error_message(e)
         kind = str(e.get("type", "value_error"))
         if kind == "json_invalid":
             # loc ends with a character offset, which names no field; say what the parser said.
@@ -68,19 +93,24 @@ def invalid_response(fields: list[dict[str, Any]]) -> JSONResponse:
 
 
 async def _request_validation(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    return invalid_response(describe_validation_errors(exc.errors()))
+    exc = _expect(exc, RequestValidationError)
+    fields = describe_validation_errors(exc.errors())
+    unreadable = [f for f in fields if f["type"] == "json_invalid"]
+    if unreadable:
+        # Not a wrong value but no value at all: the body could not be parsed.
+        return _respond(400, "bad_request", unreadable[0]["message"])
+    return invalid_response(fields)
 
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
+    exc = _expect(exc, ApiError)
     if isinstance(exc, Invalid) and exc.fields:
         return _respond(exc.status_code, exc.code, exc.message, fields=exc.fields)
     return _respond(exc.status_code, exc.code, exc.message)
 
 
 async def _command_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, CommandError)
+    exc = _expect(exc, CommandError)
     status = COMMAND_STATUS.get(exc.code, 500)
     if status == 500:
         log.error("the orchestrator reported an internal error: %s", exc.message)
@@ -92,10 +122,28 @@ async def _bus_error(_: Request, exc: Exception) -> JSONResponse:
     return _respond(503, "unavailable", f"{ORCHESTRATOR_DOWN} ({exc})")
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    exc = _expect(exc, StarletteHTTPException)
     code = HTTP_CODES.get(exc.status_code, "internal" if exc.status_code >= 500 else "bad_request")
-    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    message = str(exc.detail)
+    if exc.status_code == 405:
+        allowed = _allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        message = f"{request.method} is not allowed on {request.url.path}; use {' or '.join(allowed)}"
+    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI schema declares for this path (the routes are what it is made from)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path):
+            methods |= {m.upper() for m in operations}
+    if not methods:  # /docs, /openapi.json: pages outside the API
+        methods = {"GET"}
+    return sorted(methods)
 
 
 # SQLSTATE classes that mean "the database cannot serve us now", not "this service has a bug":
@@ -106,7 +154,7 @@ _NO_TABLE = "42P01"
 
 
 async def _database_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DBAPIError)
+    exc = _expect(exc, DBAPIError)
     sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
     if sqlstate == _NO_DATABASE:
         log.warning("database missing: %s", exc.orig)

@@ -63,7 +63,7 @@ class CommandGateway:
         try:
             reply = CommandReply.model_validate_json(raw)
         except ValidationError as err:
-            log.error("unreadable reply on %s: %s (%r)", subject, err, raw[:500])
+            log.exception("unreadable reply on %s (%r)", subject, raw[:500])
             raise CommandError(
                 "internal", f"the orchestrator sent a reply to {kind} that is not a CommandReply"
             ) from err

@@ -11,6 +11,7 @@ from fastapi import Depends, Header, Request
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from wf_common.text import ACTOR_MAX, LINE_PATTERN
 
 from wf_board_api.db import read_only
 from wf_board_api.gateway import CommandGateway
@@ -49,7 +50,8 @@ def get_actor(
         Header(
             alias="X-WF-Actor",
             min_length=1,
-            max_length=100,
+            max_length=ACTOR_MAX,
+            pattern=LINE_PATTERN,
             description="who issued the command (a person or an agent); recorded on the command",
         ),
     ] = "human",

@@ -1,5 +1,6 @@
 """`python -m wf_orchestrator` runs the orchestrator; `python -m wf_orchestrator migrate` migrates the
-database (WF_DATABASE_URL or database.url) and exits. Bad configuration exits with code 2."""
+database (WF_DATABASE_URL or database.url) and exits. Bad configuration exits with code 2; any other
+error exits 1 with one line (wf_orchestrator.errors has the tree). Nothing leaves as a traceback."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import signal
 import sys
 from contextlib import AsyncExitStack
 
+from sqlalchemy.exc import DBAPIError
 from wf_common.errors import ConfigError, WorkflowError
 from wf_common.settings import load_settings, setup_logging
 
+from wf_orchestrator.errors import DatabaseUnavailable
 from wf_orchestrator.settings import OrchestratorSettings
 
 log = logging.getLogger("wf_orchestrator")
@@ -45,7 +48,10 @@ async def main(settings: OrchestratorSettings) -> int:
         if waiting.done():
             try:
                 waiting.result()
-            except Exception:
+            except WorkflowError as err:
+                log.error("%s", err)  # noqa: TRY400 - one line, no traceback; e.g. the lease was lost: restarted, this one becomes a standby
+                code = 1
+            except Exception:  # a bug in a component: log it, exit so we are restarted
                 # Exit non-zero so the supervisor (wf start, docker) restarts us; state is all durable.
                 log.exception("an orchestrator component failed; stopping")
                 code = 1
@@ -68,7 +74,13 @@ def run() -> None:
             url = settings.resolved_database_url()
             from wf_orchestrator.migrations import migrate
 
-            asyncio.run(migrate(url))
+            try:
+                asyncio.run(migrate(url))
+            except (OSError, DBAPIError) as err:
+                raise DatabaseUnavailable(
+                    f"could not migrate the database: {str(err).splitlines()[0]}. "
+                    "Is PostgreSQL running, and is WF_DATABASE_URL right?"
+                ) from err
             log.info("database migrated")
             return
         try:
@@ -81,6 +93,10 @@ def run() -> None:
         sys.exit(2)
     except WorkflowError as err:
         print(f"wf-orchestrator: {err}", file=sys.stderr)
+        sys.exit(1)
+    except Exception as err:  # the process boundary: one line out, the traceback in the log
+        log.exception("internal error")
+        print(f"wf-orchestrator: internal error: {type(err).__name__}: {err} (see the log)", file=sys.stderr)
         sys.exit(1)
 
 

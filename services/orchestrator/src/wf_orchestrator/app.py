@@ -1,7 +1,8 @@
 """The orchestrator process, assembled: `async with Orchestrator(settings) as orch: await orch.wait()`.
 
-Start order: NATS (topology), database (migrations, agents), the outbox's leftovers, the pause flag,
-then the consumers and the dispatcher. Stop: no new commands or results are taken, the ones in flight
+Start order: NATS (topology), the lease (a standby waits here until the active orchestrator stops or
+dies), database (migrations, agents), the outbox's leftovers, the pause flag, then the consumers and
+the dispatcher. Stop: no new commands or results are taken, the ones in flight
 finish (and are acked), published outbox rows are deleted, connections close.
 """
 
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+from pathlib import Path
 from types import TracebackType
 
 from nats.aio.client import Client as NATS
@@ -18,7 +21,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from wf_common import bus
 from wf_common.config import WorkflowConfig
-from wf_common.errors import WorkflowError
 from wf_common.settings import async_database_url
 
 from wf_orchestrator.advisories import DeliveryAdvisories
@@ -27,6 +29,10 @@ from wf_orchestrator.commands import CommandServer
 from wf_orchestrator.control import Control
 from wf_orchestrator.db import create_engine
 from wf_orchestrator.dispatch import Dispatcher
+from wf_orchestrator.errors import DatabaseUnavailable
+from wf_orchestrator.hop import Hop
+from wf_orchestrator.ids import IdPool
+from wf_orchestrator.lease import Lease
 from wf_orchestrator.migrations import migrate
 from wf_orchestrator.outbox import Outbox
 from wf_orchestrator.results import ResultsConsumer
@@ -71,16 +77,24 @@ class Orchestrator:
         self.nc = nc = await bus.connect(nats_url, "wf-orchestrator")
         js = nc.jetstream()
         await bus.ensure_topology(js, wf.bus, wf.pipeline.agent_stages)
+        await bus.ensure_orchestrator_topology(js, wf.orchestrator.lease_ttl_seconds)
+        self.lease = Lease(js, wf.orchestrator.lease_ttl_seconds)
+        if not await self.lease.acquire(self._stop):
+            return  # stopped while standing by
         self.engine = engine = create_engine(database_url, pool_size=s.db_pool_size)
-        self.ctx = ctx = Context(wf.pipeline, default_test_command=wf.pipeline.default_test_command)
+        self.ctx = ctx = Context(
+            wf.pipeline, default_test_command=wf.pipeline.default_test_command, ids=IdPool(engine)
+        )
+        ctx.budgets = wf.cost.budgets
         try:
             if s.migrate_on_start:
                 await migrate(database_url)
             async with engine.connect() as conn:
                 await ctx.load_agents(conn)
+                await ctx.memory.load(conn)
         except (OSError, DBAPIError) as err:
             where = make_url(async_database_url(database_url)).render_as_string(hide_password=True)
-            raise WorkflowError(
+            raise DatabaseUnavailable(
                 f"could not use the database at {where}: {str(err).splitlines()[0]}. "
                 "Is PostgreSQL running (`wf start` runs it), and is WF_DATABASE_URL right?"
             ) from err
@@ -104,28 +118,43 @@ class Orchestrator:
             held=self.branches.scopes.held,
             git=wf.git,
         )
-        self.results = ResultsConsumer(nc, js, runner, ctx, concurrency=s.result_concurrency)
+        self.results = ResultsConsumer(
+            nc,
+            js,
+            runner,
+            ctx,
+            concurrency=s.result_concurrency,
+            apply_tries=wf.orchestrator.result_apply_tries,
+            hop=Hop(engine, self.outbox, ctx, runner.dispatch_lock, held=self.branches.scopes.held)
+            if s.one_statement_hop
+            else None,
+            paused=lambda: self.control.paused,
+            kick=lambda: self.dispatcher.kick(),
+        )
         self.commands = CommandServer(
             nc, runner, ctx, self.control, concurrency=s.command_concurrency, branches=self.branches.commands
         )
         self.advisories = DeliveryAdvisories(nc, js, runner, ctx)
-        self.started = StartedTracker(nc, engine)
+        self.started = StartedTracker(js, engine)
         self.sweeper = Sweeper(
             runner,
             ctx,
             self.outbox,
             self.dispatcher.kick,
+            js=js,
             interval=s.sweep_interval_seconds,
             timeout_margin=s.timeout_margin_seconds,
         )
 
+        if s.timings_file:
+            self.results.timings = []
         # Whatever a crash left unpublished goes out before anything new happens.
         await self.outbox.publish_leftovers()
         await self.control.start()
         await self.branches.start()
-        await self.started.start()
-        await self.advisories.start()
         for name, coro in (
+            ("lease", self.lease.keep(self._stop)),
+            ("advisories", self.advisories.run(self._stop)),
             ("outbox", self.outbox.run(self._stop)),
             ("dispatcher", self.dispatcher.run(self._stop)),
             ("results", self.results.run(self._stop)),
@@ -149,7 +178,7 @@ class Orchestrator:
 
     async def stop(self) -> None:
         self._stop.set()
-        for closer in ("commands", "advisories", "branches"):
+        for closer in ("commands", "branches"):
             part = getattr(self, closer, None)
             if part is not None:
                 with contextlib.suppress(Exception):
@@ -160,9 +189,16 @@ class Orchestrator:
                 t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._tasks = []
+        results = getattr(self, "results", None)
+        if self.settings.timings_file and results is not None and results.timings is not None:
+            await asyncio.to_thread(Path(self.settings.timings_file).write_text, json.dumps(results.timings))
         control = getattr(self, "control", None)
         if control is not None:
             await control.stop()
+        lease = getattr(self, "lease", None)
+        if lease is not None:
+            with contextlib.suppress(Exception):
+                await lease.release()
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.drain()

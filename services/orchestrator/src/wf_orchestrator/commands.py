@@ -25,6 +25,7 @@ from wf_common.commands import (
     CreateProject,
     EditTask,
     KillBug,
+    MoveTask,
     Pause,
     Ping,
     Reject,
@@ -36,6 +37,7 @@ from wf_common.commands import (
 from wf_common.db.tables import projects
 from wf_common.errors import CommandError
 from wf_common.events import ProjectCreated
+from wf_common.fields import error_message
 from wf_common.subjects import COMMANDS_PREFIX, COMMANDS_QUEUE
 
 from wf_orchestrator import workspace
@@ -56,6 +58,7 @@ _TASK_HANDLERS: dict[type[Any], TaskHandler] = {
     EditTask: handlers.edit_task,
     AddFeedback: handlers.add_feedback,
     RetryTask: handlers.retry_task,
+    MoveTask: handlers.move_task,
     KillBug: handlers.kill_bug,
 }
 
@@ -67,7 +70,7 @@ def validation_message(err: ValidationError) -> str:
         loc = [str(p) for p in e["loc"]]
         if len(loc) > 1 and loc[0] in COMMAND_TYPES:
             loc = loc[1:]
-        parts.append(f"{'.'.join(loc) or 'command'}: {e['msg']}")
+        parts.append(f"{'.'.join(loc) or 'command'}: {error_message(e)}")
     return "; ".join(parts)
 
 
@@ -112,7 +115,7 @@ class CommandServer:
         if msg.reply:
             try:
                 await msg.respond(reply.model_dump_json(exclude_none=True).encode())
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - a boundary: any failure is reported or logged, never crashes the loop
                 log.warning("could not reply to %s: %s", msg.subject, err)
 
     async def handle(self, kind: str, data: bytes) -> CommandReply:
@@ -170,7 +173,10 @@ class CommandServer:
         async with self._runner.engine.connect() as conn:
             if await repo.project_by_slug(conn, cmd.slug) is not None:
                 raise CommandError("conflict", f"project {cmd.slug!r} already exists")
-        path = await workspace.prepare(cmd.workspace)
+            taken = await repo.project_workspaces(conn)
+        # Every check before anything is made on disk: a refused command leaves no directory behind.
+        path = await workspace.check(cmd.workspace, taken)
+        await workspace.prepare(path)
         test_command = cmd.test_command or self._ctx.default_test_command
 
         async def work(uow: UnitOfWork) -> dict[str, Any]:
@@ -192,8 +198,15 @@ class CommandServer:
                     .mappings()
                     .one()
                 )
-            except IntegrityError:
-                raise CommandError("conflict", f"project {cmd.slug!r} already exists") from None
+            except IntegrityError as err:
+                # Another create_project won the race for the slug or the workspace.
+                what = "workspace" if "workspace" in str(err.orig) else "slug"
+                taken_by = (
+                    f"project {cmd.slug!r} already exists"
+                    if what == "slug"
+                    else (f"the workspace {path} is already used by another project")
+                )
+                raise CommandError("conflict", taken_by) from None
             project = ProjectRow.of(row)
             self._ctx.projects[project.id] = project
             snap = project_snapshot(project)

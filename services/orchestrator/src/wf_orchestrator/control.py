@@ -54,7 +54,8 @@ class Control:
 
     async def set(self, paused: bool, actor: str) -> None:
         """Write the flag (the command path); the event names the actor."""
-        assert self._kv is not None
+        if not (self._kv is not None):
+            raise RuntimeError("invariant broken: self._kv is not None")
         # Applied before the write: the watcher then sees no change and leaves the event to us (it
         # would otherwise announce our own write as someone else's).
         was = self.paused
@@ -79,11 +80,12 @@ class Control:
         event = ControlChanged(paused=paused, actor=actor)
         try:
             await bus.publish(self._js, event.subject(), event, msg_id=event.id)
-        except Exception as err:  # the flag itself is what matters; the event is information
+        except Exception as err:  # the flag itself is what matters; the event is information  # noqa: BLE001 - a boundary: any failure is reported or logged, never crashes the loop
             log.warning("could not publish %s: %s", event.type, err)
 
     async def _watch(self) -> None:
-        assert self._kv is not None
+        if not (self._kv is not None):
+            raise RuntimeError("invariant broken: self._kv is not None")
         while True:
             watcher = None
             try:
@@ -98,7 +100,7 @@ class Control:
                         await self._announce(value, "system")
             except asyncio.CancelledError:
                 raise
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - a boundary: any failure is reported or logged, never crashes the loop
                 log.warning("watching %s/%s failed (%s); watching again", CONTROL_BUCKET, PAUSED_KEY, err)
                 await asyncio.sleep(1.0)
             finally:

@@ -21,7 +21,9 @@ from wf_common.events import ExecutionDispatched, TaskStateChanged
 from wf_common.jobs import BugRef, FeedbackRef, Job, ProjectRef, TaskRef, idempotency_key, utcnow
 from wf_common.states import TaskState
 
+from wf_orchestrator import budgets
 from wf_orchestrator.branches.worktrees import job_worktree
+from wf_orchestrator.memory import Inflight
 from wf_orchestrator.outbox import Stored
 from wf_orchestrator.pipeline import selection
 from wf_orchestrator.pipeline.model import Candidate, Load
@@ -43,15 +45,15 @@ _LOAD = text(
 
 # One row per task to start, with an id for its execution, its previous attempts at the stage, its
 # last handoff, its feedback (and its parent's) and its open bugs: the subqueries run for the returned
-# rows only. Execution ids of candidates that are not started are simply never used.
+# rows only. Execution ids come from the orchestrator's id pool (wf_orchestrator.ids).
 _CANDIDATES = text(
     """
 SELECT t.*,
-  nextval(pg_get_serial_sequence('executions', 'id')) AS execution_id,
   (SELECT coalesce(max(e.attempt), 0) FROM executions e
     WHERE e.task_id = t.id AND e.stage = t.current_stage) AS prev_attempts,
   h.id AS handoff_id, h.payload AS handoff,
-  (SELECT coalesce(json_agg(json_build_object('text', f.text, 'actor', f.actor, 'at', f.created_at)
+  (SELECT coalesce(json_agg(json_build_object('text', f.text, 'actor', f.actor, 'at', f.created_at,
+                                             'file', f.file, 'line', f.line)
                             ORDER BY f.created_at, f.id), '[]'::json)
      FROM feedback f WHERE f.task_id = t.id OR f.task_id = t.parent_id) AS feedback,
   (SELECT coalesce(json_agg(json_build_object('key', b.bug_key, 'title', b.title,
@@ -110,6 +112,9 @@ SELECT * FROM unnest(CAST(:subjects AS text[]), CAST(:payloads AS bytea[]), CAST
 RETURNING id, msg_id
 """
 )
+
+
+_NEXT_EXECUTION_ID = text("SELECT nextval(pg_get_serial_sequence('executions', 'id'))")
 
 
 class Dispatcher:
@@ -181,12 +186,24 @@ class Dispatcher:
             return 0
         self.passes += 1
         self._busy = True
+        lock = self._runner.dispatch_lock
+        await lock.acquire()  # held through the commit, released before the publication
+        held = [True]
+
+        def release() -> None:
+            if held[0]:  # once: after the commit, or in the finally when it did not commit
+                held[0] = False
+                lock.release()
+
         try:
-            return await self._runner.run(self._pass)
+            return await self._runner.run(lambda uow: self._pass(uow, release))
         finally:
+            release()
             self._busy = False
 
-    async def _pass(self, uow: UnitOfWork) -> int:
+    async def _pass(self, uow: UnitOfWork, release: Callable[[], None] | None = None) -> int:
+        if release is not None:
+            uow.after_commit.append(release)
         await uow.conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": DISPATCH_LOCK})
         if self._paused():  # the pause may have come while we waited for the lock
             return 0
@@ -241,6 +258,7 @@ class Dispatcher:
             load = selection.after(load, picked)
             if len(picked) == len(rows):
                 break  # nothing was skipped for a full project: no other candidates can fit
+        chosen = await budgets.hold_over_budget(uow, self._ctx, chosen)  # cost.budgets: stop new work
         if chosen:
             await self._start(uow, chosen)
         return len(chosen)
@@ -253,11 +271,14 @@ class Dispatcher:
         rows: dict[str, list[Any]] = {
             k: [] for k in ("eids", "tids", "agent_ids", "stages", "attempts", "keys", "cwds", "hids")
         }
+        started: list[Inflight] = []
         for r in chosen:
             stage = pipeline.stage(r["current_stage"])
-            assert stage is not None and stage.agent is not None
+            if not (stage is not None and stage.agent is not None):
+                raise RuntimeError("invariant broken: stage is not None and stage.agent is not None")
             project = ctx.projects[r["project_id"]]
-            eid, attempt = int(r["execution_id"]), int(r["prev_attempts"]) + 1
+            eid = await ctx.ids.execution() if ctx.ids else int(await conn.scalar(_NEXT_EXECUTION_ID) or 0)
+            attempt = int(r["prev_attempts"]) + 1
             key = idempotency_key(project.slug, r["task_key"], stage.name, attempt)
             for col, value in zip(
                 rows,
@@ -285,46 +306,54 @@ class Dispatcher:
             )
             snap = ctx.snapshot_cached(task)
             common = {"project": project.slug, "task_key": task.task_key}
+
             uow.emit(ExecutionDispatched(**common, execution_id=eid, stage=stage.name, attempt=attempt))
             uow.emit(
                 TaskStateChanged(
                     **common, task=snap, from_state=TaskState.QUEUED.value, to_state=TaskState.RUNNING.value
                 )
             )
-            uow.send_job(
-                Job(
-                    job_id=eid,
-                    idempotency_key=key,
-                    stage=stage.name,
-                    role=stage.agent,
-                    attempt=attempt,
-                    project=ProjectRef(
-                        slug=project.slug,
-                        name=project.name,
-                        workspace=project.workspace,
-                        test_command=project.test_command,
-                    ),
-                    task=TaskRef(
-                        key=task.task_key,
-                        title=task.title,
-                        description=task.description,
-                        acceptance_criteria=task.acceptance_criteria,
-                        priority=task.priority,
-                        parent_key=snap.parent,
-                    ),
-                    idea=task.description if task.is_idea else None,
-                    feedback=[FeedbackRef.model_validate(f) for f in r["feedback"]],
-                    bugs=[BugRef.model_validate(b) for b in r["bugs"]],
-                    handoff=r["handoff"] or {},
-                    max_turns=pipeline.max_turns,
-                    timeout_seconds=stage.timeout_seconds,
-                    schema_retries=pipeline.schema_retries,
-                    issued_at=now,
-                    worktree=job_worktree(
-                        self._git, project.workspace, project.slug, task.task_key, task.is_idea
-                    ),
-                )
+            job = Job(
+                job_id=eid,
+                idempotency_key=key,
+                stage=stage.name,
+                role=stage.agent,
+                attempt=attempt,
+                project=ProjectRef(
+                    slug=project.slug,
+                    name=project.name,
+                    workspace=project.workspace,
+                    test_command=project.test_command,
+                ),
+                task=TaskRef(
+                    key=task.task_key,
+                    title=task.title,
+                    description=task.description,
+                    acceptance_criteria=task.acceptance_criteria,
+                    priority=task.priority,
+                    parent_key=snap.parent,
+                ),
+                idea=task.description if task.is_idea else None,
+                feedback=[FeedbackRef.model_validate(f) for f in r["feedback"]],
+                bugs=[BugRef.model_validate(b) for b in r["bugs"]],
+                handoff=r["handoff"] or {},
+                max_turns=pipeline.max_turns,
+                timeout_seconds=stage.timeout_seconds,
+                schema_retries=pipeline.schema_retries,
+                issued_at=now,
+                worktree=job_worktree(
+                    self._git, project.workspace, project.slug, task.task_key, task.is_idea
+                ),
             )
+            uow.send_job(job)
+            started.append(Inflight(task, job, project))
+        memory = ctx.memory
+
+        def remember() -> None:
+            for entry in started:
+                memory.started(entry)
+
+        uow.after_commit.append(remember)
         messages, uow.messages = uow.messages, []
         stored = await conn.execute(
             _START,

@@ -21,5 +21,11 @@ class OrchestratorSettings(ServiceSettings):
     # A result or command that makes a task ready dispatches it in its own transaction when no other
     # dispatch pass is running (lower latency per hop); off = every job goes through a separate pass.
     dispatch_in_transaction: bool = True
+    # A Result that just moves its task on is applied as one guarded statement (wf_orchestrator.hop);
+    # off = every Result takes the locked path.
+    one_statement_hop: bool = True
+    # `make bench`: write how long each applied Result took (received → next Job acked by JetStream),
+    # as a JSON list of seconds, to this file when the process stops.
+    timings_file: str | None = None
     # Run migrations at start (idempotent); `python -m wf_orchestrator migrate` does only that.
     migrate_on_start: bool = True

@@ -1,6 +1,9 @@
 """Periodic housekeeping, every `sweep_interval_seconds`:
 
 - executions running longer than their stage's timeout (+ margin) are failed; the task is retryable;
+- executions whose job no runner ever started and that have no job left in WF_JOBS (the stage's
+  consumer has nothing pending or in flight, and no job waits in the outbox) are failed too: their
+  job is gone (deleted, or terminated with its advisory lost), so they would otherwise wait forever;
 - safety nets for what a race could leave behind: blocked tasks whose blockers are all done, ideas
   whose tasks are all done, outbox rows whose publication failed;
 - a dispatch pass, so nothing waits for a kick that never came.
@@ -12,12 +15,23 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
 
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 from sqlalchemy import and_, any_, bindparam, exists, select
-from wf_common.db.tables import executions, tasks
+from wf_common.db.tables import executions, outbox, tasks
 from wf_common.jobs import utcnow
 from wf_common.states import ExecutionStatus, TaskState
+from wf_common.subjects import (
+    JOBS_PREFIX,
+    JOBS_STREAM,
+    RESULTS_CONSUMER,
+    RESULTS_STREAM,
+    job_consumer,
+    job_subject,
+)
 
 from wf_orchestrator.outbox import Outbox
 from wf_orchestrator.pipeline import machine, selection
@@ -69,6 +83,7 @@ class Sweeper:
         outbox: Outbox,
         kick: Callable[[], None],
         *,
+        js: JetStreamContext | None = None,
         interval: float,
         timeout_margin: float,
     ) -> None:
@@ -78,6 +93,7 @@ class Sweeper:
         self._kick = kick
         self._interval = interval
         self._margin = timeout_margin
+        self._js = js
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -92,6 +108,7 @@ class Sweeper:
 
     async def sweep_once(self) -> None:
         await self.fail_overdue()
+        await self.fail_lost()
         await self.release_stuck()
         await self._outbox.publish_leftovers(older_than_seconds=OUTBOX_GRACE_SECONDS)
         self._kick()
@@ -116,6 +133,56 @@ class Sweeper:
             if not selection.timed_out(r.started_at, timeout, self._margin, now):
                 continue
             why = f"the {r.stage} job ran longer than its timeout ({timeout} s) without reporting a result"
+            if await self._runner.run(partial(_fail, ctx=self._ctx, execution_id=r.id, reason=why)):
+                log.warning("execution %s: %s", r.id, why)
+                failed += 1
+        return failed
+
+    async def fail_lost(self) -> int:
+        """Never-started executions whose job is no longer anywhere (see the module docstring)."""
+        if self._js is None:
+            return 0
+        cutoff = utcnow() - timedelta(seconds=self._margin + OUTBOX_GRACE_SECONDS)
+        async with self._runner.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(executions.c.id, executions.c.stage).where(
+                        executions.c.status == ExecutionStatus.PENDING.value,
+                        executions.c.started_at.is_(None),
+                        executions.c.queued_at < cutoff,
+                    )
+                )
+            ).all()
+            if not rows:
+                return 0
+            waiting = set(
+                (
+                    await conn.execute(
+                        select(outbox.c.subject).where(outbox.c.subject.startswith(JOBS_PREFIX)).distinct()
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        results = await self._js.consumer_info(RESULTS_STREAM, RESULTS_CONSUMER)
+        if results.num_pending or results.num_ack_pending:
+            return 0  # a result still to apply may be the one of such an execution
+        failed = 0
+        empty: dict[str, bool] = {}
+        for r in rows:
+            if r.stage not in empty:
+                try:
+                    info = await self._js.consumer_info(JOBS_STREAM, job_consumer(r.stage))
+                    empty[r.stage] = not info.num_pending and not info.num_ack_pending
+                except NotFoundError:
+                    empty[r.stage] = True
+                empty[r.stage] = empty[r.stage] and job_subject(r.stage) not in waiting
+            if not empty[r.stage]:
+                continue
+            why = (
+                f"the {r.stage} job was never started and is no longer in the queue "
+                "(deleted, or terminated while the orchestrator was not told)"
+            )
             if await self._runner.run(partial(_fail, ctx=self._ctx, execution_id=r.id, reason=why)):
                 log.warning("execution %s: %s", r.id, why)
                 failed += 1

@@ -39,6 +39,8 @@ class UnitOfWork:
     stored: list[Stored] = field(default_factory=list)
     # Set when the work may have made a task dispatchable (queued) or freed a slot.
     wants_dispatch: bool = False
+    # Updates of the orchestrator's memory (wf_orchestrator.hop.Memory), made once the work committed.
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def emit(self, event: _Event) -> None:
         self.messages.append(Outgoing(event.subject(), event.model_dump_json().encode(), event.id))
@@ -65,6 +67,9 @@ class Runner:
         # Dispatch in the same transaction when the work made a task ready (see Dispatcher.within).
         self._dispatch_within = dispatch_within
         self.active = 0  # units of work running now
+        # Held by whatever may start jobs (a dispatch pass, a hop) until its commit: slots are counted
+        # by one of them at a time. In-process is enough: only the lease holder dispatches.
+        self.dispatch_lock = asyncio.Lock()
 
     async def run(self, work: Callable[[UnitOfWork], Awaitable[T]], *, must_publish: bool = True) -> T:
         """Run `work` in a transaction and publish its messages.
@@ -75,12 +80,21 @@ class Runner:
         """
         for attempt in range(1, _MAX_TRIES + 1):
             self.active += 1
+            holding = False
             try:
                 async with self.engine.begin() as conn:
                     uow = UnitOfWork(conn)
                     value = await work(uow)
                     # Only when it is alone: with others in flight, the dispatcher's passes batch better.
-                    if uow.wants_dispatch and self.active == 1 and self._dispatch_within:
+                    # Never waits for the lock (this transaction holds row locks): declines instead.
+                    if (
+                        uow.wants_dispatch
+                        and self.active == 1
+                        and self._dispatch_within
+                        and not self.dispatch_lock.locked()
+                    ):
+                        await self.dispatch_lock.acquire()  # free: returns at once
+                        holding = True
                         uow.wants_dispatch = not await self._dispatch_within(uow)
                     stored = uow.stored + await self.outbox.store(conn, uow.messages)
                 break
@@ -92,6 +106,10 @@ class Runner:
                 await asyncio.sleep(0.01 * attempt)
             finally:
                 self.active -= 1
+                if holding:
+                    self.dispatch_lock.release()
+        for hook in uow.after_commit:
+            hook()
         if uow.wants_dispatch:
             self._on_dispatch()
         try:

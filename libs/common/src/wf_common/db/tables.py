@@ -11,12 +11,14 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Computed,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
@@ -47,7 +49,8 @@ projects = Table(
     Column("id", Integer, primary_key=True),
     Column("slug", String(40), nullable=False, unique=True),
     Column("name", String(200), nullable=False),
-    Column("workspace", Text, nullable=False),
+    # One project per directory (migration 0004): their agents would write over each other.
+    Column("workspace", Text, nullable=False, unique=True),
     Column("test_command", Text, nullable=False),
     # Per-project counters behind T-001 and B-001 keys, bumped with UPDATE ... RETURNING.
     Column("next_task_number", Integer, nullable=False, server_default=text("1")),
@@ -126,11 +129,25 @@ executions = Table(
     Column("artifacts", JSONB),
     # Tokens, model and time: what each execution (and so each task) cost.
     Column("usage", JSONB),
+    # The cost ledger (migration 0006): generated from `usage`, never written directly.
+    Column("model", Text, Computed("usage ->> 'model'", persisted=True)),
+    Column(
+        "prompt_tokens",
+        Integer,
+        Computed("COALESCE((usage ->> 'prompt_tokens')::integer, 0)", persisted=True),
+    ),
+    Column(
+        "completion_tokens",
+        Integer,
+        Computed("COALESCE((usage ->> 'completion_tokens')::integer, 0)", persisted=True),
+    ),
+    Column("cost_usd", Numeric(16, 6), Computed("(usage ->> 'cost_usd')::numeric(16, 6)", persisted=True)),
     Column("feedback", Text),
     Column("feedback_at", DateTime(timezone=True)),
     CheckConstraint("status IN ('pending', 'running', 'completed', 'failed', 'paused')", name="valid_status"),
 )
 Index("ix_executions_task", executions.c.task_id)
+Index("ix_executions_model", executions.c.model)
 Index(
     "ix_executions_active",
     executions.c.status,
@@ -208,6 +225,9 @@ feedback = Table(
     Column("execution_id", Integer, ForeignKey("executions.id")),
     Column("text", Text, nullable=False),
     Column("actor", String(100), nullable=False),
+    # A comment on a line of the task's diff (migration 0007).
+    Column("file", String(500)),
+    Column("line", Integer),
     _now(),
 )
 Index("ix_feedback_task", feedback.c.task_id)

@@ -202,6 +202,7 @@ class Agent(ABC):
                 )
                 if call.name == "run" and isinstance(call.arguments.get("command"), str):
                     self.commands_run.append(call.arguments["command"])
+                # File IO off the event loop (acall): heartbeats and output events keep flowing.
                 outcome = await toolbox.acall(call.name, call.arguments)
                 await self.out.emit("tool_result", outcome.text, name=call.name, ok=outcome.ok)
                 messages.append({"role": "tool", "content": outcome.text, "tool_name": call.name})

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,17 +17,11 @@ from wf_common.states import Verdict
 
 from wf_agent_runner import confined, gitrepo
 from wf_agent_runner.agents.base import Agent
+from wf_agent_runner.agents.repair import BreakdownUnreadable, read_breakdown
 from wf_agent_runner.llm import Message
 
 TASKS_FILE = ".workflow/tasks.json"
-_FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*)\n\s*```\s*$", re.DOTALL)
 ERROR_CHARS = 1500
-
-
-def strip_fences(text: str) -> str:
-    """A model without `format` support may wrap the JSON in a markdown fence; accept that much."""
-    m = _FENCE.match(text)
-    return m.group(1) if m else text
 
 
 def validation_error_text(err: ValidationError | ValueError) -> str:
@@ -63,12 +56,14 @@ Each task must be completable in one development session and have testable accep
         for attempt in range(1, attempts + 1):
             reply = await self.chat(messages, format=schema)
             try:
-                breakdown = Breakdown.model_validate_json(strip_fences(reply.content))
-            except ValidationError as err:
+                breakdown, repairs = read_breakdown(reply.content)
+            except (ValidationError, BreakdownUnreadable) as err:
                 error = validation_error_text(err)
                 await self.out.emit("error", f"breakdown attempt {attempt}/{attempts} is invalid: {error}")
                 messages += [{"role": "assistant", "content": reply.content}, _retry_message(error)]
                 continue
+            if repairs:
+                await self.out.emit("log", "read the breakdown leniently: " + "; ".join(repairs))
             return await self._passed(breakdown)
         return self.result(
             Verdict.FAIL,

@@ -8,6 +8,8 @@ could not run is a finding saying "skipped: …" (offline, not installed), never
 
 from __future__ import annotations
 
+import asyncio
+
 from wf_common.jobs import Finding, Result
 from wf_common.states import Verdict
 
@@ -48,7 +50,7 @@ find a real problem, else finish(status="pass", summary=<what you checked>)."""
             raise SandboxError("no sandbox for the scanners; the runner must open one for the job")
         tracked = await gitrepo.tracked_files(root)
         limit = self.ctx.test_timeout
-        scan = scan_files(root, tracked)
+        scan = await asyncio.to_thread(scan_files, root, tracked)
         for f in scan.findings:
             f.severity, f.tool = "high", "secret-scan"
         history = await scanners.secrets_in_history(root, scan.findings)

@@ -22,10 +22,15 @@ TokenCallback = Callable[[str], Awaitable[None] | None]
 class ToolCall:
     name: str
     arguments: dict[str, Any] = field(default_factory=dict)
+    # The server's id for the call (OpenAI `call_…`, Anthropic `toolu_…`); "" where there is none.
+    id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """Ollama's wire shape, for echoing the call back in the assistant message."""
-        return {"function": {"name": self.name, "arguments": self.arguments}}
+        """Ollama's wire shape, for echoing the call back in the assistant message (plus the id)."""
+        out: dict[str, Any] = {"function": {"name": self.name, "arguments": self.arguments}}
+        if self.id:
+            out["id"] = self.id
+        return out
 
 
 @dataclass(frozen=True)
@@ -66,10 +71,22 @@ async def emit(on_token: TokenCallback | None, piece: str) -> None:
         await result
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What the start-up check found out about a backend's model."""
+
+    reachable: bool
+    model_found: bool | None  # None: the server does not list its models
+    native_tools: bool  # False: the agent uses emulated tool calls (described in the prompt)
+    detail: str  # one line for the log, e.g. "model qwen2.5-coder:0.5b: tools supported"
+
+
 class LLMAdapter(ABC):
     """An async chat model. Subclasses implement `chat` and `aclose`; the rest is built on them."""
 
     model: str
+    # Per-backend choice from config: "auto" (use the capability check), "native" or "emulated".
+    tool_calls: str = "auto"
 
     @abstractmethod
     async def chat(
@@ -85,6 +102,11 @@ class LLMAdapter(ABC):
 
     @abstractmethod
     async def aclose(self) -> None: ...
+
+    async def capabilities(self) -> Capabilities:
+        """Ask the server about the model (Ollama /api/show, /v1/models, ...). Never raises for an
+        unreachable server: that is reported in the result."""
+        return Capabilities(True, None, True, f"model {self.model}: no capability check for this backend")
 
     async def complete(self, prompt: str, system: str | None = None) -> str:
         return (await self.chat(prompt_messages(prompt, system))).content

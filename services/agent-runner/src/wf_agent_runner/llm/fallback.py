@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from wf_agent_runner.llm.base import ChatResult, LLMAdapter, Message, TokenCallback
+from wf_agent_runner.llm.base import Capabilities, ChatResult, LLMAdapter, Message, TokenCallback
 from wf_agent_runner.llm.errors import LLMUnavailable
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,7 @@ class FallbackAdapter(LLMAdapter):
         self.primary = primary
         self.fallback = fallback
         self.model = primary.model
+        self.tool_calls = primary.tool_calls
 
     def __repr__(self) -> str:
         return f"FallbackAdapter({self.primary!r}, {self.fallback!r})"
@@ -40,6 +41,9 @@ class FallbackAdapter(LLMAdapter):
         except LLMUnavailable as exc:
             log.warning("primary LLM unavailable, using fallback %r for this call: %s", self.fallback, exc)
             return await self.fallback.chat(messages, tools=tools, format=format, on_token=on_token)
+
+    async def capabilities(self) -> Capabilities:
+        return await self.primary.capabilities()
 
     async def aclose(self) -> None:
         try:

@@ -13,7 +13,16 @@ from typing import Any
 
 import httpx
 
-from wf_agent_runner.llm.base import ChatResult, LLMAdapter, Message, TokenCallback, ToolCall, Usage, emit
+from wf_agent_runner.llm.base import (
+    Capabilities,
+    ChatResult,
+    LLMAdapter,
+    Message,
+    TokenCallback,
+    ToolCall,
+    Usage,
+    emit,
+)
 from wf_agent_runner.llm.errors import (
     LLMError,
     LLMModelNotFound,
@@ -21,6 +30,7 @@ from wf_agent_runner.llm.errors import (
     LLMStreamError,
     LLMUnavailable,
 )
+from wf_agent_runner.llm.schema import wire_schema
 
 # Connecting to a local server is instant when it is up; don't wait the whole generation budget.
 _CONNECT_TIMEOUT = 10.0
@@ -35,8 +45,10 @@ class OllamaAdapter(LLMAdapter):
         num_ctx: int = 8192,
         timeout_seconds: float = 300,
         options: dict[str, Any] | None = None,
+        tool_calls: str = "auto",
         client: httpx.AsyncClient | None = None,
     ) -> None:
+        self.tool_calls = tool_calls
         self.host = host.rstrip("/")
         self.model = model
         self.num_ctx = num_ctx
@@ -58,6 +70,37 @@ class OllamaAdapter(LLMAdapter):
         if self._owns_client:
             await self._client.aclose()
 
+    async def capabilities(self) -> Capabilities:
+        """POST /api/show: is the model pulled, and does its template support tools?"""
+        url = f"{self.host}/api/show"
+        try:
+            resp = await self._client.post(url, json={"model": self.model}, timeout=self._timeout)
+        except httpx.HTTPError as exc:
+            return Capabilities(False, None, self.tool_calls == "native", f"unreachable ({_reason(exc)})")
+        if resp.status_code == 404:
+            return Capabilities(
+                True,
+                False,
+                self.tool_calls != "emulated",
+                f"model {self.model} is not pulled; run `ollama pull {self.model}`",
+            )
+        if resp.status_code >= 400:
+            err = _http_error(self, resp)
+            return Capabilities(True, None, self.tool_calls == "native", err.message)
+        try:
+            caps = resp.json().get("capabilities")
+        except (ValueError, AttributeError):
+            caps = None
+        if not isinstance(caps, list):  # Ollama before 0.6 does not list capabilities: try native
+            native, why = self.tool_calls != "emulated", "capabilities not listed by this Ollama"
+        else:
+            native = "tools" in caps and self.tool_calls != "emulated"
+            why = f"capabilities: {', '.join(map(str, caps))}"
+        if self.tool_calls == "native":
+            native = True
+        mode = "native tool calls" if native else "NO native tool support: using emulated tool calls"
+        return Capabilities(True, True, native, f"model {self.model} ({why}); {mode}")
+
     def _body(
         self, messages: list[Message], tools: list[dict[str, Any]] | None, format: dict[str, Any] | str | None
     ) -> dict[str, Any]:
@@ -69,8 +112,8 @@ class OllamaAdapter(LLMAdapter):
         }
         if tools:
             body["tools"] = tools
-        if format is not None:
-            body["format"] = format
+        if format is not None:  # Ollama builds a llama.cpp grammar from it: no huge bounds
+            body["format"] = wire_schema(format) if isinstance(format, dict) else format
         return body
 
     async def chat(

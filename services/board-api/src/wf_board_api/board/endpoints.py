@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from wf_common.fields import Slug
 
 from wf_board_api.board.schemas import BoardOut
 from wf_board_api.board.service import build_board
@@ -20,7 +21,7 @@ router = APIRouter(tags=["board"])
 async def get_board(
     db: Db,
     state: State,
-    project: Annotated[str | None, Query(description="project slug; all projects when left out")] = None,
+    project: Annotated[Slug | None, Query(description="project slug; all projects when left out")] = None,
 ) -> BoardOut:
     """Columns in pipeline order (backlog … done), each with its tasks in creation order."""
     tasks = await list_tasks(db, project=project, stage=None, state=None, key=None)

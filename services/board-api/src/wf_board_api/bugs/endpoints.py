@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from wf_common.commands import KillBug
+from wf_common.fields import BugKey, Slug, TaskKey
 
 from wf_board_api.bugs import service
 from wf_board_api.bugs.schemas import BugOut, KillBugBody
@@ -19,8 +20,8 @@ router = APIRouter(tags=["bugs"])
 @router.get("/api/bugs", response_model=list[BugOut], responses=ERROR_RESPONSES)
 async def list_bugs(
     db: Db,
-    project: Annotated[str | None, Query(description="project slug")] = None,
-    task: Annotated[str | None, Query(description="task key, e.g. T-002")] = None,
+    project: Annotated[Slug | None, Query(description="project slug")] = None,
+    task: Annotated[TaskKey | None, Query(description="task key, e.g. T-002")] = None,
     include_killed: bool = False,
 ) -> list[BugOut]:
     return await service.list_bugs(db, project=project, task=task, include_killed=include_killed)
@@ -28,8 +29,8 @@ async def list_bugs(
 
 @router.post("/api/projects/{slug}/bugs/{key}/kill", responses=COMMAND_RESPONSES)
 async def kill_bug(
-    slug: str,
-    key: str,
+    slug: Slug,
+    key: BugKey,
     actor: Actor,
     gateway: Gateway,
     body: Annotated[KillBugBody | None, Body()] = None,

@@ -21,10 +21,10 @@ from fastapi.responses import StreamingResponse
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
-from wf_common.keys import SLUG, TASK_KEY
+from wf_common.fields import EventId, Slug, TaskKey
 from wf_common.subjects import EVENTS_STREAM
 
-from wf_board_api.errors import Unavailable, field_error
+from wf_board_api.errors import Unavailable
 from wf_board_api.events import sse, stream
 from wf_board_api.schemas import ERROR_RESPONSES
 from wf_board_api.state import AppState, State
@@ -34,6 +34,7 @@ router = APIRouter(tags=["events"])
 
 RECONNECT_MILLISECONDS = 2000
 MAX_REPLAY = 1000
+MAX_SEQUENCE = 10**18 - 1  # JetStream sequences are 64-bit; the header pattern allows 18 digits
 _DESCRIPTION = """Server-Sent Events from the WF_EVENTS stream (`wf.events.>`).
 
 Starts with new events. `Last-Event-ID` (sent by EventSource when it reconnects) or `?after=<id>`
@@ -52,21 +53,19 @@ client should reload its state. A comment is sent every ~15 s when nothing happe
 )
 async def stream_events(
     state: State,
-    project: Annotated[str | None, Query(description="only events of this project")] = None,
-    task: Annotated[str | None, Query(description="only events of this task key")] = None,
-    after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
+    project: Annotated[Slug | None, Query(description="only events of this project")] = None,
+    task: Annotated[TaskKey | None, Query(description="only events of this task key")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_SEQUENCE, description="resume after this event id")
+    ] = None,
     since: Annotated[datetime | None, Query(description="start at this time (ISO 8601)")] = None,
     replay: Annotated[int | None, Query(ge=1, le=MAX_REPLAY, description="first send the last N")] = None,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    last_event_id: Annotated[
+        EventId | None, Header(alias="Last-Event-ID", description="id of the last event received")
+    ] = None,
 ) -> StreamingResponse:
-    if project is not None and not SLUG.match(project):
-        raise field_error("query.project", f"{project!r} is not a project slug (e.g. 'listsnap')")
-    if task is not None:
-        task = task.strip().upper()
-        if not TASK_KEY.match(task):
-            raise field_error("query.task", f"{task!r} is not a task key (e.g. 'T-001')")
     # The header is what a reconnecting browser sends; it wins over the ?after/?replay of the first URL.
-    resume = _parse_last_event_id(last_event_id) if last_event_id else after
+    resume = int(last_event_id) if last_event_id else after
     subjects = stream.filter_subjects(project, task)
     try:
         start = await _start(state.js, subjects, resume=resume, since=since, replay=replay)
@@ -82,15 +81,6 @@ async def stream_events(
         # no-transform/X-Accel-Buffering: a proxy that buffers would hold events back.
         headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
     )
-
-
-def _parse_last_event_id(value: str) -> int:
-    value = value.strip()
-    if not (value.isascii() and value.isdigit()):
-        raise field_error(
-            "header.Last-Event-ID", f"must be the id of an event this stream sent (a number), got {value!r}"
-        )
-    return int(value)
 
 
 async def _start(

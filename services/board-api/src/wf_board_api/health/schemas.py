@@ -12,6 +12,9 @@ class Checks(BaseModel):
     database: str
     orchestrator: str
     runners: int
+    # The sync bridge, when task_backend.sync_to is configured: "ok" or why not. Reported, not required:
+    # the board works without the trackers.
+    sync_bridge: str | None = None
 
 
 class HealthOut(BaseModel):

@@ -24,7 +24,7 @@ async def _check(what: Awaitable[object]) -> str:
         await asyncio.wait_for(what, CHECK_TIMEOUT_SECONDS)
     except TimeoutError:
         return f"no answer within {CHECK_TIMEOUT_SECONDS:.0f}s"
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - a boundary: any failure is reported or logged, never crashes the loop
         return str(err) or type(err).__name__
     return OK
 
@@ -41,9 +41,15 @@ async def _ping(state: AppState) -> None:
 async def _runner_count(state: AppState) -> int:
     try:
         return len(await asyncio.wait_for(live_runners(state.js), CHECK_TIMEOUT_SECONDS))
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - a boundary: any failure is reported or logged, never crashes the loop
         log.info("health: cannot read runners: %s", err)
         return 0
+
+
+async def _sync_bridge(state: AppState) -> str:
+    from wf_board_api.sync.service import bridge_running
+
+    return OK if state.nc.is_connected and await bridge_running(state.nc) else "not answering on wf.sync.*"
 
 
 async def check(state: AppState) -> HealthOut:
@@ -55,8 +61,9 @@ async def check(state: AppState) -> HealthOut:
     else:
         database, orchestrator, runners = await _check(_select_one(state)), "unknown (no NATS)", 0
     checks = Checks(
-        nats=OK if nats_ok else "disconnected", database=database, orchestrator=orchestrator, runners=runners
-    )
+        nats=OK if nats_ok else "disconnected", database=database, orchestrator=orchestrator, runners=runners,
+        sync_bridge=await _sync_bridge(state) if state.settings.workflow.task_backend.sync_to else None,
+    )  # fmt: skip
     named = (("nats", checks.nats), ("database", database), ("orchestrator", orchestrator))
     missing = [f"{name}: {value}" for name, value in named if value != OK]
     if runners == 0:

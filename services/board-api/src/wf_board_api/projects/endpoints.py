@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from wf_common.commands import CreateProject
+from wf_common.fields import Slug
 
 from wf_board_api.gateway import build_command
 from wf_board_api.projects import service
@@ -22,7 +23,7 @@ async def list_projects(db: Db) -> list[ProjectOut]:
 
 
 @router.get("/{slug}", response_model=ProjectDetail, responses=ERROR_RESPONSES)
-async def get_project(slug: str, db: Db) -> ProjectDetail:
+async def get_project(slug: Slug, db: Db) -> ProjectDetail:
     """The project with how many of its tasks are in each stage and state, and its open bugs."""
     return await service.project_detail(db, slug)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
+from wf_common.fields import ProjectName, Slug, TestCommand, Workspace
 
 from wf_board_api.schemas import Body
 
@@ -25,8 +26,8 @@ class ProjectDetail(ProjectOut):
 
 
 class CreateProjectBody(Body):
-    # The same limits as wf_common.commands.CreateProject, repeated so /docs shows them.
-    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$", examples=["listsnap"])
-    name: str | None = Field(None, max_length=200)
-    workspace: str = Field(min_length=1, description="path of the project's git working tree")
-    test_command: str | None = Field(None, min_length=1, max_length=1000, examples=["python -m pytest"])
+    # The very types of wf_common.commands.CreateProject, so the schema states its rules.
+    slug: Slug
+    name: ProjectName | None = None
+    workspace: Workspace
+    test_command: TestCommand | None = None

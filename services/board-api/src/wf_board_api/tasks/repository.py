@@ -119,7 +119,13 @@ async def list_executions(conn: AsyncConnection, task_id: int) -> list[RowMappin
 async def list_feedback(conn: AsyncConnection, task_id: int) -> list[RowMapping]:
     query = (
         select(
-            feedback.c.id, feedback.c.text, feedback.c.actor, feedback.c.execution_id, feedback.c.created_at
+            feedback.c.id,
+            feedback.c.text,
+            feedback.c.actor,
+            feedback.c.execution_id,
+            feedback.c.created_at,
+            feedback.c.file,
+            feedback.c.line,
         )
         .where(feedback.c.task_id == task_id)
         .order_by(feedback.c.id)

@@ -4,10 +4,23 @@ their history, and the bodies of the commands on them."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from wf_common.events import TaskSnapshot
+from wf_common.fields import (
+    Criterion,
+    FeedbackText,
+    IdeaText,
+    LongText,
+    Note,
+    Reason,
+    RepoPath,
+    StageName,
+    TaskKey,
+    Title,
+)
+from wf_common.text import ITEMS_MAX
 
 from wf_board_api.attachments.schemas import AttachmentOut
 from wf_board_api.bugs.schemas import BugOut
@@ -55,6 +68,8 @@ class FeedbackOut(BaseModel):
     actor: str
     execution_id: int | None
     created_at: datetime
+    file: str | None = None
+    line: int | None = None
 
 
 class CostOut(BaseModel):
@@ -67,6 +82,7 @@ class CostOut(BaseModel):
     total_tokens: int = 0
     duration_ms: float = 0
     models: list[str] = Field(default_factory=list)
+    cost_usd: float = 0  # money of the priced executions (config cost.prices)
 
 
 class TaskDetail(TaskSnapshot):
@@ -79,29 +95,52 @@ class TaskDetail(TaskSnapshot):
     cost: CostOut
 
 
-# Bodies: the same limits as the wf_common.commands models, repeated so /docs shows them.
+# Bodies: the field types of the wf_common.commands models, so the schema states their rules.
 
 
 class IdeaBody(Body):
-    text: str = Field(min_length=3, max_length=20_000, examples=["Let users export lists as CSV"])
+    text: IdeaText = Field(examples=["Let users export lists as CSV"])
     priority: int = Field(5, ge=1, le=10)
 
 
 class ApproveBody(Body):
-    note: str = Field("", max_length=5000)
+    note: Note = ""
 
 
 class RejectBody(Body):
-    reason: str = Field(min_length=1, max_length=5000)
+    reason: Reason
 
 
 class EditTaskBody(Body):
-    title: str | None = Field(None, min_length=3, max_length=200)
-    description: str | None = Field(None, max_length=20_000)
-    acceptance_criteria: list[str] | None = None
-    priority: int | None = Field(None, ge=1, le=10)
-    blocked_by: list[str] | None = Field(None, examples=[["T-001"]])
+    """The fields to change, at least one; a field left out stays as it is (null is not a value)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    # Optional, never null (`_present` refuses null): the default None stands for "left out" and is
+    # never validated, so the schema shows each field as its one type, not "or null".
+    title: Title = None  # type: ignore[assignment]
+    description: LongText = None  # type: ignore[assignment]
+    acceptance_criteria: Annotated[list[Criterion], Field(max_length=ITEMS_MAX)] = None  # type: ignore[assignment]
+    priority: Annotated[int, Field(ge=1, le=10)] = None  # type: ignore[assignment]
+    blocked_by: Annotated[list[TaskKey], Field(max_length=ITEMS_MAX, examples=[["T-001"]])] = None  # type: ignore[assignment]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _present(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if not data:
+                raise ValueError(f"give at least one of {sorted(cls.model_fields)} to change")
+            nulls = sorted(str(k) for k, v in data.items() if v is None)
+            if nulls:
+                raise ValueError(f"{', '.join(nulls)}: leave a field out to keep it; null is not a value")
+        return data
 
 
 class FeedbackBody(Body):
-    text: str = Field(min_length=1, max_length=20_000)
+    text: FeedbackText
+    file: RepoPath | None = Field(None, description="a diff comment's file")
+    line: int | None = Field(None, ge=1, le=10_000_000, description="a diff comment's line (in the new file)")
+
+
+class MoveBody(Body):
+    to_stage: StageName = Field(examples=["dev"])

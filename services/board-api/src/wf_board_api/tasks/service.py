@@ -120,10 +120,12 @@ def total_cost(usages: Iterable[Mapping[str, Any] | None]) -> CostOut:
         cost.prompt_tokens += _int(usage.get("prompt_tokens"))
         cost.completion_tokens += _int(usage.get("completion_tokens"))
         cost.duration_ms += _float(usage.get("duration_ms"))
+        cost.cost_usd += _float(usage.get("cost_usd"))
         model = usage.get("model")
         if isinstance(model, str) and model and model not in models:
             models.append(model)
     cost.total_tokens = cost.prompt_tokens + cost.completion_tokens
+    cost.cost_usd = round(cost.cost_usd, 6)
     cost.models = models
     return cost
 

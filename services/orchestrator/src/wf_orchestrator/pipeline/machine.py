@@ -92,7 +92,8 @@ def _on_pass(
     pipeline: PipelineConfig, task: TaskFacts, result: ResultFacts, breakdown: Sequence[PlannedTask]
 ) -> Decision:
     stage = pipeline.stage(task.stage)
-    assert stage is not None, f"task {task.key} is in unknown stage {task.stage!r}"
+    if not (stage is not None):
+        raise RuntimeError(f"task {task.key} is in unknown stage {task.stage!r}")
     nxt = pipeline.next_stage(stage.name)
     done = ExecutionStatus.COMPLETED
     if task.is_idea and stage.name == pipeline.stages[0].name:
@@ -142,7 +143,8 @@ def _on_pass(
 
 def _on_fail(pipeline: PipelineConfig, task: TaskFacts, result: ResultFacts) -> Decision:
     stage = pipeline.stage(task.stage)
-    assert stage is not None, f"task {task.key} is in unknown stage {task.stage!r}"
+    if not (stage is not None):
+        raise RuntimeError(f"task {task.key} is in unknown stage {task.stage!r}")
     done = ExecutionStatus.COMPLETED
     summary = result.summary.strip() or f"{stage.name} failed"
     if result.escalate:
@@ -200,7 +202,8 @@ def on_approve(pipeline: PipelineConfig, task: TaskFacts, pending: dict[str, Any
     if is_breakdown_gate(pipeline, task):
         return Decision(place=Place(task.stage, TaskState.WAITING_SUBTASKS))
     stage = pipeline.stage(task.stage)
-    assert stage is not None
+    if not (stage is not None):
+        raise RuntimeError("invariant broken: stage is not None")
     nxt = pipeline.next_stage(stage.name)
     place = arrive(pipeline, nxt, task.blockers_done)
     gate = place.state == TaskState.AWAITING_APPROVAL
@@ -269,6 +272,62 @@ def on_retry(pipeline: PipelineConfig, task: TaskFacts) -> Decision:
     place = arrive(pipeline, task.stage, task.blockers_done)
     reset = 0 if task.state == TaskState.NEEDS_HUMAN and task.rework_count else None
     return Decision(place=place, rework_count=reset)
+
+
+MOVABLE_STATES = frozenset({TaskState.QUEUED, TaskState.BLOCKED, TaskState.NEEDS_HUMAN, TaskState.FAILED})
+
+
+def on_move(pipeline: PipelineConfig, task: TaskFacts, to_stage: str) -> Decision:
+    """A card dragged by hand. Allowed: back to an earlier work stage (rework), or within its own stage
+    (a failed or needs-human task is queued again there). Refused: forward moves (they would skip the
+    checks of the stages in between), into backlog or done, past or out of a gate (approve/reject
+    decide those), and tasks that are running, drafts, ideas or finished."""
+    stages = [s.name for s in pipeline.stages]
+    if task.is_idea:
+        raise CommandError("conflict", f"{task.key} is an idea: approve or reject its breakdown instead")
+    if to_stage not in (*stages, ENTRY_STAGE, FINAL_STAGE):
+        raise CommandError("invalid", f"there is no stage {to_stage!r}; the pipeline has {stages}")
+    if to_stage == FINAL_STAGE:
+        raise CommandError(
+            "conflict", f"{task.key} cannot be moved to done by hand: it gets there by passing every stage"
+        )
+    if to_stage == ENTRY_STAGE:
+        raise CommandError("conflict", f"{task.key} cannot be moved back to backlog; move it to a work stage")
+    if task.state == TaskState.AWAITING_APPROVAL:
+        raise CommandError(
+            "conflict",
+            f"{task.key} is waiting for approval in {task.stage}: Approve it, or Reject it with a reason",
+        )
+    if task.state not in MOVABLE_STATES:
+        raise CommandError(
+            "conflict", f"{task.key} cannot be moved: it is {describe(task.stage, task.state)}"
+        )
+    if task.stage not in stages:
+        raise CommandError("conflict", f"{task.key} is in {task.stage}, which is not a work stage")
+    here, there = stages.index(task.stage), stages.index(to_stage)
+    if there > here:
+        skipped = stages[here:there]
+        raise CommandError(
+            "conflict",
+            f"{task.key} cannot move forward from {task.stage} to {to_stage}: that would skip "
+            f"{', '.join(skipped)}; cards move back for rework, and forward by passing their stage",
+        )
+    target = pipeline.stage(to_stage)
+    if target is not None and (target.agent is None or target.gate):
+        raise CommandError(
+            "conflict", f"{to_stage} is a gate; tasks reach it by passing the stage before, not by hand"
+        )
+    place = arrive(pipeline, to_stage, task.blockers_done)
+    if there == here:
+        if task.state in (TaskState.QUEUED, TaskState.BLOCKED):
+            return Decision(place=Place(task.stage, task.state))
+        return Decision(place=place, rework_count=0 if task.rework_count else None)
+    return Decision(
+        place=place,
+        handoff=Handoff(
+            task.stage, to_stage, {"moved": {"from": task.stage, "to": to_stage}}, notes="moved back by hand"
+        ),
+    )
 
 
 def on_blockers_changed(task: TaskFacts) -> Decision | None:

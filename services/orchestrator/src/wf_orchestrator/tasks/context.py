@@ -9,10 +9,12 @@ from typing import Any
 
 from sqlalchemy import RowMapping, any_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
-from wf_common.config import PipelineConfig
+from wf_common.config import BudgetConfig, PipelineConfig
 from wf_common.db.tables import agents, projects, tasks
 from wf_common.events import BugSnapshot, ProjectSnapshot, TaskSnapshot
 
+from wf_orchestrator.ids import IdPool
+from wf_orchestrator.memory import Memory
 from wf_orchestrator.tasks.rows import ProjectRow, TaskRow
 
 _KEYS = select(tasks.c.id, tasks.c.task_key).where(tasks.c.id == any_(bindparam("ids")))
@@ -25,6 +27,9 @@ class Context:
     keys: dict[int, str] = field(default_factory=dict)  # task id → key
     projects: dict[int, ProjectRow] = field(default_factory=dict)
     agent_ids: dict[str, int] = field(default_factory=dict)  # role → agents.id
+    budgets: BudgetConfig = field(default_factory=BudgetConfig)  # config cost.budgets (see budgets.py)
+    memory: Memory = field(default_factory=Memory)  # in-flight jobs and attempts (wf_orchestrator.memory)
+    ids: IdPool | None = None  # where every execution and handoff id comes from (set at start)
 
     # ------------------------------------------------------------------------------------ loading
 

@@ -6,7 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from wf_common.commands import AddFeedback, Approve, EditTask, KillBug, Reject, RetryTask, SubmitIdea
+from wf_common.commands import (
+    AddFeedback,
+    Approve,
+    EditTask,
+    KillBug,
+    MoveTask,
+    Reject,
+    RetryTask,
+    SubmitIdea,
+)
 from wf_common.config import ENTRY_STAGE
 from wf_common.db.tables import bugs, feedback, handoffs, tasks
 from wf_common.errors import CommandError
@@ -42,6 +51,8 @@ async def _task(uow: UnitOfWork, ctx: Context, slug: str, key: str) -> tuple[Pro
     found = await repo.lock_task_by_key(uow.conn, project.id, key)
     if found is None:
         raise CommandError("not_found", f"there is no task {key} in project {slug!r}")
+    # A human touched the task: the hop must not build its next job from what it cached.
+    ctx.memory.forget_task(found[0].id)
     return project, found[0], found[1]
 
 
@@ -137,14 +148,35 @@ async def approve(uow: UnitOfWork, ctx: Context, cmd: Approve) -> dict[str, Any]
     }
 
 
-async def _add_feedback(uow: UnitOfWork, project: ProjectRow, task: TaskRow, text: str, actor: str) -> int:
+async def _add_feedback(
+    uow: UnitOfWork,
+    project: ProjectRow,
+    task: TaskRow,
+    text: str,
+    actor: str,
+    *,
+    file: str | None = None,
+    line: int | None = None,
+) -> int:
     fid = await uow.conn.scalar(
         insert(feedback)
-        .values(task_id=task.id, execution_id=task.current_execution_id, text=text, actor=actor[:100])
+        .values(
+            task_id=task.id,
+            execution_id=task.current_execution_id,
+            text=text,
+            actor=actor[:100],
+            file=file,
+            line=line,
+        )
         .returning(feedback.c.id)
     )
-    uow.emit(FeedbackAdded(project=project.slug, task_key=task.task_key, actor=actor, text=text))
-    assert fid is not None
+    uow.emit(
+        FeedbackAdded(
+            project=project.slug, task_key=task.task_key, actor=actor, text=text, file=file, line=line
+        )
+    )
+    if fid is None:
+        raise RuntimeError("invariant broken: the feedback row has no id")
     return int(fid)
 
 
@@ -190,9 +222,17 @@ async def retry_task(uow: UnitOfWork, ctx: Context, cmd: RetryTask) -> dict[str,
     return {"task": ctx.snapshot_cached(applied.task).model_dump(mode="json")}
 
 
+async def move_task(uow: UnitOfWork, ctx: Context, cmd: MoveTask) -> dict[str, Any]:
+    _, task, blockers_done = await _task(uow, ctx, cmd.project, cmd.task_key)
+    facts = task.facts(blockers_done=blockers_done)
+    decision = machine.on_move(ctx.pipeline, facts, cmd.to_stage)
+    applied = await transitions.apply(uow, ctx, task, decision, actor=cmd.actor, now=utcnow())
+    return {"task": ctx.snapshot_cached(applied.task).model_dump(mode="json")}
+
+
 async def add_feedback(uow: UnitOfWork, ctx: Context, cmd: AddFeedback) -> dict[str, Any]:
     project, task, _ = await _task(uow, ctx, cmd.project, cmd.task_key)
-    fid = await _add_feedback(uow, project, task, cmd.text, cmd.actor)
+    fid = await _add_feedback(uow, project, task, cmd.text, cmd.actor, file=cmd.file, line=cmd.line)
     return {"task_key": task.task_key, "feedback_id": fid}
 
 
@@ -230,6 +270,7 @@ async def kill_bug(uow: UnitOfWork, ctx: Context, cmd: KillBug) -> dict[str, Any
         .mappings()
         .one()
     )
+    ctx.memory.forget_task(row["task_id"])  # the open bugs a cached job carries changed
     await ctx.ensure_keys(uow.conn, [row["task_id"]])
     task_key = ctx.keys[row["task_id"]]
     snap = ctx.bug_snapshot(row, task_key)
@@ -278,7 +319,8 @@ async def edit_task(uow: UnitOfWork, ctx: Context, cmd: EditTask) -> dict[str, A
 async def _blockers(uow: UnitOfWork, project: ProjectRow, task: TaskRow, keys: list[str]) -> list[int]:
     """blocked_by keys → ids; unknown keys, the task itself, cancelled tasks and cycles are refused."""
     if task.task_key in keys:
-        raise CommandError("invalid", f"blocked_by: {task.task_key} cannot be blocked by itself")
+        # Well-formed (the schema cannot relate a body to the path), but a dependency cycle of one.
+        raise CommandError("conflict", f"blocked_by: {task.task_key} cannot be blocked by itself (a cycle)")
     graph = (
         await uow.conn.execute(
             select(tasks.c.id, tasks.c.task_key, tasks.c.state, tasks.c.blocked_by).where(

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from wf_common.db.tables import bugs, executions, tasks
-from wf_common.events import ExecutionFinished
+from wf_common.events import ExecutionFinished, ResultRejected
 from wf_common.jobs import Result, Usage, utcnow
 from wf_common.states import ExecutionStatus, TaskState
 
@@ -45,8 +45,6 @@ _LOCK = (
         )
         .scalar_subquery()
         .label("open_bugs"),
-        # Reserved for the handoff the result will most likely write (unused ids are harmless gaps).
-        func.nextval(func.pg_get_serial_sequence("handoffs", "id")).label("handoff_id"),
     )
     .select_from(executions.join(tasks, tasks.c.id == executions.c.task_id))
     .where(executions.c.id == bindparam("execution_id"))
@@ -82,6 +80,7 @@ async def apply_result(uow: UnitOfWork, ctx: Context, result: Result) -> bool:
             "result %s already applied (execution is %s)", result.idempotency_key, ex["execution_status"]
         )
         return False
+    uow.after_commit.append(lambda: ctx.memory.ended(result.job_id))
     now = utcnow()
     stage = ex["execution_stage"]
     cfg = ctx.pipeline.stage(stage)
@@ -97,7 +96,8 @@ async def apply_result(uow: UnitOfWork, ctx: Context, result: Result) -> bool:
         )
     else:
         decision = machine.on_result(ctx.pipeline, task.facts(blockers_done=blockers_done), facts, breakdown)
-    assert decision.execution_status is not None
+    if not (decision.execution_status is not None):
+        raise RuntimeError("invariant broken: decision.execution_status is not None")
     slug = (await ctx.project(uow.conn, task.project_id)).slug
     uow.emit(
         ExecutionFinished(
@@ -133,7 +133,6 @@ async def apply_result(uow: UnitOfWork, ctx: Context, result: Result) -> bool:
             execution_id=result.job_id,
             execution=record,
             may_have_bugs=bool(ex["open_bugs"]),
-            handoff_id=ex["handoff_id"],
             last=True,
         )
     else:
@@ -151,17 +150,38 @@ async def apply_result(uow: UnitOfWork, ctx: Context, result: Result) -> bool:
     return True
 
 
-async def fail_execution(uow: UnitOfWork, ctx: Context, execution_id: int, reason: str, *, kind: str) -> bool:
-    """End an execution that will never report (out of deliveries, overdue): its task becomes failed
-    with `reason`, retryable. False when the execution had already ended."""
+async def fail_execution(
+    uow: UnitOfWork,
+    ctx: Context,
+    execution_id: int,
+    reason: str,
+    *,
+    kind: str,
+    rejected_after: int | None = None,
+) -> bool:
+    """End an execution that will never report (out of deliveries, overdue, or its Result could not
+    be applied `rejected_after` times): its task becomes failed with `reason`, retryable. False when
+    the execution had already ended."""
     found = await _lock(uow.conn, execution_id)
     if found is None:
         return False
     ex, task, _ = found
     if ex["execution_status"] not in ACTIVE:
         return False
+    uow.after_commit.append(lambda: ctx.memory.ended(execution_id))
     now: datetime = utcnow()
     slug = (await ctx.project(uow.conn, task.project_id)).slug
+    if rejected_after is not None:
+        uow.emit(
+            ResultRejected(
+                project=slug,
+                task_key=task.task_key,
+                execution_id=execution_id,
+                stage=ex["execution_stage"],
+                reason=reason,
+                deliveries=rejected_after,
+            )
+        )
     uow.emit(
         ExecutionFinished(
             project=slug,

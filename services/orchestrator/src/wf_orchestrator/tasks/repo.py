@@ -41,6 +41,12 @@ async def project_by_slug(conn: AsyncConnection, slug: str) -> ProjectRow | None
     return ProjectRow.of(row) if row else None
 
 
+async def project_workspaces(conn: AsyncConnection) -> dict[str, str]:
+    """Every project's workspace → its slug."""
+    rows = await conn.execute(select(projects.c.workspace, projects.c.slug))
+    return {workspace: slug for workspace, slug in rows}
+
+
 async def lock_task_by_key(conn: AsyncConnection, project_id: int, key: str) -> tuple[TaskRow, bool] | None:
     """The task and whether its blockers are done, locked."""
     query = (
@@ -135,7 +141,8 @@ async def next_numbers(conn: AsyncConnection, project_id: int, column: str, n: i
     last = await conn.scalar(
         update(projects).where(projects.c.id == project_id).values({col: col + n}).returning(col)
     )
-    assert last is not None
+    if not (last is not None):
+        raise RuntimeError("invariant broken: last is not None")
     return int(last) - n
 
 

@@ -77,7 +77,9 @@ async def apply(
             payload["bug"] = bug_key
         if children:
             payload["tasks"] = [_planned(c, p, ctx) for c, p in zip(children, d.children, strict=True)]
-        hid = handoff_id or int(await conn.scalar(sql.NEXT_HANDOFF_ID) or 0)
+        hid = handoff_id or (
+            await ctx.ids.handoff() if ctx.ids else int(await conn.scalar(sql.NEXT_HANDOFF_ID) or 0)
+        )
     elif hid is None and d.place.stage != task.current_stage:
         hid = await repo.last_handoff_id(conn, task.id)
 
@@ -203,7 +205,8 @@ def _planned(child: TaskRow, plan: PlannedTask, ctx: Context) -> dict[str, Any]:
 async def _create_bug(
     uow: UnitOfWork, ctx: Context, task: TaskRow, d: Decision, actor: str, execution_id: int | None
 ) -> str:
-    assert d.bug is not None
+    if not (d.bug is not None):
+        raise RuntimeError("invariant broken: d.bug is not None")
     conn = uow.conn
     key = repo.bug_key(await repo.next_numbers(conn, task.project_id, "next_bug_number"))
     row = (

@@ -1,7 +1,7 @@
 """Pending pushes: merged main branches waiting for their remote (offline mode).
 
 Revision ID: 0005
-Revises: 0001 (contract: 0004; the lead re-chains at merge time)
+Revises: 0004 (contract: 0004; the lead re-chains at merge time)
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005"
-down_revision: str | None = "0001"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""Stats: the cost ledger and agent performance (`GET /api/stats`)."""

@@ -1,0 +1,1 @@
+"""/api/sync/*: the sync bridge's state (read from its schema) and its operations (wf.sync.<op>)."""

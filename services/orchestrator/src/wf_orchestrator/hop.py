@@ -1,0 +1,308 @@
+"""The hop: a Result that moves its task straight on to the next agent stage, applied as ONE guarded
+data-modifying statement on an autocommit connection, with the next Job decided from memory.
+
+    applied = await hop.try_apply(result)   # False: not a plain hop, or a guard failed → locked path
+
+A plain hop is a result whose decision (the same pure `machine.on_result` the locked path uses) moves
+the task to the next stage, queued, with nothing else to write: no bug, no PM breakdown, no gate, no
+stage bugs to mark fixed, and the job was dispatched by this process (so its task row, Job and the
+attempt counts are in memory, wf_orchestrator.memory). The statement then, in one round trip:
+
+- updates the task where it still points at that execution, is running in that stage and was not
+  touched since (updated_at), and where the next stage and the project have a free slot for it and
+  for every task already queued for one (so taking it skips nobody): these are the guards;
+- ends the execution where it is still active (only if the task guard passed);
+- inserts the handoff, the next execution, and the outbox rows (events and the next Job);
+- aborts as a whole if the two updates disagree (1/0), so it is all or nothing.
+
+If a guard fails (a human command raced it, the stage is full, the configuration moved) nothing is
+written, memory forgets the task and the caller takes the locked path, which re-reads everything.
+The next Job is published first; the caller acks the Result after the Job's ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sqlalchemy import DateTime, bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine
+from wf_common.events import ExecutionDispatched, ExecutionFinished, TaskMoved, TaskStateChanged, _Event
+from wf_common.jobs import Job, Result, idempotency_key, utcnow
+from wf_common.states import ExecutionStatus, TaskState
+from wf_common.subjects import job_subject
+
+from wf_orchestrator.memory import Inflight
+from wf_orchestrator.outbox import Outbox, Outgoing, Stored
+from wf_orchestrator.pipeline import machine
+from wf_orchestrator.pipeline import results as result_facts
+from wf_orchestrator.pipeline.model import Decision
+from wf_orchestrator.tasks.context import Context
+
+log = logging.getLogger(__name__)
+
+HOP = text(
+    """
+WITH t AS (
+  UPDATE tasks SET current_stage = :s2, state = 'running', current_execution_id = :eid2,
+         status_reason = NULL, updated_at = :now
+  WHERE id = :tid AND current_execution_id = :eid AND state = 'running' AND current_stage = :s1
+    AND updated_at = :seen
+    -- A slot for this task and for every task already queued for one, so taking it skips nobody.
+    AND (SELECT count(*) FROM executions e
+         JOIN tasks tt ON tt.id = e.task_id AND tt.current_execution_id = e.id
+         WHERE e.stage = :s2 AND e.status IN ('pending', 'running') AND tt.state = 'running')
+      + (SELECT count(*) FROM tasks q WHERE q.current_stage = :s2 AND q.state = 'queued') < :wip
+    AND (SELECT count(*) FROM executions e
+         JOIN tasks tt ON tt.id = e.task_id AND tt.current_execution_id = e.id
+         WHERE tt.project_id = :pid AND e.status IN ('pending', 'running') AND tt.state = 'running')
+      + (SELECT count(*) FROM tasks q
+         WHERE q.current_stage = ANY(CAST(:agent_stages AS varchar[])) AND q.state = 'queued'
+           AND q.project_id = :pid) <= :per_project
+    AND NOT EXISTS (SELECT 1 FROM executions p
+                    WHERE p.task_id = :tid AND p.stage = :s2 AND p.attempt >= :attempt)
+  RETURNING id
+), ex AS (
+  UPDATE executions SET status = 'completed', result_status = :result_status, result_summary = :summary,
+         result_details = :details, usage = :usage, started_at = coalesce(:started_at, started_at),
+         completed_at = :completed_at, runner_id = coalesce(:runner_id, runner_id),
+         outgoing_handoff = :payload
+  WHERE id = :eid AND status IN ('pending', 'running', 'paused') AND idempotency_key = :key
+    AND EXISTS (SELECT 1 FROM t)
+  RETURNING id
+), h AS (
+  INSERT INTO handoffs (id, task_id, from_execution_id, to_execution_id, from_stage, to_stage, payload,
+                        notes, actor, requires_approval)
+  SELECT :hid, :tid, :eid, :eid2, :s1, :s2, :payload, :notes, :actor, false FROM t
+  RETURNING id
+), e2 AS (
+  INSERT INTO executions (id, task_id, agent_id, stage, attempt, idempotency_key, status, cwd, queued_at,
+                          incoming_handoff)
+  SELECT :eid2, :tid, :agent_id, :s2, :attempt, :key2, 'pending', :cwd, :now, :payload FROM t
+  RETURNING id
+), o AS (
+  INSERT INTO outbox (subject, payload, msg_id)
+  SELECT s, p, m
+  FROM unnest(CAST(:subjects AS text[]), CAST(:payloads AS bytea[]), CAST(:msg_ids AS varchar[]))
+       AS u(s, p, m)
+  WHERE EXISTS (SELECT 1 FROM t)
+  RETURNING id, msg_id
+)
+SELECT CASE WHEN (SELECT count(*) FROM t) = (SELECT count(*) FROM ex) THEN (SELECT count(*) FROM t)
+            -- not a constant, so it is evaluated only when the two disagree: then all is rolled back
+            ELSE 1 / ((SELECT count(*) FROM ex) * 0) END AS moved,
+       (SELECT count(*) FROM h) + (SELECT count(*) FROM e2) AS written,
+       (SELECT coalesce(json_object_agg(o.msg_id, o.id), '{}'::json) FROM o) AS outbox_ids,
+       (SELECT count(*) FROM tasks q WHERE q.current_stage = :s1 AND q.state = 'queued') AS queued_behind
+"""
+).bindparams(
+    bindparam("payload", type_=JSONB),
+    bindparam("details", type_=JSONB),
+    bindparam("usage", type_=JSONB),
+    bindparam("now", type_=DateTime(timezone=True)),
+    bindparam("seen", type_=DateTime(timezone=True)),
+    bindparam("started_at", type_=DateTime(timezone=True)),
+    bindparam("completed_at", type_=DateTime(timezone=True)),
+)
+
+
+@dataclass
+class Messages:
+    """What the hop publishes, in order; the same encoding as UnitOfWork's."""
+
+    messages: list[Outgoing] = field(default_factory=list)
+
+    def emit(self, event: _Event) -> None:
+        self.messages.append(Outgoing(event.subject(), event.model_dump_json().encode(), event.id))
+
+    def send_job(self, job: Job) -> None:
+        self.messages.append(
+            Outgoing(job_subject(job.stage), job.model_dump_json().encode(), job.idempotency_key)
+        )
+
+
+class Hop:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        outbox: Outbox,
+        ctx: Context,
+        lock: asyncio.Lock,
+        *,
+        held: Callable[[], tuple[Collection[int], Collection[int]]] | None = None,
+    ) -> None:
+        self._held = held or (lambda: ((), ()))  # paused projects and tasks: the locked path decides
+        self._engine = engine
+        self._lock = lock  # the dispatch lock: WIP and project slots are counted by one writer at a time
+        self._outbox = outbox
+        self._ctx = ctx
+        self.applied = 0
+        self.declined = 0
+        self.guard_failed = 0
+        self.queued_behind = False  # the last hop saw tasks queued in the stage it freed
+
+    def plan(self, result: Result, paused: bool) -> tuple[Inflight, Decision] | None:
+        """The decision, when this result is a plain hop the statement can apply."""
+        ctx = self._ctx
+        entry = ctx.memory.inflight.get(result.job_id)
+        if entry is None or entry.job.idempotency_key != result.idempotency_key or paused:
+            return None
+        held_projects, held_tasks = self._held()
+        if entry.task.project_id in held_projects or entry.task.id in held_tasks:
+            return None
+        stage = ctx.pipeline.stage(entry.job.stage)
+        if stage is None or any(b.source_stage == stage.name for b in entry.job.bugs):
+            return None
+        breakdown = tuple(result.breakdown.tasks) if result.breakdown else ()
+        d = machine.on_result(
+            ctx.pipeline, entry.task.facts(blockers_done=True), result_facts.facts(result), breakdown
+        )
+        nxt = ctx.pipeline.stage(d.place.stage)
+        plain = (
+            d.handoff is not None
+            and d.bug is None
+            and not d.children
+            and not d.completed
+            and not d.approval_requested
+            and d.execution_status == ExecutionStatus.COMPLETED
+            and d.place.state == TaskState.QUEUED
+            and d.place.stage != stage.name
+            and d.rework_count in (None, entry.task.rework_count)
+            and nxt is not None
+            and nxt.agent is not None
+            and nxt.agent in ctx.agent_ids
+            and not d.handoff.requires_approval
+        )
+        return (entry, d) if plain else None
+
+    async def try_apply(self, result: Result, *, paused: bool) -> bool:
+        planned = self.plan(result, paused)
+        if planned is None:
+            self.declined += 1
+            return False
+        entry, d = planned
+        ctx, pipeline = self._ctx, self._ctx.pipeline
+        if d.handoff is None:  # plan() checked; for the type checker
+            return False
+        s1, s2 = entry.job.stage, d.place.stage
+        nxt = pipeline.stage(s2)
+        attempt = ctx.memory.next_attempt(entry.task.id, s2)
+        if nxt is None or nxt.agent is None or attempt is None or ctx.ids is None:
+            return False
+        eid2, hid = await ctx.ids.execution(), await ctx.ids.handoff()
+        now = utcnow()
+        project, task = entry.project, entry.task
+        key2 = idempotency_key(project.slug, task.task_key, s2, attempt)
+        payload = dict(d.handoff.payload)
+        actor = f"agent:{entry.job.role}"
+        queued = replace(
+            task,
+            current_stage=s2,
+            state=TaskState.QUEUED.value,
+            status_reason=None,
+            updated_at=now,
+            current_execution_id=None,
+        )
+        running = replace(queued, state=TaskState.RUNNING.value, current_execution_id=eid2)
+        job = _next_job(entry.job, eid2, key2, s2, nxt.agent, attempt, payload, nxt.timeout_seconds, now)
+        messages = Messages()
+        messages.send_job(job)  # first: published first
+        common = {"project": project.slug, "task_key": task.task_key}
+        # The events the locked path would send for the same change (result applied, then dispatched).
+        for event in (
+            ExecutionFinished(
+                **common,
+                actor=actor,
+                execution_id=result.job_id,
+                stage=s1,
+                status=result.status.value,
+                summary=result.summary,
+                usage=result.usage,
+            ),
+            TaskMoved(
+                **common,
+                actor=actor,
+                task=ctx.snapshot_cached(queued),
+                from_stage=s1,
+                to_stage=s2,
+                handoff_id=hid,
+                notes=d.handoff.notes,
+            ),
+            TaskStateChanged(
+                **common,
+                actor=actor,
+                task=ctx.snapshot_cached(queued),
+                from_state=task.state,
+                to_state=TaskState.QUEUED.value,
+            ),
+            ExecutionDispatched(**common, execution_id=eid2, stage=s2, attempt=attempt),
+            TaskStateChanged(
+                **common,
+                task=ctx.snapshot_cached(running),
+                from_state=TaskState.QUEUED.value,
+                to_state=TaskState.RUNNING.value,
+            ),
+        ):
+            messages.emit(event)
+        params: dict[str, Any] = {
+            "tid": task.id,
+            "eid": result.job_id,
+            "eid2": eid2,
+            "hid": hid,
+            "s1": s1,
+            "s2": s2,
+            "now": now,
+            "seen": task.updated_at,
+            "pid": task.project_id,
+            "wip": nxt.wip_limit if nxt.wip_limit is not None else 2**31 - 1,
+            "per_project": pipeline.max_parallel_per_project,
+            "agent_stages": pipeline.agent_stages,
+            "attempt": attempt,
+            "key": result.idempotency_key,
+            "key2": key2,
+            "result_status": result.status.value,
+            "summary": result.summary,
+            "details": result_facts.result_details(result),
+            "usage": result.usage.model_dump(mode="json"),
+            "started_at": result.started_at,
+            "completed_at": result.finished_at,
+            "runner_id": result.runner_id[:100] or None,
+            "payload": payload,
+            "notes": d.handoff.notes or None,
+            "actor": actor[:100],
+            "agent_id": ctx.agent_ids[nxt.agent],
+            "cwd": project.workspace,
+            "subjects": [m.subject for m in messages.messages],
+            "payloads": [m.payload for m in messages.messages],
+            "msg_ids": [m.msg_id for m in messages.messages],
+        }
+        async with self._lock, self._engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            row = (await conn.execute(HOP, params)).mappings().one()
+        if not row["moved"]:
+            self.guard_failed += 1
+            ctx.memory.forget_task(task.id)  # the locked path re-reads it and dispatches
+            return False
+        ctx.memory.ended(result.job_id)
+        ctx.memory.started(Inflight(running, job, project))
+        self.queued_behind = bool(row["queued_behind"])
+        ids = row["outbox_ids"]
+        await self._outbox.publish([Stored(ids[m.msg_id], m) for m in messages.messages])
+        self.applied += 1
+        return True
+
+
+def _next_job(
+    job: Job, eid: int, key: str, stage: str, role: str, attempt: int, handoff: dict[str, Any],
+    timeout: int, now: Any,
+) -> Job:  # fmt: skip
+    return job.model_copy(
+        update={
+            "job_id": eid, "idempotency_key": key, "stage": stage, "role": role, "attempt": attempt,
+            "handoff": handoff, "timeout_seconds": timeout, "issued_at": now,
+        }
+    )  # fmt: skip

@@ -1,0 +1,77 @@
+"""/mcp driven by the mcp SDK's own client over streamable HTTP: the tools reach the board API and
+the orchestrator's commands record the actor as mcp:<client name>."""
+
+from __future__ import annotations
+
+from mcp import ClientSession
+from mcp.client.streamable_http import streamablehttp_client
+from mcp.types import Implementation, TextContent
+from wf_common.commands import Approve, Pause
+
+from tests.board.conftest import API_TOKEN, AUTH_HEADERS, FakeOrchestrator
+
+
+async def test_mcp_client_lists_tools_and_sends_commands_as_mcp_actor(
+    live_url: str, orchestrator: FakeOrchestrator
+) -> None:
+    async with (
+        streamablehttp_client(f"{live_url}/mcp", headers=AUTH_HEADERS) as (read, write, _),
+        ClientSession(read, write, client_info=Implementation(name="claude-code", version="1")) as session,
+    ):
+        await session.initialize()
+        names = {t.name for t in (await session.list_tools()).tools}
+        assert {
+            "list_projects",
+            "list_tasks",
+            "get_task",
+            "submit_idea",
+            "add_feedback",
+            "approve",
+            "reject",
+            "pause",
+            "resume",
+        } <= names
+
+        projects = await session.call_tool("list_projects", {})
+        assert not projects.isError
+        assert projects.content == []  # no projects yet: an empty list
+
+        paused = await session.call_tool("pause", {})
+        assert not paused.isError
+        approved = await session.call_tool("approve", {"project": "calc", "key": "t-002"})
+        assert not approved.isError
+
+        missing = await session.call_tool("get_task", {"project": "calc", "key": "T-001"})
+        assert missing.isError
+        text = missing.content[0]
+        assert isinstance(text, TextContent)
+        assert "404" in text.text
+        assert "not found" in text.text
+
+    kinds = [type(c) for c in orchestrator.received]
+    assert kinds == [Pause, Approve]
+    assert {c.actor for c in orchestrator.received} == {"mcp:claude-code"}
+    approve = orchestrator.received[1]
+    assert isinstance(approve, Approve)
+    assert approve.task_key == "T-002"
+
+
+async def test_wf_mcp_on_stdio_talks_to_the_board(live_url: str, orchestrator: FakeOrchestrator) -> None:
+    import os
+    import sys
+    from pathlib import Path
+
+    from mcp import StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    wf = str(Path(sys.executable).parent / "wf")
+    env = {**os.environ, "WF_TOKEN": API_TOKEN}
+    params = StdioServerParameters(command=wf, args=["--url", live_url, "mcp"], env=env)
+    async with (
+        stdio_client(params) as (read, write),
+        ClientSession(read, write, client_info=Implementation(name="cursor", version="1")) as session,
+    ):
+        await session.initialize()
+        result = await session.call_tool("resume", {})
+        assert not result.isError
+    assert [(c.type, c.actor) for c in orchestrator.received] == [("resume", "mcp:cursor")]

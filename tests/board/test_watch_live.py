@@ -1,0 +1,105 @@
+"""`wf watch` on a terminal: the live board. Its state model follows events; the command itself,
+run in a pseudo-terminal against a real board API, draws the cards and its keys send commands."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncConnection
+from wf_cli.commands.watch_live import LiveBoard
+from wf_common.commands import Approve, Pause
+
+from tests.board import rows
+from tests.board.conftest import API_TOKEN, FakeOrchestrator
+
+WF = Path(sys.executable).parent / "wf"
+
+
+def snapshot(key: str, stage: str, state: str, title: str = "Login") -> dict[str, object]:
+    return {"project": "demo", "key": key, "title": title, "stage": stage, "state": state, "priority": 5}
+
+
+def screen(board: LiveBoard) -> str:
+    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115 - closed by gc
+    console.print(board.render())
+    return console.export_text()
+
+
+def test_the_live_board_follows_events_and_shows_what_the_agent_does() -> None:
+    board = LiveBoard(stages=["backlog", "dev", "qa", "done"])
+    board.load({"paused": False, "columns": {"dev": [snapshot("T-001", "dev", "queued")]}})
+    board.apply("task.state_changed", {"task": snapshot("T-001", "dev", "running"), "task_key": "T-001"})
+    board.apply("execution.waiting", {"task_key": "T-001", "execution_id": 1})
+    assert "waiting for the model server" in screen(board)
+    board.apply(
+        "agent.output",
+        {"task_key": "T-001", "stage": "dev", "kind": "command_output", "text": "[bold]ok[/bold]\n2 passed"},
+    )
+    text = screen(board)
+    assert "running a command" in text
+    assert "[bold]ok[/bold]" in text  # model text is shown as it is, never as markup
+    assert "2 passed" in text
+    board.apply("task.moved", {"task": snapshot("T-001", "qa", "queued"), "task_key": "T-001"})
+    board.apply("task.created", {"task": snapshot("T-002", "dev", "failed", "Logout"), "task_key": "T-002"})
+    board.apply("control.changed", {"paused": True})
+    text = screen(board)
+    assert "PAUSED" in text
+    header = next(line for line in text.splitlines() if "backlog" in line)
+    assert "failed" in header  # the failed column is shown once something is in it
+    board.move(1, 0)
+    assert board.selected in ("T-001", "T-002")
+
+
+def read_until(fd: int, wanted: str, timeout: float = 30) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while wanted not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"never saw {wanted!r} on the screen; got {seen[-2000:]!r}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            seen += os.read(fd, 65536).decode(errors="replace")
+    return seen
+
+
+async def test_wf_watch_in_a_terminal_draws_the_board_and_its_keys_send_commands(
+    live_url: str, db: AsyncConnection, orchestrator: FakeOrchestrator
+) -> None:
+    pid = await rows.project(db, "demo")
+    await rows.task(db, pid, "T-001", title="Login page", current_stage="deploy", state="awaiting_approval")
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once; the pty's fds are handed to it here
+        [str(WF), "--url", live_url, "watch"],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env={**os.environ, "TERM": "xterm-256color", "WF_TOKEN": API_TOKEN},
+        close_fds=True,
+    )
+    os.close(secondary)
+    try:
+        await asyncio.to_thread(read_until, primary, "T-001")
+        os.write(primary, b"a")
+        await asyncio.to_thread(read_until, primary, "approved T-001")
+        os.write(primary, b"p")
+        await asyncio.to_thread(read_until, primary, "paused")
+        os.write(primary, b"q")
+        assert await asyncio.to_thread(proc.wait, 20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(primary)
+    kinds = [type(c) for c in orchestrator.received]
+    assert kinds == [Approve, Pause]

@@ -1,0 +1,94 @@
+"""The `make bench-agents` harness, run on two of its tasks with a scripted model over the OpenAI wire
+protocol: single-shot DEV gets palindrome wrong, the pipeline's QA catches it with a failing test and
+DEV fixes it from the bug; the hidden tests decide, and the report counts runs and tokens."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from wf_common.config import LLMBackendConfig
+
+from benchmarks.agents import Bench, load_tasks, record, render, run_all, summary
+from tests.fakes.openai import Reply, ScriptedOpenAI
+
+FIZZ = (
+    "def fizzbuzz(n):\n    out = []\n    for i in range(1, n + 1):\n"
+    "        word = 'Fizz' * (i % 3 == 0) + 'Buzz' * (i % 5 == 0)\n"
+    "        out.append(word or str(i))\n"
+    "    return out\n"
+)
+PAL_WRONG = (
+    "def is_palindrome(text):\n    return text == text[::-1]\n"  # ignores neither case nor punctuation
+)
+PAL_RIGHT = (
+    "def is_palindrome(text):\n    s = [c.lower() for c in text if c.isalnum()]\n    return s == s[::-1]\n"
+)
+PAL_TEST = (
+    "from palindrome import is_palindrome\n\n\ndef test_palindrome_sentence():\n"
+    "    assert is_palindrome('A man, a plan, a canal: Panama')\n"
+)
+FIZZ_TEST = (
+    "from fizzbuzz import fizzbuzz\n\n\ndef test_fizzbuzz():\n    assert fizzbuzz(3) == ['1', '2', 'Fizz']\n"
+)
+
+
+class BenchModel:
+    """DEV writes the solution (palindrome wrong until a bug names test_palindrome_sentence), QA
+    writes a test; each finishes after its write."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: list[str] = []
+
+    def __call__(self, body: dict[str, Any]) -> Reply:
+        messages = body["messages"]
+        prompt = "\n".join(str(m.get("content") or "") for m in messages if m["role"] in ("system", "user"))
+        role = "qa" if "You verify the task's acceptance criteria" in prompt else "dev"
+        done = any(m["role"] == "tool" for m in messages)
+        with self.lock:
+            self.calls.append(role)
+        if done:
+            return Reply.tool("finish", status="pass", summary=f"{role} done")
+        if "palindrome" in prompt:
+            if role == "qa":
+                return Reply.tool("write_file", path="tests/test_palindrome.py", content=PAL_TEST)
+            fixed = "test_palindrome_sentence" in prompt
+            return Reply.tool("write_file", path="palindrome.py", content=PAL_RIGHT if fixed else PAL_WRONG)
+        if role == "qa":
+            return Reply.tool("write_file", path="tests/test_fizzbuzz.py", content=FIZZ_TEST)
+        return Reply.tool("write_file", path="fizzbuzz.py", content=FIZZ)
+
+
+def test_the_task_set_has_statements_and_hidden_tests() -> None:
+    tasks = load_tasks()
+    assert len(tasks) >= 20
+    assert all(t.title and t.description and t.criteria and "def test_" in t.hidden_test for t in tasks)
+
+
+async def test_single_shot_vs_pipeline_on_a_scripted_model(tmp_path: Path) -> None:
+    model = BenchModel()
+    with ScriptedOpenAI(model, models=("scripted",)) as fake:
+        llm = LLMBackendConfig(adapter="openai", host=fake.base_url, model="scripted", timeout_seconds=30)
+        bench = Bench(llm, tmp_path, rework_limit=2, max_turns=5)
+        outcomes = await run_all(bench, load_tasks(only=["01_fizzbuzz", "02_palindrome"]))
+
+    got = {(o.task, o.mode): (o.passed, o.executions) for o in outcomes}
+    assert got == {
+        ("01_fizzbuzz", "single"): (True, 1),
+        ("01_fizzbuzz", "pipeline"): (True, 2),  # DEV, QA
+        ("02_palindrome", "single"): (False, 1),
+        ("02_palindrome", "pipeline"): (True, 4),  # DEV, QA fails, DEV fixes, QA passes
+    }
+    assert all(o.prompt_tokens > 0 and o.completion_tokens > 0 for o in outcomes)
+    rates = summary(outcomes)
+    assert (rates["single"]["pass_rate"], rates["pipeline"]["pass_rate"]) == (0.5, 1.0)
+    text = render(outcomes)
+    assert "single: 50% of 2 tasks pass the hidden tests" in text
+    assert "pipeline: 100% of 2 tasks pass the hidden tests" in text
+
+    perf = tmp_path / "performance.md"
+    perf.write_text("# Performance\n", encoding="utf-8")
+    record(outcomes, "scripted", perf)
+    assert "| pipeline | 2 | 100% |" in perf.read_text(encoding="utf-8")

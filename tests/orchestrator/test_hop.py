@@ -1,0 +1,104 @@
+"""The one-statement hop: a Result that just moves its task on is applied by one guarded statement
+with the next Job from memory; when a guard fails (something changed behind the memory's back, the
+next stage is full) nothing is written by it and the locked path does the work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from wf_orchestrator.hop import Hop
+
+from tests.orchestrator.conftest import config
+from tests.orchestrator.hub import Hub, eventually
+from tests.orchestrator.test_reliability import dev_job_of_a_child
+
+
+def hop_of(hub: Hub) -> Hop:
+    assert hub.orchestrator is not None
+    hop = hub.orchestrator.results.hop
+    assert hop is not None
+    return hop
+
+
+async def counted(hub: Hub, **expected: int) -> None:
+    """The hop's counters reach `expected` (they move just after the next Job is published)."""
+
+    async def check() -> bool:
+        hop = hop_of(hub)
+        return all(getattr(hop, k) == v for k, v in expected.items())
+
+    await eventually(check, within=5, what=f"hop counters {expected}")
+
+
+async def test_a_plain_hop_moves_the_task_and_starts_the_next_job(hub: Hub) -> None:
+    dev = await dev_job_of_a_child(hub)
+    await hub.finish(dev, summary="wrote it")
+    qa = await hub.next_job("qa")
+    await counted(hub, applied=1)
+    assert (qa.task.key, qa.attempt, qa.idempotency_key) == ("T-002", 1, "demo/T-002/qa/1")
+    assert (qa.handoff["from_stage"], qa.handoff["summary"]) == ("dev", "wrote it")
+    assert qa.task.title == dev.task.title
+    assert await hub.path("T-002") == [("backlog", "dev"), ("dev", "qa")]
+    handoff = (await hub.handoffs("T-002"))[-1]
+    assert (handoff["from_execution_id"], handoff["to_execution_id"]) == (dev.job_id, qa.job_id)
+    [ex_dev, ex_qa] = await hub.executions("T-002")
+    assert (ex_dev["status"], ex_dev["result_summary"]) == ("completed", "wrote it")
+    assert (ex_qa["id"], ex_qa["status"], ex_qa["incoming_handoff"]) == (qa.job_id, "pending", qa.handoff)
+    task = await hub.task("T-002")
+    assert (task["current_stage"], task["state"], task["current_execution_id"]) == (
+        "qa",
+        "running",
+        qa.job_id,
+    )
+    moved = [e for e in hub.events_of("task.moved", "T-002") if e.to_stage == "qa"]
+    assert len(moved) == 1
+    # And the next hop, from what the first one left in memory.
+    await hub.finish(qa)
+    sec = await hub.next_job("sec")
+    assert (sec.task.key, sec.attempt) == ("T-002", 1)
+    await counted(hub, applied=2)
+
+
+async def test_a_guard_that_fails_falls_back_to_the_locked_path(hub: Hub) -> None:
+    dev = await dev_job_of_a_child(hub)
+    # Something changed the task behind the orchestrator's memory (as a racing command would).
+    async with hub.db.begin() as conn:
+        await conn.execute(text("UPDATE tasks SET updated_at = now() WHERE task_key = 'T-002'"))
+    await hub.finish(dev)
+    qa = await hub.next_job("qa")
+    await counted(hub, guard_failed=1, applied=0)
+    assert qa.task.key == "T-002"
+    assert await hub.path("T-002") == [("backlog", "dev"), ("dev", "qa")]
+    assert [e["status"] for e in await hub.executions("T-002")] == ["completed", "pending"]
+    # The locked path dispatched qa and memory knows it again: the next hop is one statement.
+    await hub.finish(qa)
+    await hub.next_job("sec")
+    await counted(hub, guard_failed=1, applied=1)
+
+
+async def test_a_full_next_stage_leaves_the_task_queued_until_a_slot_frees(
+    make_hub: Any, tmp_path: Path
+) -> None:
+    stages: list[dict[str, Any]] = [dict(s) for s in config().model_dump()["pipeline"]["stages"]]
+    for s in stages:
+        if s["name"] == "qa":
+            s["wip_limit"] = 1
+    hub: Hub = await make_hub(config(pipeline={"stages": stages, "max_parallel_per_project": 5}))
+    await hub.project("demo", tmp_path / "demo")
+    await hub.cmd("submit_idea", project="demo", text="An idea")
+    step = {"description": "d", "acceptance_criteria": ["ok"], "priority": 5}
+    await hub.breakdown(await hub.next_job("pm"), {"title": "First", **step}, {"title": "Second", **step})
+    await hub.wait_state("T-001", "pm", "awaiting_approval")
+    await hub.cmd("approve", project="demo", task_key="T-001")
+    first, second = await hub.next_job("dev"), await hub.next_job("dev")
+    await hub.finish(first)
+    qa = await hub.next_job("qa")
+    await hub.finish(second)  # qa is full: the guard fails, the locked path queues it
+    await hub.wait_state(second.task.key, "qa", "queued")
+    await counted(hub, applied=1, guard_failed=1)
+    await hub.finish(qa)
+    nxt = await hub.next_job("qa")
+    assert nxt.task.key == second.task.key
+    await hub.wait_state(first.task.key, "sec", "running")
