@@ -8,7 +8,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test lint bench test-real-llm bench-agents clean
+.PHONY: help install run test lint bench test-real-llm bench-agents clean sandbox-tools
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,7 +27,19 @@ install: $(STAMP) ## Create .venv with every service and the `wf` command (idemp
 run: install ## Install if needed, then start everything with `wf start`
 	$(VENV)/bin/wf start $(ARGS)
 
-test: install ## Install if needed, then run the whole test suite
+# The agents' tools for the bubblewrap sandbox (which uses this machine's /usr): a venv on Debian's
+# python3 with bandit, pip-audit, pytest and playwright (Chromium is Debian's /usr/bin/chromium), bound
+# read-only into each sandbox through sandbox.tools_dir.
+SANDBOX_TOOLS := .tools/sandbox
+SANDBOX_PYTHON ?= /usr/bin/python3
+$(SANDBOX_TOOLS)/.installed: | $(UV)
+	$(UV) venv -q --allow-existing --python $(SANDBOX_PYTHON) --system-site-packages $(SANDBOX_TOOLS)
+	$(UV) pip install -q --python $(SANDBOX_TOOLS)/bin/python pytest bandit pip-audit playwright
+	@touch $@
+
+sandbox-tools: $(SANDBOX_TOOLS)/.installed ## Tools for the bubblewrap sandbox (bandit, pip-audit, playwright)
+
+test: install sandbox-tools ## Install if needed, then run the whole test suite
 	$(VENV)/bin/python -m pytest $(ARGS)
 
 lint: install ## ruff and mypy

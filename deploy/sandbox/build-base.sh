@@ -9,7 +9,7 @@
 # Usage: build-base.sh [EXTRA_TAG]   (prints the image name on the last line)
 set -euo pipefail
 
-PACKAGES="python3,python3-pytest,git,ca-certificates,procps"
+PACKAGES="python3,python3-pytest,git,ca-certificates,procps,bandit"  # bandit: SEC's scanner
 tag=$(sha256sum "$0" | cut -c1-12)
 image="wf-sandbox-base:$tag"
 extra_tag=${1:-}

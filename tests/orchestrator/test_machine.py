@@ -272,7 +272,9 @@ def test_a_result_becomes_handoff_and_bug_reproduction() -> None:
         "output_tail": "FULL OUTPUT",
         "command": "pytest",
         "exit_code": 1,
-        "findings": [{"rule": "B105", "path": "a.py", "line": 3, "message": "secret"}],
+        "findings": [
+            {"rule": "B105", "path": "a.py", "line": 3, "message": "secret", "severity": "medium", "tool": ""}
+        ],
     }
     assert f.full_output == "FULL OUTPUT"
     assert f.handoff["commits"] == ["abc"]

@@ -271,6 +271,51 @@ class TaskBackendConfig(_Strict):
         return self
 
 
+CLI_PRESETS: dict[str, str] = {
+    # External coding agents as a stage's executor. `{prompt_file}` is replaced by the shell-quoted
+    # path of the file holding the prompt the role's agent would get; the prompt itself is never put
+    # into the command line unquoted (`"$(cat …)"` keeps it one argument, not re-parsed by the shell).
+    "goose": "goose run --no-session -i {prompt_file}",
+    "aider": "aider --message-file {prompt_file} --yes-always --no-auto-commits",
+    "claude": 'claude -p "$(cat {prompt_file})"',
+    "codex": "codex exec - < {prompt_file}",
+}
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]*)\}")
+
+
+class ExecutorConfig(_Strict):
+    """Who does a stage's work: the built-in agent for its role, or an external coding agent CLI run
+    in the job's sandbox (`kind: cli`), judged by the workspace it leaves (diff, tests)."""
+
+    kind: Literal["agent", "cli"] = "agent"
+    preset: Literal["goose", "aider", "claude", "codex"] | None = None
+    command: str | None = None  # a template with {prompt_file}; overrides the preset
+    timeout_seconds: float = Field(600, gt=0)
+
+    @model_validator(mode="after")
+    def _command(self) -> ExecutorConfig:
+        if self.kind == "agent":
+            return self
+        template = self.template
+        if not template:
+            raise ValueError(
+                "executor.kind 'cli' needs executor.command (e.g. \"goose run -i {prompt_file}\") or "
+                f"executor.preset (one of {sorted(CLI_PRESETS)})"
+            )
+        unknown = sorted({m.group(1) for m in _PLACEHOLDER.finditer(template)} - {"prompt_file"})
+        if unknown:
+            raise ValueError(
+                f"executor.command: unknown placeholder(s) {unknown}; only {{prompt_file}} exists"
+            )
+        if "{prompt_file}" not in template:
+            raise ValueError("executor.command must contain {prompt_file} (where the prompt is)")
+        return self
+
+    @property
+    def template(self) -> str:
+        return self.command or (CLI_PRESETS[self.preset] if self.preset else "")
+
+
 class StageConfig(_Strict):
     """One column of the board. `agent` runs the stage; `gate` makes a human approve before moving on."""
 
@@ -282,6 +327,7 @@ class StageConfig(_Strict):
     # Work-in-progress limit: jobs of this stage running at once across all runners.
     wip_limit: int = Field(4, ge=1, le=1000)
     timeout_seconds: int = Field(900, ge=1)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
     @field_validator("name")
     @classmethod
@@ -434,6 +480,10 @@ class SandboxConfig(_Strict):
     output_limit_chars: int = Field(20_000, ge=200, le=10_000_000)
     # Extra host paths bubblewrap binds read-only (e.g. a toolchain outside /usr).
     bubblewrap_ro_paths: list[str] = Field(default_factory=list)
+    # bubblewrap: a Python venv with the agents' tools (bandit, pip-audit, pytest, playwright; made by
+    # `make sandbox-tools` at .tools/sandbox), bound read-only at the same path with its bin/ first on
+    # PATH. Docker images carry the tools themselves (deploy/sandbox/Dockerfile).
+    tools_dir: str | None = None
     projects: dict[str, SandboxProjectConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -447,6 +497,24 @@ class SandboxConfig(_Strict):
 
     def for_project(self, slug: str) -> SandboxProjectConfig:
         return self.projects.get(slug, SandboxProjectConfig())
+
+
+class AgentProjectConfig(_Strict):
+    # TESTING: the end-to-end command run in the sandbox after deploy (e.g. "python3 e2e/test_ui.py");
+    # unset: the stage says "skipped: no E2E command configured".
+    e2e_command: str | None = None
+    e2e_timeout_seconds: float = Field(600, gt=0)
+    # Where the E2E command leaves screenshots, traces and logs (Playwright's default: test-results).
+    e2e_artifacts_dir: str = "test-results"
+
+
+class AgentsConfig(_Strict):
+    """What the role agents need per project (`agents.projects.<slug>`)."""
+
+    projects: dict[str, AgentProjectConfig] = Field(default_factory=dict)
+
+    def for_project(self, slug: str) -> AgentProjectConfig:
+        return self.projects.get(slug, AgentProjectConfig())
 
 
 class GuardConfig(_Strict):
@@ -491,6 +559,7 @@ class WorkflowConfig(_Strict):
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     guards: GuardConfig = Field(default_factory=GuardConfig)
     git: GitConfig = Field(default_factory=GitConfig)
+    agents: AgentsConfig = Field(default_factory=AgentsConfig)
 
     @model_validator(mode="after")
     def _runner_heartbeat(self) -> WorkflowConfig:

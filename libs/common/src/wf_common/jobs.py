@@ -28,6 +28,9 @@ class ProjectRef(BaseModel):
     name: str
     workspace: str
     test_command: str
+    # The end-to-end command TESTING runs after deploy (e.g. a Playwright test); None: the stage is
+    # skipped, visibly. The runner fills it from `agents.projects.<slug>.e2e_command` when unset.
+    e2e_command: str | None = None
 
 
 class TaskRef(BaseModel):
@@ -134,6 +137,15 @@ def breakdown_json_schema() -> dict[str, Any]:
     return Breakdown.model_json_schema()
 
 
+class TestFailure(BaseModel):
+    """One failing test from the run's JUnit XML: its id, the failure message and its output."""
+
+    __test__ = False  # not a pytest test class, despite the name
+    name: str
+    message: str = ""
+    output: str = ""
+
+
 class TestRun(BaseModel):
     command: str
     exit_code: int | None
@@ -142,6 +154,12 @@ class TestRun(BaseModel):
     output_tail: str = ""
     duration_ms: float = 0
     timed_out: bool = False
+    failures: list[TestFailure] = Field(default_factory=list)  # from JUnit XML, when there is one
+
+
+Severity = Literal["info", "low", "medium", "high"]
+MAX_ATTACHMENT_BYTES = 256 * 1024  # one file a result carries (base64 in the message)
+MAX_ATTACHMENTS_BYTES = 512 * 1024  # all of them together: a result must fit in one bus message
 
 
 class Finding(BaseModel):
@@ -149,6 +167,18 @@ class Finding(BaseModel):
     path: str
     line: int | None = None
     message: str
+    severity: Severity = "medium"
+    tool: str = ""  # what found it: bandit, secret-scan, pip-audit, npm-audit, model-review, qa-diff
+
+
+class ResultFile(BaseModel):
+    """A file a stage attaches to its bug (screenshot, trace, log); stored by the orchestrator and
+    served by `GET /api/attachments/{id}`. The name and type are untrusted (from the workspace)."""
+
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = "application/octet-stream"
+    content_b64: str = Field(max_length=(MAX_ATTACHMENT_BYTES * 4) // 3 + 4)
+    size: int = Field(ge=0, le=MAX_ATTACHMENT_BYTES)
 
 
 class ErrorInfo(BaseModel):
@@ -180,6 +210,9 @@ class Result(Message):
     breakdown: Breakdown | None = None
     test_run: TestRun | None = None
     findings: list[Finding] = Field(default_factory=list)
+    files: list[ResultFile] = Field(default_factory=list, max_length=20)
+    # Set when the stage did not do its check and says why ("skipped: no E2E command configured").
+    skipped: str | None = None
     commits: list[str] = Field(default_factory=list)
     files_changed: list[str] = Field(default_factory=list)
     error: ErrorInfo | None = None

@@ -28,6 +28,7 @@ from wf_common.states import Verdict
 from wf_agent_runner import gitrepo, worktrees
 from wf_agent_runner.agents import AgentContext, agent_for
 from wf_agent_runner.agents.base import Agent, make_result
+from wf_agent_runner.agents.cli import CliAgent
 from wf_agent_runner.confined import ConfinementError
 from wf_agent_runner.llm import LLMError, LLMModelNotFound, LLMUnavailable, build_adapter
 from wf_agent_runner.output import OutputSink, Transcript, transcript_path
@@ -114,6 +115,7 @@ class JobExecutor:
                 "delivery", delivery=delivery, runner_id=self.runner_id, job=job.model_dump(mode="json")
             )
             agent_cls = agent_for(job.role)  # before the adapter: an unknown role must not leak a client
+            job = self._with_project_settings(job)
             checkout = await worktrees.prepare(job, self.workflow.git, sink)
             work_root = Workspace(checkout.work_tree).root if checkout else root
             sandbox = await self._sandbox(job, str(work_root))  # the task's worktree, at /workspace
@@ -132,10 +134,12 @@ class JobExecutor:
                 sandbox=sandbox,
                 guards=self.workflow.guards,
                 run_limits=RunLimits(sc.run_timeout_seconds, sc.run_timeout_max_seconds),
+                e2e_timeout=self.workflow.agents.for_project(job.project.slug).e2e_timeout_seconds,
+                e2e_artifacts_dir=self.workflow.agents.for_project(job.project.slug).e2e_artifacts_dir,
             )
             if turns is not None:  # pause freezes the job's sandbox (contract #4)
                 turns.sandbox_of = lambda: ctx.sandbox
-            agent = agent_cls(ctx)
+            agent = self._agent(agent_cls, ctx)
             with gitrepo.trusted_worktree(checkout) if checkout else contextlib.nullcontext():
                 result = await self._run(agent)
             result = result.model_copy(update={"usage": self.priced(result.usage)})
@@ -173,6 +177,21 @@ class JobExecutor:
             if sandbox is not None:
                 await sandbox.close()  # everything the job started ends with it
             await sink.aclose()
+
+    def _with_project_settings(self, job: Job) -> Job:
+        """The job with what config says of its project (the E2E command) where the job has none."""
+        settings = self.workflow.agents.for_project(job.project.slug)
+        if job.project.e2e_command or not settings.e2e_command:
+            return job
+        project = job.project.model_copy(update={"e2e_command": settings.e2e_command})
+        return job.model_copy(update={"project": project})
+
+    def _agent(self, agent_cls: type[Agent], ctx: AgentContext) -> Agent:
+        """The stage's executor: the role's own agent, or an external coding agent CLI."""
+        stage = self.workflow.pipeline.stage(ctx.job.stage)
+        if stage is not None and stage.executor.kind == "cli":
+            return CliAgent(ctx, stage.executor, agent_cls.instructions)
+        return agent_cls(ctx)
 
     def priced(self, usage: Usage) -> Usage:
         """The usage with its money, for models in config `cost.prices` (the cost ledger)."""

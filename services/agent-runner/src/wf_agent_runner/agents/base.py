@@ -44,6 +44,8 @@ class AgentContext:
     guards: GuardConfig = field(default_factory=GuardConfig)
     run_limits: RunLimits = field(default_factory=RunLimits)
     turns: TurnGate | None = None  # pause and mid-run feedback before each model turn (turns.py)
+    e2e_timeout: float = 600.0  # TESTING's end-to-end command
+    e2e_artifacts_dir: str = "test-results"  # where it leaves screenshots, traces, logs
 
 
 class UsageMeter:
@@ -105,6 +107,7 @@ class Agent(ABC):
         self.meter = UsageMeter(ctx.llm.model)
         self.started_at = utcnow()
         self.stopped_by_guard = False
+        self.commands_run: list[str] = []  # what the agent ran with the `run` tool
 
     @abstractmethod
     async def run(self) -> Result: ...
@@ -197,6 +200,8 @@ class Agent(ABC):
                     name=call.name,
                     arguments=call.arguments,
                 )
+                if call.name == "run" and isinstance(call.arguments.get("command"), str):
+                    self.commands_run.append(call.arguments["command"])
                 # File IO off the event loop (acall): heartbeats and output events keep flowing.
                 outcome = await toolbox.acall(call.name, call.arguments)
                 await self.out.emit("tool_result", outcome.text, name=call.name, ok=outcome.ok)

@@ -8,8 +8,11 @@ import posixpath
 from wf_common.jobs import Result
 from wf_common.states import Verdict
 
+from wf_agent_runner import taskdiff
 from wf_agent_runner.agents.base import Agent, phrase
+from wf_agent_runner.agents.tampering import tampering
 from wf_agent_runner.agents.verdicts import agent_verdict, combined_summary, run_project_tests
+from wf_agent_runner.testrun import TestReport
 from wf_agent_runner.tools import RUN_TOOLS
 from wf_agent_runner.workspace import Workspace
 
@@ -46,16 +49,37 @@ summary=<what is wrong, with reproduction steps>) if the implementation does not
         ws = Workspace(self.ctx.workspace, write_filter=only_test_files)
         loop = await self.tool_loop(self.toolbox(ws), await self.prompt())
         agent_ok, agent_text = agent_verdict(loop)
-        report = await run_project_tests(self)
+        report = await run_project_tests(self, junit=True)
         # The tests it wrote are committed whatever the verdict: failing ones are DEV's reproduction.
         commits, files = await self.commit(
             ws, subject=f"{self.job.task.key}: Add tests for {phrase(self.job.task.title)}", body=agent_text
         )
-        passed = report.run.passed and agent_ok
-        return self.result(
-            Verdict.PASS if passed else Verdict.FAIL,
-            combined_summary(report, agent_ok, agent_text),
-            test_run=report.run,
-            commits=commits,
-            files_changed=files,
-        )
+        return await qa_result(self, report, agent_ok, agent_text, commits, files)
+
+
+async def qa_result(
+    agent: Agent,
+    report: TestReport,
+    agent_ok: bool,
+    agent_text: str,
+    commits: list[str],
+    files: list[str],
+) -> Result:
+    """The QA verdict: the test run decides; a change that weakens existing tests (its commits'
+    patch) fails the stage and is listed in the bug, whatever the run says."""
+    flags = tampering(await taskdiff.commits_patch(agent.ctx.workspace, commits))
+    summary = combined_summary(report, agent_ok, agent_text)
+    if flags:
+        lines = "\n".join(f"- {f.path}{f':{f.line}' if f.line else ''}: {f.message}" for f in flags)
+        summary = f"QA changed existing tests; flagged for review:\n{lines}\n\n{summary}"
+        for f in flags:
+            await agent.out.emit("error", f"flagged: {f.path}: {f.message}")
+    passed = report.run.passed and agent_ok and not flags
+    return agent.result(
+        Verdict.PASS if passed else Verdict.FAIL,
+        summary,
+        test_run=report.run,
+        findings=flags,
+        commits=commits,
+        files_changed=files,
+    )

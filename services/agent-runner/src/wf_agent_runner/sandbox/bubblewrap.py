@@ -29,6 +29,7 @@ ETC_FILES = (
     "passwd", "group", "hosts", "nsswitch.conf", "host.conf", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
     "alternatives", "ssl", "ca-certificates", "localtime", "timezone", "mime.types", "gitconfig",
     "python3", "python3.11", "os-release", "debian_version", "protocols", "services",
+    "chromium.d", "chromium", "fonts",  # Debian's Chromium (E2E tests) reads these
 )  # fmt: skip
 INSTALL_HINT = (
     "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`; Fedora: `dnf install bubblewrap`)"
@@ -85,10 +86,18 @@ class BubblewrapSandbox(ProcessSandbox):
         args += ["--ro-bind", str(self._etc()), "/etc"]
         for extra in self.config.bubblewrap_ro_paths:
             args += ["--ro-bind-try", extra, extra]
+        path = PATH
+        if tools := self.config.tools_dir:
+            args += ["--ro-bind-try", tools, tools]
+            path = f"{tools}/bin:{PATH}"
         args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", SANDBOX_HOME]  # noqa: S108
-        args += ["--bind", str(self.worktree), WORKDIR, "--chdir", WORKDIR, "--remount-ro", "/"]
+        args += ["--bind", str(self.worktree), WORKDIR]
+        if (self.worktree / ".git").is_dir() and not (self.worktree / ".git").is_symlink():
+            # Commands can read the repository but not plant hooks or config the runner's git would run.
+            args += ["--ro-bind", str(self.worktree / ".git"), f"{WORKDIR}/.git"]
+        args += ["--chdir", WORKDIR, "--remount-ro", "/"]
         args.append("--clearenv")
-        for k, v in sandbox_env(path=PATH).items():
+        for k, v in sandbox_env(path=path).items():
             args += ["--setenv", k, v]
         return [*args, "/bin/sh", "-c", command]
 

@@ -157,6 +157,7 @@ def _on_fail(pipeline: PipelineConfig, task: TaskFacts, result: ResultFacts) -> 
         source_stage=stage.name,
         reproduction=result.reproduction,
         attachment=result.full_output or None,
+        files=result.files,
     )
     if task.rework_count >= pipeline.rework_limit:
         reason = (

@@ -42,6 +42,8 @@ class ResultFacts:
     # For a bug: reproduction (failed tests, output tail, command, exit code, findings) and the full output.
     reproduction: dict[str, Any] = field(default_factory=dict)
     full_output: str | None = None
+    # Files the stage attached (screenshots, traces, logs): (filename, content type, bytes).
+    files: tuple[tuple[str, str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class NewBug:
     reproduction: dict[str, Any]
     # The full test output, stored as an attachment `<stage>-output.txt` when present.
     attachment: str | None = None
+    files: tuple[tuple[str, str, bytes], ...] = ()  # more attachments (name, content type, bytes)
 
 
 @dataclass(frozen=True)

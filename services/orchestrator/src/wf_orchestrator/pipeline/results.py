@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from wf_common.jobs import Result
@@ -22,6 +24,8 @@ def handoff_payload(result: Result) -> dict[str, Any]:
         payload["test_run"] = result.test_run.model_dump(mode="json", exclude={"output_tail"})
     if result.findings:
         payload["findings"] = [f.model_dump(mode="json") for f in result.findings]
+    if result.skipped:
+        payload["skipped"] = result.skipped
     return payload
 
 
@@ -35,6 +39,8 @@ def reproduction(result: Result) -> dict[str, Any]:
             command=result.test_run.command,
             exit_code=result.test_run.exit_code,
         )
+        if result.test_run.failures:
+            repro["failures"] = [f.model_dump(mode="json") for f in result.test_run.failures]
     if result.findings:
         repro["findings"] = [f.model_dump(mode="json") for f in result.findings]
     return repro
@@ -50,6 +56,8 @@ def result_details(result: Result) -> dict[str, Any]:
         "breakdown": result.breakdown.model_dump(mode="json") if result.breakdown else None,
         "error": result.error.model_dump(mode="json") if result.error else None,
         "escalate": result.escalate,
+        "skipped": result.skipped,
+        "files": [f.filename for f in result.files],
     }
 
 
@@ -64,4 +72,16 @@ def facts(result: Result) -> ResultFacts:
         handoff=handoff_payload(result),
         reproduction=reproduction(result),
         full_output=output,
+        files=_files(result),
     )
+
+
+def _files(result: Result) -> tuple[tuple[str, str, bytes], ...]:
+    """The result's attachments decoded; one that is not valid base64 is left out (never fatal)."""
+    out: list[tuple[str, str, bytes]] = []
+    for f in result.files:
+        try:
+            out.append((f.filename, f.content_type, base64.b64decode(f.content_b64, validate=True)))
+        except (binascii.Error, ValueError):
+            continue
+    return tuple(out)

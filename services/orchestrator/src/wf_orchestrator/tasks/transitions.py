@@ -244,6 +244,19 @@ async def _create_bug(
                 created_by=actor[:100],
             )
         )
+    for filename, content_type, data in d.bug.files:
+        await conn.execute(
+            insert(attachments).values(
+                project_id=task.project_id,
+                task_id=task.id,
+                bug_id=row["id"],
+                filename=filename[:255],
+                content_type=content_type[:100],
+                size=len(data),
+                content=data,
+                created_by=actor[:100],
+            )
+        )
     slug = (await ctx.project(conn, task.project_id)).slug
     uow.emit(
         BugCreated(
