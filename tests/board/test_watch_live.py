@@ -31,9 +31,10 @@ def snapshot(key: str, stage: str, state: str, title: str = "Login") -> dict[str
 
 
 def screen(board: LiveBoard) -> str:
-    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115 - closed by gc
-    console.print(board.render())
-    return console.export_text()
+    with open(os.devnull, "w") as sink:
+        console = Console(width=200, record=True, file=sink)
+        console.print(board.render())
+        return console.export_text()
 
 
 def test_the_live_board_follows_events_and_shows_what_the_agent_does() -> None:
