@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -25,12 +24,19 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def readme_commands() -> list[str]:
-    commands = []
-    for block in re.findall(r"```\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL):
-        for line in block.splitlines():
-            line = line.split("#", 1)[0].strip()
-            if line.startswith("wf "):
-                commands += [part.strip() for part in line.split(" / ")]
+    """`wf` lines of the README's untagged ``` blocks (a tagged block, ```yaml or ```console, is not a
+    story to run: `console` marks commands that change the machine, such as `wf sandbox build`)."""
+    commands: list[str] = []
+    fence: str | None = None  # the open block's tag ("" for an untagged block)
+    for raw in README.read_text(encoding="utf-8").splitlines():
+        if raw.startswith("```"):
+            fence = raw[3:].strip() if fence is None else None
+            continue
+        if fence != "":
+            continue
+        line = raw.split("#", 1)[0].strip()
+        if line.startswith("wf "):
+            commands += [part.strip() for part in line.split(" / ")]
     return commands
 
 
