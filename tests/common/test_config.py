@@ -37,7 +37,12 @@ llm_backend:
         encoding="utf-8",
     )
     cfg = load_config(path, env={"ASANA_TOKEN": "tok-123"})
-    assert cfg.task_backend.sync_to[0].model_extra == {"access_token": "tok-123", "project_gid": "1234567890"}
+    target = cfg.task_backend.sync_to[0]
+    assert target.adapter == "asana"
+    assert (getattr(target, "access_token", None), getattr(target, "project_gid", None)) == (
+        "tok-123",
+        "1234567890",
+    )
     assert cfg.llm_backend.host == "http://localhost:11434"
     assert cfg.llm_backend.model_for("dev") == "deepseek-coder:6.7b"
     assert cfg.llm_backend.model_for("qa") == "llama3.2:8b"
