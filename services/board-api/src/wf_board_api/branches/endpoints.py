@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from wf_common.commands import ListCheckpoints, Pause, Resume, Rollback
+from wf_common.fields import Slug, TaskKey
 
 from wf_board_api.branches.schemas import RollbackBody
 from wf_board_api.gateway import build_command
@@ -21,29 +22,31 @@ ON_TASK = {"project": "path.slug", "task_key": "path.key"}
 
 
 @router.post(f"{PROJECT_PATH}/pause", responses=COMMAND_RESPONSES)
-async def pause_project(slug: str, actor: Actor, gateway: Gateway) -> dict[str, Any]:
+async def pause_project(slug: Slug, actor: Actor, gateway: Gateway) -> dict[str, Any]:
     """Stop dispatching the project's tasks and freeze its running jobs before their next model turn."""
     return await gateway.send(build_command(Pause, ON_PROJECT, project=slug, actor=actor))
 
 
 @router.post(f"{PROJECT_PATH}/resume", responses=COMMAND_RESPONSES)
-async def resume_project(slug: str, actor: Actor, gateway: Gateway) -> dict[str, Any]:
+async def resume_project(slug: Slug, actor: Actor, gateway: Gateway) -> dict[str, Any]:
     return await gateway.send(build_command(Resume, ON_PROJECT, project=slug, actor=actor))
 
 
 @router.post(f"{TASK_PATH}/pause", responses=COMMAND_RESPONSES)
-async def pause_task(slug: str, key: str, actor: Actor, gateway: Gateway) -> dict[str, Any]:
+async def pause_task(slug: Slug, key: TaskKey, actor: Actor, gateway: Gateway) -> dict[str, Any]:
     """Hold the task: no new job, and a running one freezes before its next model turn."""
     return await gateway.send(build_command(Pause, ON_TASK, project=slug, task_key=key, actor=actor))
 
 
 @router.post(f"{TASK_PATH}/resume", responses=COMMAND_RESPONSES)
-async def resume_task(slug: str, key: str, actor: Actor, gateway: Gateway) -> dict[str, Any]:
+async def resume_task(slug: Slug, key: TaskKey, actor: Actor, gateway: Gateway) -> dict[str, Any]:
     return await gateway.send(build_command(Resume, ON_TASK, project=slug, task_key=key, actor=actor))
 
 
 @router.post(f"{TASK_PATH}/rollback", responses=COMMAND_RESPONSES)
-async def rollback(slug: str, key: str, body: RollbackBody, actor: Actor, gateway: Gateway) -> dict[str, Any]:
+async def rollback(
+    slug: Slug, key: TaskKey, body: RollbackBody, actor: Actor, gateway: Gateway
+) -> dict[str, Any]:
     """Reset the task's branch to the checkpoint before `to_stage` (what was there is kept as a
     `<n>-rollback` checkpoint) and send the task back to that stage."""
     command = build_command(
@@ -53,7 +56,7 @@ async def rollback(slug: str, key: str, body: RollbackBody, actor: Actor, gatewa
 
 
 @router.get(f"{TASK_PATH}/checkpoints", responses=COMMAND_RESPONSES)
-async def checkpoints(slug: str, key: str, actor: Actor, gateway: Gateway) -> dict[str, Any]:
+async def checkpoints(slug: Slug, key: TaskKey, actor: Actor, gateway: Gateway) -> dict[str, Any]:
     """`{task_key, checkpoints: [{number, stage, ref, sha, at}]}`, oldest first (read from git by the
     orchestrator, which has the repository)."""
     return await gateway.send(

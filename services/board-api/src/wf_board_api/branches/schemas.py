@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, Field
+from wf_common.fields import StageName
 
 
 class PausedTask(BaseModel):
@@ -22,4 +23,4 @@ class PendingPush(BaseModel):
 
 
 class RollbackBody(BaseModel):
-    to_stage: str = Field(min_length=1, max_length=20, description="the stage to go back to, e.g. dev")
+    to_stage: StageName = Field(description="the stage to go back to, e.g. dev")

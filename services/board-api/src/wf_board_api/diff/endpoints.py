@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from wf_common.fields import Slug, TaskKey
 
 from wf_board_api.diff.schemas import DiffOut
 from wf_board_api.diff.service import GitError, task_diff
@@ -25,6 +26,6 @@ async def load_diff(db: Db, slug: str, key: str) -> DiffOut:
 
 
 @router.get("/api/projects/{slug}/tasks/{key}/diff", response_model=DiffOut, responses=ERROR_RESPONSES)
-async def get_diff(slug: str, key: str, db: Db) -> DiffOut:
+async def get_diff(slug: Slug, key: TaskKey, db: Db) -> DiffOut:
     """Branch `wf/<KEY>` against the main branch; while there is no branch, the task's own commits."""
     return await load_diff(db, slug, key)

@@ -8,6 +8,7 @@ from typing import Annotated
 import nats.errors
 from fastapi import APIRouter, Query
 from nats.js.errors import NotFoundError
+from wf_common.fields import Slug, TaskKey
 
 from wf_board_api.errors import Unavailable
 from wf_board_api.output.schemas import OutputPage
@@ -21,8 +22,8 @@ router = APIRouter(tags=["tasks"])
 
 @router.get("/api/projects/{slug}/tasks/{key}/output", response_model=OutputPage, responses=ERROR_RESPONSES)
 async def get_output(
-    slug: str,
-    key: str,
+    slug: Slug,
+    key: TaskKey,
     db: Db,
     state: State,
     before: Annotated[int | None, Query(ge=1, description="only lines with an id below this")] = None,

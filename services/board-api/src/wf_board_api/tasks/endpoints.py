@@ -112,7 +112,7 @@ async def add_feedback(
 
 
 @router.post(f"{TASK_PATH}/move", responses=COMMAND_RESPONSES)
-async def move(slug: str, key: str, body: MoveBody, actor: Actor, gateway: Gateway) -> dict[str, Any]:
+async def move(slug: Slug, key: TaskKey, body: MoveBody, actor: Actor, gateway: Gateway) -> dict[str, Any]:
     """Move a card by hand: back to an earlier work stage (rework) or within its stage (requeue).
     Forward moves, moves into backlog/done and moves of running or gated tasks are refused (409)."""
     command = build_command(
