@@ -41,6 +41,9 @@ class BackendStack(Stack):
                         "prices": {llm["model"]: {"prompt_usd_per_mtok": 1.0, "completion_usd_per_mtok": 4.0}}
                     },
                     "runner": {"count": 2, "retry_delays": [0.5, 0.5]},
+                    # The test command is this venv's python, which only the host has; the sandboxes
+                    # themselves are tested in tests/sandbox.
+                    "sandbox": {"backend": "none"},
                 }
             ),
             encoding="utf-8",

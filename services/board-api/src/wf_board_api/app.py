@@ -107,7 +107,8 @@ def create_app(settings: BoardSettings) -> FastAPI:
         )
     app.add_middleware(SecurityHeaders)
     exception_handlers.register(app)
-    openapi.install(app, settings.stages())
+    pipeline = settings.workflow.pipeline
+    openapi.install(app, settings.stages(), [s.name for s in pipeline.stages[1:] if s.agent])
     app.include_router(health_router, responses=GUARD_RESPONSES)
     for router in (
         projects_router,

@@ -20,8 +20,13 @@ from fastapi.staticfiles import StaticFiles
 DOCS_STATIC = "/docs/static"
 
 
-def install(app: FastAPI, stages: Sequence[str]) -> None:
-    """Make `app.openapi()` declare the stages, and serve /docs with local assets."""
+# Request bodies naming a stage: (component schema, property) → which stages the command takes.
+_BODY_STAGES = {("MoveBody", "to_stage"): "all", ("RollbackBody", "to_stage"): "work"}
+
+
+def install(app: FastAPI, stages: Sequence[str], work_stages: Sequence[str] = ()) -> None:
+    """Make `app.openapi()` declare the stages (all of them for `stage` parameters and moves, the agent
+    work stages for rollbacks), and serve /docs with local assets."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -37,6 +42,11 @@ def install(app: FastAPI, stages: Sequence[str]) -> None:
                     for parameter in operation.get("parameters", []):
                         if parameter.get("name") == "stage" and parameter.get("in") == "query":
                             _set_enum(parameter["schema"], list(stages))
+            components = schema.get("components", {}).get("schemas", {})
+            for (name, prop), which in _BODY_STAGES.items():
+                field = components.get(name, {}).get("properties", {}).get(prop)
+                if field is not None:
+                    _set_enum(field, list(stages if which == "all" else work_stages))
             app.openapi_schema = schema
         return app.openapi_schema
 
