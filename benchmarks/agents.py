@@ -41,6 +41,10 @@ from wf_common.states import Verdict
 TASKS_DIR = Path(__file__).parent / "agent_tasks"
 PERFORMANCE = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 MODES = ("single", "pipeline")
+# The tests run with this venv's python (pytest comes from it), which only this machine has: the
+# harness runs agents' commands unconfined on it, with a fresh HOME and a minimal environment.
+BENCH_SANDBOX = "none"
+LABELS = {"wf.project": "bench", "wf.runner": "bench"}
 TEST_COMMAND = f"{sys.executable} -m pytest -q -p no:cacheprovider --disable-plugin-autoload"
 
 
@@ -125,7 +129,7 @@ class Bench:
         )
         sink = OutputSink(None, job, actor="bench", transcript=Transcript(transcript_path(ws, job)))
         adapter = build_adapter(self.llm, role)
-        sandbox = await open_sandbox(SandboxConfig(), ws, {"wf.project": "bench", "wf.runner": "bench"})
+        sandbox = await open_sandbox(SandboxConfig(backend=BENCH_SANDBOX), ws, LABELS)
         try:
             result: Result = await agent_for(role)(
                 AgentContext(job, adapter, sink, ws, runner_id="bench", sandbox=sandbox)
@@ -182,7 +186,7 @@ class Bench:
         check = self.workdir / f"{ws.name}-hidden"
         shutil.copytree(ws, check, ignore=shutil.ignore_patterns(".git", ".workflow"))
         (check / "test_hidden_bench.py").write_text(task.hidden_test, encoding="utf-8")
-        sandbox = await open_sandbox(SandboxConfig(), check, {"wf.project": "bench", "wf.runner": "bench"})
+        sandbox = await open_sandbox(SandboxConfig(backend=BENCH_SANDBOX), check, LABELS)
         try:
             report = await run_tests(sandbox, f"{TEST_COMMAND} test_hidden_bench.py", limit_seconds=120)
         finally:

@@ -130,6 +130,11 @@ class BudgetConfig(_Strict):
     project_tokens: int | None = Field(None, ge=1)
     project_usd: float | None = Field(None, gt=0)
 
+    def is_set(self) -> bool:
+        """Whether any cap is set (without one, nothing needs checking before new work)."""
+        caps = (self.task_tokens, self.task_usd, self.project_tokens, self.project_usd)
+        return any(v is not None for v in caps)
+
 
 class CostConfig(_Strict):
     # Model name (as the backend reports it in usage, e.g. "gpt-4o-mini") -> price. Unpriced models

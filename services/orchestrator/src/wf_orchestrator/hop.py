@@ -151,6 +151,8 @@ class Hop:
         entry = ctx.memory.inflight.get(result.job_id)
         if entry is None or entry.job.idempotency_key != result.idempotency_key or paused:
             return None
+        if ctx.budgets.is_set():
+            return None  # budgets are checked where the dispatcher starts work (wf_orchestrator.budgets)
         held_projects, held_tasks = self._held()
         if entry.task.project_id in held_projects or entry.task.id in held_tasks:
             return None
