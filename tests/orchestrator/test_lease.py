@@ -40,8 +40,10 @@ async def two_orchestrators(
         "WF_SWEEP_INTERVAL_SECONDS": "0.2",
     }
     procs = []
+    logs = []
     for i in range(2):
         log = (tmp_path / f"orchestrator-{i}.log").open("wb")
+        logs.append(log)
         procs.append(
             await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "wf_orchestrator", env=env, stdout=log, stderr=log
@@ -61,6 +63,8 @@ async def two_orchestrators(
                 await asyncio.wait_for(p.wait(), 20)
             except TimeoutError:
                 p.kill()
+        for log in logs:
+            log.close()
         await hub.close()
 
 
