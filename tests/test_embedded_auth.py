@@ -18,6 +18,11 @@ from wf_cli.embedded import EmbeddedPostgres, EmbeddedServerError, NatsServer, N
 
 from tests.fixtures.servers import server_scratch_dir
 
+# These tests make NATS connections fail on purpose (no login, wrong password, refused permissions);
+# nats-py leaves such an attempt's socket and stream writer to the garbage collector (third-party).
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
 
 def cmdline(pid: int) -> str:
     return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
