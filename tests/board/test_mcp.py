@@ -3,8 +3,9 @@ the orchestrator's commands record the actor as mcp:<client name>."""
 
 from __future__ import annotations
 
+import httpx
 from mcp import ClientSession
-from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.types import Implementation, TextContent
 from wf_common.commands import Approve, Pause
 
@@ -15,7 +16,7 @@ async def test_mcp_client_lists_tools_and_sends_commands_as_mcp_actor(
     live_url: str, orchestrator: FakeOrchestrator
 ) -> None:
     async with (
-        create_mcp_http_client(headers=AUTH_HEADERS) as http,
+        httpx.AsyncClient(headers=AUTH_HEADERS, timeout=30) as http,
         streamable_http_client(f"{live_url}/mcp", http_client=http) as (read, write, _),
         ClientSession(read, write, client_info=Implementation(name="claude-code", version="1")) as session,
     ):
