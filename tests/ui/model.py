@@ -64,6 +64,9 @@ class BoardModel:
             return reply
         if role == "qa":
             return [Reply.tool("write_file", path="tests/test_add.py", content=TEST), done, done][step]
+        if role == "docs":  # DOCS fails a code change that no doc describes (agents/doccheck.py)
+            doc = Reply.tool("write_file", path="docs/add.md", content=f"# add\n\n{XSS}\n")
+            return [doc, done, done][step]
         return done
 
     def prompts_of(self, role: str) -> list[str]:

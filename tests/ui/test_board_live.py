@@ -70,7 +70,6 @@ def start_project(api: httpx.Client, tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.xfail(reason="broken by the merge: T-002 fails before deploy (see notes, issue 7)", strict=False)
 def test_reconnect_catches_up_and_refused_drag_snaps_back(
     stack: Stack, page: Page, api: httpx.Client, tmp_path: Path
 ) -> None:
@@ -140,6 +139,7 @@ def attacker(stack: Stack) -> Iterator[str]:
     thread.start()
     yield f"http://localhost:{server.server_address[1]}/"
     server.shutdown()
+    server.server_close()
 
 
 @pytest.mark.xfail(
