@@ -104,7 +104,7 @@ class Rollbacks:
     @staticmethod
     def _check_state(task: TaskRow) -> None:
         if task.is_idea:
-            raise CommandError("invalid", f"{task.task_key} is an idea; it has no branch to roll back")
+            raise CommandError("conflict", f"{task.task_key} is an idea; it has no branch to roll back")
         if task.state == TaskState.RUNNING:
             raise CommandError(
                 "conflict",
