@@ -48,6 +48,8 @@ def test_a_second_start_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
     # The kernel dropped the lock with its holder: the data dir is free again.
     lock = InstanceLock(tmp_path / "wf.lock")
     lock.acquire()

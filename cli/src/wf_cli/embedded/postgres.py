@@ -255,16 +255,22 @@ class EmbeddedPostgres:
         """
         sql = f"CREATE DATABASE {quote_ident(name)}"
         if template is not None:
-            # PostgreSQL would wait 5 s for them to go away before failing; fail at once instead.
-            in_use = self.psql(
-                f"SELECT count(*) FROM pg_stat_activity WHERE datname = {quote_literal(template)}"  # noqa: S608 - quoted literal
-            ).strip()
-            if in_use not in ("", "0"):
-                raise EmbeddedServerError(
-                    f"Cannot create database {name!r} from template {template!r}: the template has "
-                    f"{in_use} open connection(s) (PostgreSQL: source database is being accessed by "
-                    "other users). Close them first."
-                )
+            # A client that just disconnected (a migration's engine) leaves its backend in
+            # pg_stat_activity for a moment: give open connections a few seconds to go away.
+            deadline = time.monotonic() + 10
+            while True:
+                in_use = self.psql(
+                    f"SELECT count(*) FROM pg_stat_activity WHERE datname = {quote_literal(template)}"  # noqa: S608 - quoted literal
+                ).strip()
+                if in_use in ("", "0"):
+                    break
+                if time.monotonic() > deadline:
+                    raise EmbeddedServerError(
+                        f"Cannot create database {name!r} from template {template!r}: the template has "
+                        f"{in_use} open connection(s) (PostgreSQL: source database is being accessed by "
+                        "other users). Close them first."
+                    )
+                time.sleep(0.1)
             sql += f" TEMPLATE {quote_ident(template)}"
         self.psql(sql)
 
