@@ -73,23 +73,47 @@ async def test_both_sides_edit_the_title_the_newer_wins_and_the_other_is_kept_in
     assert "Priority: 2" in fakes.github.issue(issue["number"])["body"]
 
 
-async def test_a_move_made_in_a_tracker_goes_through_the_pipeline_and_both_sides_agree(
+async def test_a_move_back_made_in_a_tracker_moves_the_task_here_through_move_task(
+    hub: Hub, fakes: Fakes, make_bridge: Callable[..., Any]
+) -> None:
+    await make_bridge([fakes.targets()[0]])
+    await _task_in_backlog(hub)
+    await hub.cmd("approve", project="demo", task_key="T-001")
+    dev = await hub.next_job("dev")
+    # Paused, the task waits queued in QA after DEV passes (a running task cannot be moved).
+    await hub.cmd("pause", project="demo")
+    await hub.finish(dev)
+    await hub.wait_state("T-002", "qa", "queued")
+    await until(lambda: views.stages(fakes, "T-002")[0] == "qa", "T-002 in Asana's QA section")
+    [task] = views.asana_items(fakes.asana, "T-002")
+
+    fakes.asana.human_move(task["gid"], "dev")  # a human sends it back for rework
+
+    moved = await hub.wait_state("T-002", "dev", "queued", within=20)
+    assert moved["current_stage"] == "dev"
+    [back] = [h for h in await hub.handoffs("T-002") if h["notes"] == "moved back by hand"]
+    assert (back["from_stage"], back["to_stage"]) == ("qa", "dev")
+    moves = [e for e in hub.events_of("task.moved", "T-002") if e.actor == "sync:asana"]
+    assert [(e.from_stage, e.to_stage) for e in moves] == [("qa", "dev")]
+    assert fakes.asana.section_of(task["gid"]) == "dev"
+    assert not any("did not take" in c["text"] for c in fakes.asana.comments(task["gid"]))
+
+
+async def test_a_move_the_pipeline_refuses_snaps_back_in_the_tracker_with_the_reason(
     hub: Hub, fakes: Fakes, make_bridge: Callable[..., Any]
 ) -> None:
     await make_bridge([fakes.targets()[0]])
     await _task_in_backlog(hub)
     await until(lambda: views.stages(fakes, "T-002")[0] == "backlog", "T-002 in Asana's backlog")
     [task] = views.asana_items(fakes.asana, "T-002")
-    fakes.asana.human_move(task["gid"], "done")  # a draft straight to done
+    fakes.asana.human_move(task["gid"], "done")  # a draft straight to done: move_task refuses it
 
-    async def agreed() -> str | None:
-        local = (await hub.task("T-002"))["current_stage"]
-        remote = fakes.asana.section_of(task["gid"])
-        return local if local == remote and fakes.asana.calls("POST /sections/.*/addTask") else None
+    def refusal_noted() -> bool:
+        return any("did not take the change of stage" in c["text"] for c in fakes.asana.comments(task["gid"]))
 
-    stage = await eventually(agreed, within=20, what="Asana and the task to agree on the stage")
-    if stage == "backlog":  # the orchestrator refused: the card went back, with the reason there
-        assert any("did not take the change of stage" in c["text"] for c in fakes.asana.comments(task["gid"]))
+    await until(refusal_noted, "the refusal's reason on the Asana task")
+    await until(lambda: fakes.asana.section_of(task["gid"]) == "backlog", "the card back in backlog")
+    assert (await hub.task("T-002"))["current_stage"] == "backlog"
 
 
 async def test_the_bridge_killed_mid_create_and_restarted_makes_no_duplicate(
