@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from wf_cli.commands import branches, bugs, control, mcp, projects, show, stats, sync, tasks, watch
+from wf_cli.commands import branches, bugs, control, hooks, mcp, projects, show, stats, sync, tasks, watch
 
-MODULES = (projects, tasks, show, control, branches, bugs, watch, stats, sync, mcp)
+MODULES = (projects, tasks, show, control, branches, bugs, watch, stats, sync, hooks, mcp)

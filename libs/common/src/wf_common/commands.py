@@ -29,6 +29,7 @@ from wf_common.fields import (
     Title,
     Workspace,
 )
+from wf_common.hooks import DeliveryId, HookAction, HookName, Refusal, Sha256Hex
 from wf_common.jobs import Message
 from wf_common.text import ITEMS_MAX
 
@@ -95,6 +96,14 @@ class MoveTask(_TaskCommand):
     to_stage: StageName
 
 
+class CancelTask(_TaskCommand):
+    """Drop a task that is not running or finished (the sync bridge sends it for an item deleted in a
+    tracker with `propagate_deletes`); the orchestrator decides whether it may be cancelled."""
+
+    type: Literal["cancel_task"] = "cancel_task"
+    reason: Reason
+
+
 class RetryTask(_TaskCommand):
     type: Literal["retry_task"] = "retry_task"
 
@@ -139,6 +148,41 @@ class KillBug(_ProjectCommand):
     reason: Note = ""
 
 
+class CreateHook(_ProjectCommand):
+    """A new inbound webhook for the project; the reply's `salt` lets the board derive its secret."""
+
+    type: Literal["create_hook"] = "create_hook"
+    name: HookName
+    action: HookAction = "idea"
+
+
+class DeleteHook(_Command):
+    type: Literal["delete_hook"] = "delete_hook"
+    name: HookName
+
+
+class DeliverHook(_Command):
+    """A delivery the board API verified (signature, timestamp): make its idea or task, once per
+    delivery id. The orchestrator fills the hook's project and action from the hook."""
+
+    type: Literal["deliver_hook"] = "deliver_hook"
+    name: HookName
+    delivery_id: DeliveryId
+    body_sha256: Sha256Hex
+    title: Title | None = None
+    text: LongText = ""
+    acceptance_criteria: list[Criterion] = Field(default_factory=list, max_length=ITEMS_MAX)
+    priority: int = Field(5, ge=1, le=10)
+
+
+class CountHookRefusal(_Command):
+    """The board API refused a delivery of the hook (counted for `wf hook list`)."""
+
+    type: Literal["count_hook_refusal"] = "count_hook_refusal"
+    name: HookName
+    reason: Refusal
+
+
 class Ping(_Command):
     type: Literal["ping"] = "ping"
 
@@ -157,7 +201,12 @@ Command = Annotated[
     | KillBug
     | Ping
     | Rollback
-    | ListCheckpoints,
+    | ListCheckpoints
+    | CreateHook
+    | DeleteHook
+    | DeliverHook
+    | CountHookRefusal
+    | CancelTask,
     Field(discriminator="type"),
 ]
 

@@ -28,6 +28,7 @@ from wf_board_api.diff.endpoints import router as diff_router
 from wf_board_api.events.endpoints import router as events_router
 from wf_board_api.gateway import CommandGateway
 from wf_board_api.health.endpoints import router as health_router
+from wf_board_api.hooks.endpoints import router as hooks_router
 from wf_board_api.mcp_endpoint import McpEndpoint
 from wf_board_api.middleware import SecurityHeaders
 from wf_board_api.output.endpoints import router as output_router
@@ -121,6 +122,7 @@ def create_app(settings: BoardSettings) -> FastAPI:
         events_router,
         stats_router,
         sync_router,
+        hooks_router,
         diff_router,
         output_router,
     ):

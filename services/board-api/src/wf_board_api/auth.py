@@ -11,7 +11,7 @@ A pure ASGI middleware (the event stream must not be buffered), checking in this
    redirects to the same URL without the token (so it leaves the address bar and the history).
 3. **Authentication** of `/api/*`, `/ui/*` (except `/ui/static/*`) and `/mcp`: either
    ``Authorization: Bearer <token>`` (the CLI and scripts), or the `wf_session` cookie (the web
-   board). Exempt: `GET /health` and `POST /api/hooks/*` (signed by the sync bridge's own HMAC).
+   board). Exempt: `GET /health` and `POST /api/hooks/<name>` (signed per hook: wf_board_api.hooks).
    Without either: 401.
 4. **CSRF**, for cookie-authenticated POST/PUT/PATCH/DELETE only: the `X-CSRF-Token` header must
    equal the `wf_csrf` cookie (which is bound to the token by an HMAC), and `Origin` (or, without
@@ -115,7 +115,7 @@ def _protected(method: str, path: str) -> bool:
     if p == "/health":
         return False
     if p.startswith("/api/hooks/") and method == "POST":
-        return False  # signed by the sync bridge (HMAC) instead
+        return False  # a hook delivery: signed with the hook's secret instead (wf_board_api.hooks)
     if p.startswith("/ui/static/"):
         return False
     return any(p == prefix or p.startswith(prefix + "/") for prefix in ("/api", "/ui", "/mcp"))

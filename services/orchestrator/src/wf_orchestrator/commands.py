@@ -20,9 +20,14 @@ from wf_common.commands import (
     COMMAND_TYPES,
     AddFeedback,
     Approve,
+    CancelTask,
     Command,
     CommandReply,
+    CountHookRefusal,
+    CreateHook,
     CreateProject,
+    DeleteHook,
+    DeliverHook,
     EditTask,
     KillBug,
     MoveTask,
@@ -43,7 +48,7 @@ from wf_common.subjects import COMMANDS_PREFIX, COMMANDS_QUEUE
 from wf_orchestrator import workspace
 from wf_orchestrator.branches.commands import BranchCommands
 from wf_orchestrator.control import Control
-from wf_orchestrator.tasks import handlers, repo
+from wf_orchestrator.tasks import handlers, hooks, repo
 from wf_orchestrator.tasks.context import Context, project_snapshot
 from wf_orchestrator.tasks.rows import ProjectRow
 from wf_orchestrator.uow import Runner, UnitOfWork
@@ -60,6 +65,11 @@ _TASK_HANDLERS: dict[type[Any], TaskHandler] = {
     RetryTask: handlers.retry_task,
     MoveTask: handlers.move_task,
     KillBug: handlers.kill_bug,
+    CreateHook: hooks.create_hook,
+    DeleteHook: hooks.delete_hook,
+    DeliverHook: hooks.deliver_hook,
+    CountHookRefusal: hooks.count_hook_refusal,
+    CancelTask: handlers.cancel_task,
 }
 
 

@@ -259,3 +259,39 @@ pending_pushes = Table(
     _now(),
     UniqueConstraint("project_id", "remote", "branch", name="uq_pending_pushes_target"),
 )
+
+# Inbound webhooks (`wf hook create`): a signed POST /api/hooks/<name> submits an idea or creates a task
+# in the hook's project. No secret is stored: the board API derives each hook's secret from its own
+# key and `salt` (wf_common.hooks), so reading this table is not enough to forge a delivery.
+hooks = Table(
+    "hooks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(40), nullable=False, unique=True),
+    Column("project_id", Integer, ForeignKey("projects.id"), nullable=False),
+    Column("action", String(10), nullable=False),  # idea | task
+    Column("salt", String(64), nullable=False),
+    Column("created_by", String(100), nullable=False),
+    _now(),
+    Column("delivered", Integer, nullable=False, server_default=text("0")),
+    Column("duplicates", Integer, nullable=False, server_default=text("0")),
+    # Refused deliveries, by reason (wf_common.hooks.REFUSALS).
+    Column("refused_signature", Integer, nullable=False, server_default=text("0")),
+    Column("refused_replay", Integer, nullable=False, server_default=text("0")),
+    Column("refused_too_large", Integer, nullable=False, server_default=text("0")),
+    Column("refused_invalid", Integer, nullable=False, server_default=text("0")),
+    Column("last_delivery_at", DateTime(timezone=True)),
+    CheckConstraint("action IN ('idea', 'task')", name="hook_action"),
+)
+
+# Each accepted delivery of a hook: its id (the sender's), the body's SHA-256 and the task it made. A
+# second delivery with the same id answers the same task; with another body it is refused as a replay.
+hook_deliveries = Table(
+    "hook_deliveries",
+    metadata,
+    Column("hook_id", Integer, ForeignKey("hooks.id", ondelete="CASCADE"), primary_key=True),
+    Column("delivery_id", String(200), primary_key=True),
+    Column("body_sha256", String(64), nullable=False),
+    Column("task_key", String(20), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -234,6 +234,17 @@ def release_draft(pipeline: PipelineConfig, child: TaskFacts, idea_key: str) -> 
     )
 
 
+def hook_task(pipeline: PipelineConfig, hook: str) -> Decision:
+    """A task an inbound webhook created (`wf hook create --action task`) enters the first work stage."""
+    first = first_work_stage(pipeline)
+    return Decision(
+        place=arrive(pipeline, first, True),
+        handoff=Handoff(
+            ENTRY_STAGE, first, {"source": "hook", "hook": hook}, notes=f"created by hook {hook}"
+        ),
+    )
+
+
 def on_reject(pipeline: PipelineConfig, task: TaskFacts, reason: str) -> Decision:
     """A human rejects: the breakdown goes back to the PM, anything else back to the first work stage."""
     _require_gate(task)
@@ -328,6 +339,31 @@ def on_move(pipeline: PipelineConfig, task: TaskFacts, to_stage: str) -> Decisio
             task.stage, to_stage, {"moved": {"from": task.stage, "to": to_stage}}, notes="moved back by hand"
         ),
     )
+
+
+CANCELLABLE_STATES = MOVABLE_STATES | {TaskState.DRAFT}
+
+
+def on_cancel(task: TaskFacts, reason: str, waiting: Sequence[str] = ()) -> Decision:
+    """Cancel a task that is not running, at a gate or finished. `waiting`: the keys of live tasks
+    blocked by it (they would wait forever; they are named so a human can edit their blocked_by)."""
+    if task.is_idea:
+        raise CommandError("conflict", f"{task.key} is an idea: reject its breakdown instead")
+    if task.state == TaskState.AWAITING_APPROVAL:
+        raise CommandError(
+            "conflict", f"{task.key} is waiting for approval in {task.stage}: Reject it instead"
+        )
+    if task.state not in CANCELLABLE_STATES:
+        raise CommandError(
+            "conflict", f"{task.key} cannot be cancelled: it is {describe(task.stage, task.state)}"
+        )
+    if waiting:
+        raise CommandError(
+            "conflict",
+            f"{task.key} cannot be cancelled: {', '.join(waiting)} wait for it; "
+            "take it out of their blocked_by first",
+        )
+    return Decision(place=Place(task.stage, TaskState.CANCELLED, f"cancelled: {reason}"))
 
 
 def on_blockers_changed(task: TaskFacts) -> Decision | None:

@@ -9,6 +9,7 @@ from sqlalchemy import insert, select, update
 from wf_common.commands import (
     AddFeedback,
     Approve,
+    CancelTask,
     EditTask,
     KillBug,
     MoveTask,
@@ -38,7 +39,7 @@ from wf_orchestrator.tasks.rows import ProjectRow, TaskRow
 from wf_orchestrator.uow import UnitOfWork
 
 
-async def _project(uow: UnitOfWork, ctx: Context, slug: str) -> ProjectRow:
+async def project_of(uow: UnitOfWork, ctx: Context, slug: str) -> ProjectRow:
     project = await repo.project_by_slug(uow.conn, slug)
     if project is None:
         raise CommandError("not_found", f"there is no project {slug!r}; create it with `wf project create`")
@@ -47,7 +48,7 @@ async def _project(uow: UnitOfWork, ctx: Context, slug: str) -> ProjectRow:
 
 
 async def _task(uow: UnitOfWork, ctx: Context, slug: str, key: str) -> tuple[ProjectRow, TaskRow, bool]:
-    project = await _project(uow, ctx, slug)
+    project = await project_of(uow, ctx, slug)
     found = await repo.lock_task_by_key(uow.conn, project.id, key)
     if found is None:
         raise CommandError("not_found", f"there is no task {key} in project {slug!r}")
@@ -57,7 +58,7 @@ async def _task(uow: UnitOfWork, ctx: Context, slug: str, key: str) -> tuple[Pro
 
 
 async def submit_idea(uow: UnitOfWork, ctx: Context, cmd: SubmitIdea) -> dict[str, Any]:
-    project = await _project(uow, ctx, cmd.project)
+    project = await project_of(uow, ctx, cmd.project)
     now = utcnow()
     number = await repo.next_numbers(uow.conn, project.id, "next_task_number")
     [idea] = await repo.insert_tasks(
@@ -230,6 +231,27 @@ async def move_task(uow: UnitOfWork, ctx: Context, cmd: MoveTask) -> dict[str, A
     return {"task": ctx.snapshot_cached(applied.task).model_dump(mode="json")}
 
 
+async def cancel_task(uow: UnitOfWork, ctx: Context, cmd: CancelTask) -> dict[str, Any]:
+    _, task, blockers_done = await _task(uow, ctx, cmd.project, cmd.task_key)
+    waiting = (
+        (
+            await uow.conn.execute(
+                select(tasks.c.task_key)
+                .where(
+                    tasks.c.blocked_by.any_() == task.id,
+                    tasks.c.state.not_in([TaskState.DONE.value, TaskState.CANCELLED.value]),
+                )
+                .order_by(tasks.c.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    decision = machine.on_cancel(task.facts(blockers_done=blockers_done), cmd.reason, list(waiting))
+    applied = await transitions.apply(uow, ctx, task, decision, actor=cmd.actor, now=utcnow())
+    return {"task": ctx.snapshot_cached(applied.task).model_dump(mode="json")}
+
+
 async def add_feedback(uow: UnitOfWork, ctx: Context, cmd: AddFeedback) -> dict[str, Any]:
     project, task, _ = await _task(uow, ctx, cmd.project, cmd.task_key)
     fid = await _add_feedback(uow, project, task, cmd.text, cmd.actor, file=cmd.file, line=cmd.line)
@@ -237,7 +259,7 @@ async def add_feedback(uow: UnitOfWork, ctx: Context, cmd: AddFeedback) -> dict[
 
 
 async def kill_bug(uow: UnitOfWork, ctx: Context, cmd: KillBug) -> dict[str, Any]:
-    project = await _project(uow, ctx, cmd.project)
+    project = await project_of(uow, ctx, cmd.project)
     bug = (
         (
             await uow.conn.execute(

@@ -1,0 +1,1 @@
+"""/api/hooks: inbound webhooks (wf_common.hooks) — manage them, and receive signed deliveries."""
