@@ -5,7 +5,8 @@ errors with extension codes (RATELIMITED with HTTP 400, as Linear does), and web
 Linear-Signature (HMAC-SHA256 hex of the body) carrying webhookTimestamp.
 
 It answers the operations the bridge sends, recognised by their root field (viewer, teams, issue,
-issues, issueCreate, issueUpdate, commentCreate); an unknown operation is a GraphQL validation error.
+issues, issueCreate, issueUpdate, issueDelete, commentCreate); an unknown operation is a GraphQL
+validation error.
 
 Control: human_update(id, title=, description=), human_move(id, state), human_comment(id, text),
 human_delete(id), issue(id), issues(), fail(...), calls(...).
@@ -187,6 +188,12 @@ class FakeLinear(FakeTracker):
                 return self._create(v.get("input") or {})
             if op == "issueUpdate":
                 return self._update(v.get("id", ""), v.get("input") or {})
+            if op == "issueDelete":  # to the trash: gone from queries, like a real delete
+                i = self._issues.get(v.get("id", ""))
+                if i is None or i.get("_deleted"):
+                    return self._gql_error("Entity not found: Issue", "INVALID_INPUT")
+                i["_deleted"] = True
+                return JSONResponse({"data": {"issueDelete": {"success": True}}})
             if op == "commentCreate":
                 inp = v.get("input") or {}
                 i = self._issues.get(inp.get("issueId", ""))

@@ -176,8 +176,8 @@ class _SyncTargetBase(_Strict):
     # A poll asks for changes since the last cursor minus this overlap (clocks and indexes lag).
     poll_overlap_seconds: float = Field(60.0, ge=0)
     reconcile_interval_seconds: float = Field(3600.0, gt=0)
-    # A deleted remote item unlinks its local task (the default); true: it also leaves a feedback note
-    # on the task saying so, for a human to cancel it.
+    # Deletes unlink by default (both items stay). true: a task cancelled here deletes its item there
+    # (GitHub: closed as not planned), and an item deleted there cancels the task here (cancel_task).
     propagate_deletes: bool = False
     # Shared secret of the service's webhooks (checked over the raw body); None = polling only.
     webhook_secret: str | None = Field(None, min_length=8)

@@ -53,5 +53,8 @@ class LocalTasks:
         # Contract #2: move_task {project, key, to_stage}; task_key too for readers of the older name.
         await self.command("move_task", actor, project=project, key=key, task_key=key, to_stage=stage)
 
+    async def cancel(self, actor: str, project: str, key: str, reason: str) -> None:
+        await self.command("cancel_task", actor, project=project, task_key=key, reason=reason[:2000])
+
     async def feedback(self, actor: str, project: str, key: str, text: str) -> None:
         await self.command("add_feedback", actor, project=project, task_key=key, text=text[:20_000])

@@ -113,6 +113,22 @@ async def link_of(conn: AsyncConnection, target: str, project: str, key: str) ->
     return _link(row) if row else None
 
 
+async def was_unlinked(conn: AsyncConnection, target: str, project: str, key: str) -> bool:
+    """The task had a link to the target that was ended (`wf sync unlink`, a delete on either side):
+    it is not mirrored there again unless `wf sync link` links it."""
+    found = await conn.scalar(
+        select(links.c.id)
+        .where(
+            links.c.target == target,
+            links.c.project == project,
+            links.c.task_key == key,
+            links.c.unlinked_at.is_not(None),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 async def link_by_remote(conn: AsyncConnection, target: str, remote_id: str) -> Link | None:
     row = (
         await conn.execute(

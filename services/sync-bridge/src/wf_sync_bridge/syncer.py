@@ -188,12 +188,19 @@ class TargetSync:
             return  # nothing known about the task locally (yet)
         task = TaskSnapshot.model_validate(snap)
         local = local_fields(task)
+        cancelled = task.state == "cancelled" and self.target.propagate_deletes
         if link is None:
-            if op.payload.get("link_only"):
+            if op.payload.get("link_only") or cancelled:
                 return
+            async with self.db.connect() as conn:
+                if await store.was_unlinked(conn, self.name, op.project, op.task_key):
+                    return  # unlinked on purpose: not made there again
             link = await self._create(op, local)
             if link is None:
                 return
+        if cancelled:
+            await self._delete_remote(link)
+            return
         item = await self.adapter.get_task(link.remote_id)
         if item is None:
             await self._remote_deleted(link)
@@ -241,15 +248,38 @@ class TargetSync:
         return link
 
     async def _remote_deleted(self, link: store.Link) -> None:
+        """Deleted there: unlinked; with propagate_deletes the task is cancelled here too (through the
+        orchestrator, which may refuse, e.g. while it runs: then a feedback note says so)."""
+        note = "deleted in the tracker: unlinked"
+        if self.target.propagate_deletes:
+            reason = f"{link.display_id} was deleted in {self.name}"
+            try:
+                await self.local.cancel(self.actor, link.project, link.task_key, reason)
+                note = "deleted in the tracker: unlinked and cancelled here"
+            except Refused as err:
+                note = f"deleted in the tracker: unlinked; not cancelled here: {err.message}"
+                await self.local.feedback(
+                    self.actor,
+                    link.project,
+                    link.task_key,
+                    f"{reason}; the task was not cancelled: {err.message}",
+                )
+        async with self.db.begin() as conn:
+            await store.unlink(conn, link.id)
+            await self._audit(conn, link, "link", "remote", None, link.remote_id, note)
+        log.info("%s: %s/%s %s", self.name, link.project, link.task_key, note)
+
+    async def _delete_remote(self, link: store.Link) -> None:
+        """Cancelled here, with propagate_deletes: the item is deleted (or closed) there and unlinked."""
+        done = await self.adapter.delete_task(link.remote_id)
         async with self.db.begin() as conn:
             await store.unlink(conn, link.id)
             await self._audit(
-                conn, link, "link", "remote", None, link.remote_id, "deleted in the tracker: unlinked"
+                conn, link, "link", "local", None, link.remote_id, f"cancelled here: {done} in {self.name}"
             )
-        if self.target.propagate_deletes:
-            await self.local.feedback(
-                self.actor, link.project, link.task_key, f"{link.display_id} was deleted in {self.name}."
-            )
+        log.info(
+            "%s: %s/%s cancelled: %s %s there", self.name, link.project, link.task_key, done, link.display_id
+        )
 
     async def _pull(self, link: store.Link, pull: dict[str, Any]) -> dict[str, Any]:
         """Write remote changes locally through commands; returns the fields the orchestrator refused,

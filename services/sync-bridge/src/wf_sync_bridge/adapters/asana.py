@@ -129,6 +129,10 @@ class AsanaAdapter(TaskAdapter):
         tasks = await self._all(f"/projects/{self.target.project_gid}/tasks", {"opt_fields": TASK_FIELDS})
         return next((i for i in map(self._item, tasks) if i.marker == marker), None)
 
+    async def delete_task(self, remote_id: str) -> str:
+        await self.http.call("DELETE", f"/tasks/{remote_id}", expect=(404,))
+        return "deleted"
+
     async def update_task(self, remote_id: str, *, title: str | None = None, body: str | None = None) -> None:
         data: dict[str, Any] = {}
         if title is not None:

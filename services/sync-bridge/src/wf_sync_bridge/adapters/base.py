@@ -136,6 +136,11 @@ class TaskAdapter(abc.ABC):
     async def move_task_to_stage(self, remote_id: str, stage: str) -> None: ...
 
     @abc.abstractmethod
+    async def delete_task(self, remote_id: str) -> str:
+        """Delete the item (`propagate_deletes`), or close it where the API cannot delete; an item
+        already gone is fine. Returns what was done, for the audit log ("deleted", "closed")."""
+
+    @abc.abstractmethod
     async def add_comment(self, remote_id: str, text: str) -> str:
         """Post a comment; returns its remote id."""
 

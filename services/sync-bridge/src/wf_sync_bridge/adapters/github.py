@@ -132,6 +132,17 @@ class GithubAdapter(TaskAdapter):
                 return self._item(issue)
         return None
 
+    async def delete_task(self, remote_id: str) -> str:
+        # The REST API cannot delete an issue (only an admin, in the web UI or GraphQL): close it as
+        # not planned, which is what "deleted" means for a tracker of record.
+        r = await self.http.call(
+            "PATCH",
+            f"{self.repo}/issues/{remote_id}",
+            json={"state": "closed", "state_reason": "not_planned"},
+            expect=(404, 410),
+        )
+        return "closed" if r.status_code < 400 else "deleted"
+
     async def update_task(self, remote_id: str, *, title: str | None = None, body: str | None = None) -> None:
         data = {k: v for k, v in (("title", title), ("body", body)) if v is not None}
         if data:

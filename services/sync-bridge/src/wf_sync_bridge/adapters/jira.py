@@ -153,6 +153,10 @@ class JiraAdapter(TaskAdapter):
                 return self._item(issue)
         return None
 
+    async def delete_task(self, remote_id: str) -> str:
+        await self.http.call("DELETE", f"{API}/issue/{remote_id}", expect=(404,))
+        return "deleted"
+
     async def update_task(self, remote_id: str, *, title: str | None = None, body: str | None = None) -> None:
         fields: dict[str, Any] = {}
         if title is not None:

@@ -155,6 +155,15 @@ class LinearAdapter(TaskAdapter):
             input=patch,
         )
 
+    async def delete_task(self, remote_id: str) -> str:
+        # issueDelete moves the issue to Linear's trash (restorable for 30 days there).
+        try:
+            await self.gql("mutation($id: String!) { issueDelete(id: $id) { success } }", id=remote_id)
+        except PermanentError as err:
+            if "not found" not in str(err).lower():
+                raise
+        return "deleted"
+
     async def update_task(self, remote_id: str, *, title: str | None = None, body: str | None = None) -> None:
         patch = {k: v for k, v in (("title", title), ("description", body)) if v is not None}
         if patch:
