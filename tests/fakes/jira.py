@@ -26,6 +26,33 @@ from starlette.routing import Route
 from tests.fakes.tracker import FakeTracker, json_body
 
 API = "/rest/api/3"
+_SYSTEM_FIELDS = [
+    ("summary", "string"),
+    ("description", "string"),
+    ("status", "status"),
+    ("labels", "array"),
+    ("issuetype", "issuetype"),
+    ("project", "project"),
+    ("created", "datetime"),
+    ("updated", "datetime"),
+    ("comment", "comments-page"),
+]
+
+
+def _field(field_id: str, kind: str) -> dict[str, Any]:
+    return {
+        "id": field_id,
+        "key": field_id,
+        "name": field_id.capitalize() if field_id != "issuetype" else "Issue Type",
+        "custom": False,
+        "orderable": True,
+        "navigable": True,
+        "searchable": True,
+        "clauseNames": [field_id],
+        "schema": {"type": kind, "system": field_id},
+    }
+
+
 _ADF_BLOCKS = {
     "paragraph",
     "heading",
@@ -226,6 +253,7 @@ class FakeJira(FakeTracker):
             Route(f"{API}/serverInfo", self.server_info, methods=["GET"]),
             Route("/rest/api/2/serverInfo", self.server_info, methods=["GET"]),
             Route(f"{API}/myself", self.myself, methods=["GET"]),
+            Route(f"{API}/field", self.fields, methods=["GET"]),
             Route(f"{API}/project/{{key}}/statuses", self.project_statuses, methods=["GET"]),
             Route(f"{API}/issue", self.create_issue, methods=["POST"]),
             Route(f"{API}/issue/{{id}}", self.issue_item, methods=["GET", "PUT", "DELETE"]),
@@ -266,6 +294,12 @@ class FakeJira(FakeTracker):
                 "serverTitle": "Jira",
             }
         )
+
+    async def fields(self, request: Request) -> Response:
+        """The system fields the fake knows (GET /field lists them; SDKs map names to ids from it)."""
+        if (denied := self._auth(request)) is not None:
+            return denied
+        return JSONResponse([_field(f, t) for f, t in _SYSTEM_FIELDS])
 
     async def myself(self, request: Request) -> Response:
         return self._auth(request) or JSONResponse({**self.me, "emailAddress": self.email, "active": True})

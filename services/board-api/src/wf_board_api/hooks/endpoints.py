@@ -8,20 +8,45 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 from wf_common.commands import CreateHook, DeleteHook
 from wf_common.fields import Slug
-from wf_common.hooks import MAX_BODY_BYTES, SIGNATURE_HEADER, HookAction, HookName
+from wf_common.hooks import MAX_BODY_BYTES, SIGNATURE_HEADER, HookAction, HookBody, HookName
 
 from wf_board_api.db import read_only
 from wf_board_api.hooks import service
-from wf_board_api.schemas import COMMAND_RESPONSES, ERROR_RESPONSES
+from wf_board_api.schemas import COMMAND_RESPONSES, ERROR_RESPONSES, Body, Responses, _error
 from wf_board_api.state import Actor, Db, Gateway, State
 
 router = APIRouter(tags=["hooks"])
 
 
-class HookIn(BaseModel):
+DELIVERY_RESPONSES: Responses = {
+    401: _error("bad_signature: no or a wrong X-WF-Signature; stale_timestamp: outside the 300 s window"),
+    404: _error("there is no hook of that name"),
+    409: _error("replayed_delivery: the delivery id was used before with another body"),
+    413: _error("too_large: the body is over 64 KiB"),
+    422: _error("the body is not JSON, or not a delivery (`message` names the field)"),
+}
+# The body is read raw (its bytes are what the signature covers); this states its shape.
+DELIVERY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": HookBody.model_json_schema()}},
+    },
+    "parameters": [
+        {
+            "name": SIGNATURE_HEADER,
+            "in": "header",
+            "required": True,
+            "description": "sha256=<hex HMAC-SHA256 of the raw body with the hook's secret>",
+            "schema": {"type": "string"},
+        }
+    ],
+}
+
+
+class HookIn(Body):
     name: HookName = Field(description="the hook's name, in its URL: /api/hooks/<name>")
     project: Slug
     action: HookAction = Field(
@@ -60,13 +85,8 @@ async def delete_hook(name: HookName, actor: Actor, gateway: Gateway) -> dict[st
 @router.post(
     "/api/hooks/{name}",
     status_code=202,
-    responses={
-        401: {"description": "bad or missing signature, or a timestamp outside the window"},
-        404: {"description": "no such hook"},
-        409: {"description": "the delivery id was used before for another body"},
-        413: {"description": "the body is too large"},
-        422: {"description": "the body is not a valid delivery"},
-    },
+    responses=DELIVERY_RESPONSES,
+    openapi_extra=DELIVERY_BODY,
 )
 async def deliver(name: str, request: Request, state: State) -> JSONResponse:
     """A signed delivery (`X-WF-Signature: sha256=<HMAC-SHA256 of the raw body>`): a JSON body with
