@@ -157,12 +157,18 @@ async def test_bad_signatures_replays_and_oversized_bodies_are_refused_and_count
     assert missing.status_code == 422
     assert "body.delivery_id" in missing.json()["message"]
 
+    # Title and text each fit, but an idea made of both would be too long: refused, not failed.
+    long_idea = delivery(title="A long report", text="y" * 19_995)
+    too_long = await post(board, "form", long_idea, secret)
+    assert too_long.status_code == 422, too_long.text
+    assert too_long.json()["message"].startswith("title and text: ")
+
     unknown = await post(board, "nosuch", body, secret)
     assert unknown.status_code == 404
 
     counts = (await listed(board))["form"]
     assert (counts["delivered"], counts["duplicates"]) == (1, 0)
-    assert counts["refused"] == {"signature": 3, "replay": 2, "too_large": 1, "invalid": 2}
+    assert counts["refused"] == {"signature": 3, "replay": 2, "too_large": 1, "invalid": 3}
     ideas = [e for e in hub.events_of("task.created") if e.actor == "hook:form"]
     assert [e.task_key for e in ideas] == [ok.json()["key"]]
 

@@ -30,7 +30,7 @@ from wf_common.hooks import (
     signature_ok,
 )
 
-from wf_board_api.errors import HookRefused, NotFound
+from wf_board_api.errors import HookRefused, NotFound, Unavailable
 from wf_board_api.exception_handlers import describe_validation_errors
 from wf_board_api.gateway import CommandGateway
 
@@ -89,7 +89,7 @@ class Delivery:
             await self.gateway.send(
                 CountHookRefusal(name=self.name, reason=reason, actor=f"hook:{self.name}")
             )
-        except CommandError as err:  # the hook went away meanwhile: nothing to count on
+        except (CommandError, Unavailable) as err:  # gone meanwhile, or the orchestrator is down
             log.info("hook %s: refusal not counted: %s", self.name, err.message)
         return HookRefused(status, code, message)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from wf_common.commands import CountHookRefusal, CreateHook, DeleteHook, DeliverHook, SubmitIdea
@@ -15,6 +16,7 @@ from wf_common.config import ENTRY_STAGE
 from wf_common.db.tables import hook_deliveries, hooks, projects
 from wf_common.errors import CommandError
 from wf_common.events import TaskCreated
+from wf_common.fields import error_message
 from wf_common.jobs import utcnow
 from wf_common.states import TaskState
 
@@ -104,9 +106,11 @@ async def deliver_hook(uow: UnitOfWork, ctx: Context, cmd: DeliverHook) -> dict[
         text = "\n\n".join(p for p in (cmd.title, cmd.text) if p)
         if len(text.strip()) < 3:
             raise CommandError("invalid", "text: an idea needs a title or a text of at least 3 characters")
-        made = await handlers.submit_idea(
-            uow, ctx, SubmitIdea(project=hook["slug"], text=text, priority=cmd.priority, actor=actor)
-        )
+        try:
+            idea = SubmitIdea(project=hook["slug"], text=text, priority=cmd.priority, actor=actor)
+        except ValidationError as err:  # title and text together can be longer than an idea may be
+            raise CommandError("invalid", f"title and text: {error_message(err.errors()[0])}") from None
+        made = await handlers.submit_idea(uow, ctx, idea)
         key = str(made["task"]["key"])
     else:
         key = await _create_task(uow, ctx, cmd, hook["slug"], actor)
