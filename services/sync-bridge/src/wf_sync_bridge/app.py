@@ -42,6 +42,7 @@ class SyncBridge:
         self._tasks: list[asyncio.Task[None]] = []
         self._subs: list[Any] = []
         self.webhooks: Any = None
+        self._stopped = False
 
     async def __aenter__(self) -> SyncBridge:
         await self.start()
@@ -51,6 +52,14 @@ class SyncBridge:
         await self.stop()
 
     async def start(self) -> None:
+        """Start everything; one part failing (a stage missing in a tracker) closes what was opened."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         if not self.workflow.task_backend.sync_to:
             raise ConfigError("task_backend.sync_to is empty: there is nothing for the sync bridge to do")
         url = self.settings.resolved_database_url()
@@ -140,6 +149,9 @@ class SyncBridge:
             await asyncio.sleep(0.5)
 
     async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         self.stop_event.set()
         for t in self.targets:
             t.wake.set()
