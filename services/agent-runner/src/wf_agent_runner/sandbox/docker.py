@@ -42,6 +42,7 @@ from wf_agent_runner.sandbox.base import (
     truncation_note,
 )
 from wf_agent_runner.sandbox.cgroups import Counters, docker_counters
+from wf_agent_runner.sandbox.gitdirs import git_binds
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,13 @@ class DockerSandbox(Sandbox):
                 working_dir=WORKDIR,
                 read_only=True,
                 tmpfs={TMP: f"rw,nosuid,nodev,size={self.config.tmp_mb}m,uid={uid},gid={gid},mode=1777"},
-                mounts=[Mount(WORKDIR, str(self.worktree), type="bind", read_only=False)],
+                mounts=[
+                    Mount(WORKDIR, str(self.worktree), type="bind", read_only=False),
+                    *(
+                        Mount(b.inside, str(b.host), type="bind", read_only=True)
+                        for b in git_binds(self.worktree)
+                    ),
+                ],
                 environment=sandbox_env(),
                 network_mode="bridge" if self.network else "none",
                 mem_limit=f"{self.config.memory_mb}m",
