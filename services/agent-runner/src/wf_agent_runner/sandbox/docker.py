@@ -125,6 +125,7 @@ class DockerSandbox(Sandbox):
         from docker.types import Mount
 
         uid, gid = self.user.split(":")
+        network = self._network()
         try:
             self._container = self._docker.containers.run(
                 self.image,
@@ -144,7 +145,7 @@ class DockerSandbox(Sandbox):
                     ),
                 ],
                 environment=sandbox_env(),
-                network_mode="bridge" if self.network else "none",
+                network_mode=network,
                 mem_limit=f"{self.config.memory_mb}m",
                 memswap_limit=f"{self.config.memory_mb}m",
                 nano_cpus=int(self.config.cpus * 1e9),
@@ -153,7 +154,7 @@ class DockerSandbox(Sandbox):
                 security_opt=["no-new-privileges"],
                 ipc_mode="private",
                 labels=self.labels,
-                hostname="sandbox",
+                hostname=None if network == "host" else "sandbox",  # host: the engine refuses one
             )
         except ImageNotFound:
             raise SandboxError(
@@ -164,6 +165,28 @@ class DockerSandbox(Sandbox):
             raise SandboxError(f"could not start the sandbox container: {err}") from None
         self._counters = docker_counters(self._container.id)
         self._counted = self._counters.read()
+
+    def _network(self) -> str:
+        """`none`, or for a project that opted in the configured engine network, which must exist: an
+        engine without it (e.g. dockerd --bridge=none has no `bridge`) would silently give no network."""
+        from docker.errors import DockerException, NotFound
+
+        if not self.network:
+            return "none"
+        name = self.config.docker_network
+        try:
+            self._docker.networks.get(name)
+        except NotFound:
+            project = self.labels.get("wf.project", "?")
+            raise SandboxError(
+                f"project {project!r} opts into network access (sandbox.projects.{project}.network: true) "
+                f"but the Docker engine has no network {name!r} (a dockerd started with --bridge=none has "
+                "no `bridge`); set sandbox.docker_network to one it has (`docker network ls`; `host` "
+                "shares this machine's network), or turn the project's network off"
+            ) from None
+        except DockerException as err:
+            raise SandboxError(f"could not look up the Docker network {name!r}: {err}") from None
+        return name
 
     def _kill_container(self) -> None:
         from docker.errors import DockerException
