@@ -42,6 +42,7 @@ from wf_agent_runner.sandbox.base import (
     truncation_note,
 )
 from wf_agent_runner.sandbox.cgroups import Counters, docker_counters
+from wf_agent_runner.sandbox.channel import ChannelBroken, HelperChannel
 from wf_agent_runner.sandbox.gitdirs import git_binds
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class DockerSandbox(Sandbox):
         self.user = f"{st.st_uid}:{st.st_gid}"
         self._docker: Any = None
         self._container: Any = None
+        self._channel: HelperChannel | None = None
         self._counters = Counters(None, None)
         self._counted = (0, 0)
         self._closed = False
@@ -119,6 +121,11 @@ class DockerSandbox(Sandbox):
         if self._docker is None:
             self._docker = await asyncio.to_thread(client)
         await asyncio.to_thread(self._start_container)
+        try:
+            self._channel = await HelperChannel.open(self._docker.api, self._container.id, self.user)
+        except ChannelBroken as e:
+            log.warning("%s; each command is its own Docker exec (slower)", e)
+            self._channel = None
 
     def _start_container(self) -> None:
         from docker.errors import DockerException, ImageNotFound
@@ -188,6 +195,13 @@ class DockerSandbox(Sandbox):
             raise SandboxError(f"could not look up the Docker network {name!r}: {err}") from None
         return name
 
+    async def _reset(self) -> None:
+        """Remove the container (and its helper); the next command starts a fresh one."""
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()  # a run waiting on the helper ends now
+        await asyncio.to_thread(self._kill_container)
+
     def _kill_container(self) -> None:
         from docker.errors import DockerException
 
@@ -218,9 +232,71 @@ class DockerSandbox(Sandbox):
         timeout: float,  # noqa: ASYNC109 - see run()
         on_line: LineCallback | None,
     ) -> RunOutcome:
-        api = self._docker.api
         out, err = self.captures(on_line)
         started = time.monotonic()
+        if self._channel is not None and not self._channel.broken:
+            code, limit_hit, detail, lingering, reset = await self._exec_helper(command, timeout, out, err)
+        else:
+            code, limit_hit, detail, lingering = await self._exec_api(command, timeout, out, err)
+            # Whatever it left running must not share the container with the next command.
+            reset = lingering or limit_hit == TIMEOUT
+        await out.finish()
+        await err.finish()
+        oom, pids = self._counters.read()
+        if oom > self._counted[0]:
+            limit_hit, detail = MEMORY, f"out of memory: the {self.config.memory_mb} MB limit"
+        elif pids > self._counted[1]:  # the cause, even when the bomb then ran out of time
+            limit_hit, detail = PIDS, f"process limit of {self.config.pids} reached (fork refused)"
+            reset = True  # a bomb may still be forking: start afresh
+        self._counted = (oom, pids)
+        if lingering and limit_hit is None:
+            detail = "the command left background processes running; they were stopped"
+        if reset:
+            await self._reset()
+            detail += "; the sandbox was reset" if limit_hit else ""
+        return RunOutcome(
+            code,
+            out.text(),
+            err.text(),
+            truncated=truncation_note(out, err),
+            limit_hit=limit_hit,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+            detail=detail,
+        )
+
+    async def _exec_helper(
+        self,
+        command: str,
+        timeout: float,  # noqa: ASYNC109 - see run()
+        out: StreamCapture,
+        err: StreamCapture,
+    ) -> tuple[int | None, str | None, str, bool, bool]:
+        """A command through the container's helper: (exit code, limit hit, detail, left background
+        processes, the container must be replaced)."""
+        channel = self._channel
+        if channel is None:
+            raise SandboxError("the sandbox's command helper is not running")
+        try:
+            finished, timed_out = await channel.run(command, timeout, out, err)
+        except ChannelBroken as e:
+            log.warning("sandbox command helper failed (%s); the container is replaced", e)
+            return None, None, f"the sandbox failed ({e}) and was reset", False, True
+        if timed_out:
+            return None, TIMEOUT, f"killed after {timeout:g}s", False, finished.left > 0
+        if finished.error:
+            return None, None, f"the command could not start: {finished.error}", False, finished.left > 0
+        return finished.code, None, "", finished.strays > 0, finished.left > 0
+
+    async def _exec_api(
+        self,
+        command: str,
+        timeout: float,  # noqa: ASYNC109 - see run()
+        out: StreamCapture,
+        err: StreamCapture,
+    ) -> tuple[int | None, str | None, str, bool]:
+        """A command as its own Docker exec (images without python3 for the helper): (exit code,
+        limit hit, detail, left background processes holding its output)."""
+        api = self._docker.api
         exec_id = (
             await asyncio.to_thread(
                 api.exec_create,
@@ -251,33 +327,11 @@ class DockerSandbox(Sandbox):
                 raw.close()
             with contextlib.suppress(OSError):
                 sock.close()
-        await out.finish()
-        await err.finish()
         code: int | None = None
         if limit_hit is None:
             info = await asyncio.to_thread(api.exec_inspect, exec_id)
             code = info.get("ExitCode")
-        oom, pids = self._counters.read()
-        if oom > self._counted[0]:
-            limit_hit, detail = MEMORY, f"out of memory: the {self.config.memory_mb} MB limit"
-        elif pids > self._counted[1]:  # the cause, even when the bomb then ran out of time
-            limit_hit, detail = PIDS, f"process limit of {self.config.pids} reached (fork refused)"
-        self._counted = (oom, pids)
-        if lingering and limit_hit is None:
-            detail = "the command left background processes running; they were stopped"
-        if limit_hit in (TIMEOUT, PIDS) or lingering:
-            # Whatever it left running must not share the container with the next command.
-            await asyncio.to_thread(self._kill_container)
-            detail += "; the sandbox was reset" if limit_hit else ""
-        return RunOutcome(
-            code,
-            out.text(),
-            err.text(),
-            truncated=truncation_note(out, err),
-            limit_hit=limit_hit,
-            duration_ms=round((time.monotonic() - started) * 1000, 1),
-            detail=detail,
-        )
+        return code, limit_hit, detail, lingering
 
     async def _read(self, raw: socket.socket, exec_id: str, out: StreamCapture, err: StreamCapture) -> bool:
         """Demultiplex the exec's stream (8-byte frame headers) until it closes (False), or until the
@@ -334,7 +388,7 @@ class DockerSandbox(Sandbox):
         if self._closed:
             return
         self._closed = True
-        await asyncio.to_thread(self._kill_container)
+        await self._reset()
         if self._docker is not None:
             await asyncio.to_thread(self._docker.close)
 
