@@ -64,12 +64,30 @@ def client() -> Any:
     import docker  # the SDK is imported only where the docker backend is used
     from docker.errors import DockerException
 
+    _reachable(os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock")
     try:
         c = docker.from_env(timeout=30)
-        c.ping()
     except DockerException as err:
         raise SandboxError(f"no Docker engine answers ({err}); {INSTALL_HINT}") from None
+    try:
+        c.ping()
+    except DockerException as err:
+        c.close()  # its connection pool holds the socket that failed
+        raise SandboxError(f"no Docker engine answers ({err}); {INSTALL_HINT}") from None
     return c
+
+
+def _reachable(host: str) -> None:
+    """For a unix socket, connect once ourselves: the SDK leaves the socket of a failed connect open."""
+    if not host.startswith("unix://"):
+        return
+    path = host.removeprefix("unix://")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(5)
+        try:
+            probe.connect(path)
+        except OSError as err:
+            raise SandboxError(f"no Docker engine answers at {host} ({err}); {INSTALL_HINT}") from None
 
 
 def engine_answers() -> bool:
