@@ -155,6 +155,43 @@ async def test_board_has_every_column_in_pipeline_order(
     assert [(t["project"], t["key"]) for t in everything["columns"]["qa"]] == [("other", "T-001")]
 
 
+async def test_board_cards_are_the_task_snapshots_of_api_tasks(
+    client: httpx.AsyncClient, db: AsyncConnection
+) -> None:
+    # The board's JSON is built by PostgreSQL (wf_board_api.board.repository); /api/tasks builds the
+    # same TaskSnapshot in Python. Every field, escaping and the datetime encoding must agree.
+    pid = await rows.project(db, "listsnap")
+    idea = await rows.task(db, pid, "T-001", current_stage="pm", state="waiting_subtasks", updated_at=T0)
+    t2 = await rows.task(db, pid, "T-002", current_stage="done", state="done")
+    t3 = await rows.task(
+        db,
+        pid,
+        "T-003",
+        title='Ünïcode "quotes" \\ and a\nnewline',
+        description="<script>alert(1)</script>",
+        acceptance_criteria=["a CSV downloads", "tab\there"],
+        blocked_by=[t2, idea],
+        parent_id=idea,
+        rework_count=2,
+        created_by="pm",
+        status_reason="waiting",
+        updated_at=T0.replace(microsecond=120000),
+    )
+    await rows.task(db, pid, "T-004", current_stage="review", blocked_by=[t3])  # a stage no longer configured
+    await rows.task(db, pid, "T-005", current_stage="dev", acceptance_criteria=[])
+
+    board = (await client.get("/api/board", params={"project": "listsnap"})).json()
+    tasks = (await client.get("/api/tasks", params={"project": "listsnap"})).json()
+    assert [t for s in board["stages"] for t in board["columns"][s]] == sorted(
+        tasks, key=lambda t: (board["stages"].index(t["stage"]), t["key"])
+    )
+    assert board["stages"][-2:] == ["done", "review"]
+    card = board["columns"]["dev"][0]
+    assert card["blocked_by"] == ["T-002", "T-001"]
+    assert card["updated_at"] == "2025-03-01T12:00:00.120000Z"
+    assert board["columns"]["pm"][0]["updated_at"] == "2025-03-01T12:00:00Z"
+
+
 async def test_task_detail_has_history_bugs_feedback_children_and_cost(
     client: httpx.AsyncClient, db: AsyncConnection
 ) -> None:
@@ -326,15 +363,9 @@ async def test_attachment_downloads_safely(client: httpx.AsyncClient, db: AsyncC
     assert response.headers["x-content-type-options"] == "nosniff"
     disposition = response.headers["content-disposition"]
     assert disposition.startswith('attachment; filename="')
-    assert (
-        "/" not in disposition.split("filename*=")[0]
-    )
-    assert (
-        "\r" not in disposition
-    )
-    assert (
-        "X-Evil" not in response.headers
-    )
+    assert "/" not in disposition.split("filename*=")[0]
+    assert "\r" not in disposition
+    assert "X-Evil" not in response.headers
     assert "sandbox" in response.headers["content-security-policy"]
 
     response = await client.get(f"/api/attachments/{text}")

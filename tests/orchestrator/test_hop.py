@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
+from wf_common import bus, subjects
+from wf_common.jobs import Result
 from wf_orchestrator.hop import Hop
 
 from tests.orchestrator.conftest import config
@@ -102,3 +104,48 @@ async def test_a_full_next_stage_leaves_the_task_queued_until_a_slot_frees(
     nxt = await hub.next_job("qa")
     assert nxt.task.key == second.task.key
     await hub.wait_state(first.task.key, "sec", "running")
+
+
+async def test_results_that_arrive_together_are_applied_in_one_transaction(
+    make_hub: Any, tmp_path: Path
+) -> None:
+    stages: list[dict[str, Any]] = [dict(s) for s in config().model_dump()["pipeline"]["stages"]]
+    for s in stages:
+        s["wip_limit"] = 10
+    hub: Hub = await make_hub(config(pipeline={"stages": stages, "max_parallel_per_project": 10}))
+    await hub.project("demo", tmp_path / "demo")
+    await hub.cmd("submit_idea", project="demo", text="An idea")
+    step = {"description": "d", "acceptance_criteria": ["ok"], "priority": 5}
+    await hub.breakdown(await hub.next_job("pm"), *({"title": f"Part {i}", **step} for i in range(3)))
+    await hub.wait_state("T-001", "pm", "awaiting_approval")
+    await hub.cmd("approve", project="demo", task_key="T-001")
+    devs = [await hub.next_job("dev") for _ in range(3)]
+    hop = hop_of(hub)
+    assert hub.orchestrator is not None
+    assert hub.js is not None
+    lock = hub.orchestrator.runner.dispatch_lock
+    # While the lock is held (as by a dispatch pass), the hops queue up; the next holder writes them all.
+    await lock.acquire()
+    try:
+        for dev in devs:
+            await hub.finish(dev)
+        # The first Result again, as a redelivery would bring it while the first is still queued.
+        again = Result.answering(devs[0], "pass", "dev pass", runner_id="test-runner")
+        await bus.publish(hub.js, subjects.result_subject("dev"), again, msg_id="again")
+
+        async def queued() -> bool:
+            return len(hop._queue) == 4
+
+        await eventually(queued, within=5, what="four hops queued behind the lock")
+    finally:
+        lock.release()
+    qas = {(await hub.next_job("qa")).task.key for _ in devs}
+    assert qas == {d.task.key for d in devs}
+    await counted(hub, applied=3, batches=1)
+    await hub.no_job("qa")  # each task got exactly one qa job
+    for dev in devs:
+        assert [(e["stage"], e["status"]) for e in await hub.executions(dev.task.key)] == [
+            ("dev", "completed"),
+            ("qa", "pending"),
+        ]
+        assert await hub.path(dev.task.key) == [("backlog", "dev"), ("dev", "qa")]

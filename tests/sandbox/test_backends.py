@@ -157,3 +157,27 @@ async def _process_with(marker: str) -> bool:
             return False
         await asyncio.sleep(0.1)
     return True
+
+
+async def test_a_background_process_does_not_outlive_its_command(sandbox: Sandbox) -> None:
+    out = await sandbox.run("sleep 8311 >/dev/null 2>&1 & echo started", 30)
+    assert out.exit_code == 0, out.report()
+    assert out.stdout.strip() == "started"
+    assert not await _process_with("sleep 8311")  # gone while the sandbox is still open
+    again = await sandbox.run("echo next", 30)
+    assert again.stdout.strip() == "next"
+
+
+async def test_a_cancelled_command_is_stopped_and_the_next_one_runs(sandbox: Sandbox) -> None:
+    started = asyncio.Event()
+
+    async def on_line(line: str) -> None:
+        started.set()
+
+    run = asyncio.create_task(sandbox.run("echo go; sleep 8423", 120, on_line))
+    await asyncio.wait_for(started.wait(), 20)
+    run.cancel()
+    await asyncio.gather(run, return_exceptions=True)
+    again = await sandbox.run("echo next", 30)
+    assert again.stdout.strip() == "next", again.report()
+    assert not await _process_with("sleep 8423")

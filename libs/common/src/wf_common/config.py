@@ -489,6 +489,10 @@ class SandboxConfig(_Strict):
     # `make sandbox-tools` at .tools/sandbox), bound read-only at the same path with its bin/ first on
     # PATH. Docker images carry the tools themselves (deploy/sandbox/Dockerfile).
     tools_dir: str | None = None
+    # docker: the engine network a project that opts into `network: true` is attached to. `bridge` (the
+    # engine's default NAT network) when the engine has one; `host` shares this machine's network (as
+    # bubblewrap's network opt-in does); or a network you made (`docker network create`).
+    docker_network: str = Field("bridge", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
     projects: dict[str, SandboxProjectConfig] = Field(default_factory=dict)
 
     @model_validator(mode="after")

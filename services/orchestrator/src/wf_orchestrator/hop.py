@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from wf_common.events import ExecutionDispatched, ExecutionFinished, TaskMoved, TaskStateChanged, _Event
 from wf_common.jobs import Job, Result, idempotency_key, utcnow
@@ -37,7 +38,7 @@ from wf_common.states import ExecutionStatus, TaskState
 from wf_common.subjects import job_subject
 
 from wf_orchestrator.memory import Inflight
-from wf_orchestrator.outbox import Outbox, Outgoing, Stored
+from wf_orchestrator.outbox import Outbox, Outgoing, Stored, jobs_first
 from wf_orchestrator.pipeline import machine
 from wf_orchestrator.pipeline import results as result_facts
 from wf_orchestrator.pipeline.model import Decision
@@ -144,6 +145,8 @@ class Hop:
         self.declined = 0
         self.guard_failed = 0
         self.queued_behind = False  # the last hop saw tasks queued in the stage it freed
+        self.batches = 0  # transactions that applied more than one hop
+        self._queue: list[tuple[_Pending, asyncio.Future[bool]]] = []
 
     def plan(self, result: Result, paused: bool) -> tuple[Inflight, Decision] | None:
         """The decision, when this result is a plain hop the statement can apply."""
@@ -282,20 +285,108 @@ class Hop:
             "payloads": [m.payload for m in messages.messages],
             "msg_ids": [m.msg_id for m in messages.messages],
         }
-        async with self._lock, self._engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            row = (await conn.execute(HOP, params)).mappings().one()
-        if not row["moved"]:
-            self.guard_failed += 1
-            ctx.memory.forget_task(task.id)  # the locked path re-reads it and dispatches
-            return False
-        ctx.memory.ended(result.job_id)
-        ctx.memory.started(Inflight(running, job, project))
-        self.queued_behind = bool(row["queued_behind"])
-        ids = row["outbox_ids"]
-        await self._outbox.publish([Stored(ids[m.msg_id], m) for m in messages.messages])
-        self.applied += 1
-        return True
+        return await self._apply(
+            _Pending(result.job_id, params, messages.messages, Inflight(running, job, project))
+        )
+
+    async def _apply(self, pending: _Pending) -> bool:
+        """Queue the statement; whoever holds the lock applies everything queued by then in one
+        transaction (one commit for many hops under load; alone, one autocommit statement). True once
+        the next Job is acked by JetStream."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append((pending, done))
+        committed: list[_Written] = []
+        async with self._lock:
+            batch, self._queue = self._queue, []
+            try:
+                committed = await self._write(batch) if batch else []
+            except asyncio.CancelledError:
+                for _, waiting in batch:
+                    waiting.cancel()
+                raise
+            except Exception as err:  # noqa: BLE001 - every waiter gets it (its Result is nak'ed)
+                for _, waiting in batch:
+                    if not waiting.done():
+                        waiting.set_exception(err)
+        if committed:  # published by the one that wrote them, outside the lock
+            await self._publish(committed)
+        return await done
+
+    async def _write(self, batch: list[tuple[_Pending, asyncio.Future[bool]]]) -> list[_Written]:
+        """The statements of `batch`, committed; memory updated. Sets the futures of hops that did not
+        move (False) or failed (their error); returns the moved ones, whose futures the publisher sets."""
+        seen: set[int] = set()
+        unique: list[tuple[_Pending, asyncio.Future[bool]]] = []
+        for item in batch:
+            if item[0].execution_id in seen:  # the same Result twice: the locked path sees it applied
+                item[1].set_result(False)
+            else:
+                seen.add(item[0].execution_id)
+                unique.append(item)
+        rows: list[dict[str, Any] | BaseException] = []
+        if len(unique) > 1:
+            try:
+                async with self._engine.begin() as conn:
+                    rows = [dict((await conn.execute(HOP, p.params)).mappings().one()) for p, _ in unique]
+                self.batches += 1
+            except DBAPIError as err:
+                # One statement aborted the transaction (nothing was written): one at a time below.
+                rows = [err] * len(unique) if err.connection_invalidated else []
+        if not rows:
+            for p, _ in unique:
+                try:
+                    async with self._engine.connect() as conn:
+                        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                        rows.append(dict((await conn.execute(HOP, p.params)).mappings().one()))
+                except DBAPIError as err:
+                    rows.append(err)
+        written: list[_Written] = []
+        memory = self._ctx.memory
+        self.queued_behind = False
+        for (p, done), row in zip(unique, rows, strict=True):
+            if isinstance(row, BaseException):
+                done.set_exception(row)
+            elif not row["moved"]:
+                self.guard_failed += 1
+                memory.forget_task(p.entry.task.id)  # the locked path re-reads it and dispatches
+                done.set_result(False)
+            else:
+                memory.ended(p.execution_id)
+                memory.started(p.entry)
+                self.queued_behind = self.queued_behind or bool(row["queued_behind"])
+                ids = row["outbox_ids"]
+                written.append(_Written([Stored(ids[m.msg_id], m) for m in p.messages], done))
+        return written
+
+    async def _publish(self, written: list[_Written]) -> None:
+        """The next Jobs first, then the events (each task's in order); the futures once all are acked."""
+        try:
+            await self._outbox.publish(jobs_first([s for w in written for s in w.stored]))
+        except asyncio.CancelledError:
+            for w in written:
+                w.done.cancel()
+            raise
+        except Exception as err:  # noqa: BLE001 - the callers nak their Results; the rows stay in the outbox
+            for w in written:
+                w.done.set_exception(err)
+            return
+        self.applied += len(written)
+        for w in written:
+            w.done.set_result(True)
+
+
+@dataclass(slots=True)
+class _Pending:
+    execution_id: int  # the Result's
+    params: dict[str, Any]
+    messages: list[Outgoing]
+    entry: Inflight  # what memory holds once it moved
+
+
+@dataclass(slots=True)
+class _Written:
+    stored: list[Stored]
+    done: asyncio.Future[bool]
 
 
 def _next_job(

@@ -16,6 +16,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import any_, bindparam, delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from wf_common.db.tables import outbox
+from wf_common.subjects import JOBS_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,15 @@ class Outgoing:
 class Stored:
     id: int
     message: Outgoing
+
+
+def jobs_first(stored: list[Stored]) -> list[Stored]:
+    """The Jobs before the events, each kind in its order: a runner gets its next job one publication
+    sooner, and every task's events keep their order (they are on another stream than the jobs)."""
+    jobs = [s for s in stored if s.message.subject.startswith(JOBS_PREFIX + ".")]
+    if not jobs or len(jobs) == len(stored):
+        return stored
+    return jobs + [s for s in stored if not s.message.subject.startswith(JOBS_PREFIX + ".")]
 
 
 class Outbox:

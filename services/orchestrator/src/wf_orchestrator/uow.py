@@ -21,7 +21,7 @@ from wf_common.events import _Event
 from wf_common.jobs import Job
 from wf_common.subjects import job_subject
 
-from wf_orchestrator.outbox import Outbox, Outgoing, Stored
+from wf_orchestrator.outbox import Outbox, Outgoing, Stored, jobs_first
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -113,7 +113,7 @@ class Runner:
         if uow.wants_dispatch:
             self._on_dispatch()
         try:
-            await self.outbox.publish(stored)
+            await self.outbox.publish(jobs_first(stored))  # the next Job first
         except Exception as err:
             if must_publish:
                 raise

@@ -22,6 +22,7 @@ from wf_common.config import SandboxConfig
 
 from wf_agent_runner.sandbox.base import MEMORY, PATH, PIDS, SANDBOX_HOME, WORKDIR, RunOutcome, sandbox_env
 from wf_agent_runner.sandbox.cgroups import SandboxCgroup
+from wf_agent_runner.sandbox.gitdirs import git_binds
 from wf_agent_runner.sandbox.process import ProcessSandbox
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt")
@@ -92,9 +93,9 @@ class BubblewrapSandbox(ProcessSandbox):
             path = f"{tools}/bin:{PATH}"
         args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", SANDBOX_HOME]  # noqa: S108
         args += ["--bind", str(self.worktree), WORKDIR]
-        if (self.worktree / ".git").is_dir() and not (self.worktree / ".git").is_symlink():
+        for bind in git_binds(self.worktree):
             # Commands can read the repository but not plant hooks or config the runner's git would run.
-            args += ["--ro-bind", str(self.worktree / ".git"), f"{WORKDIR}/.git"]
+            args += ["--ro-bind", str(bind.host), bind.inside]
         args += ["--chdir", WORKDIR, "--remount-ro", "/"]
         args.append("--clearenv")
         for k, v in sandbox_env(path=path).items():

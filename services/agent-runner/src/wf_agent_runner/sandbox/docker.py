@@ -42,6 +42,8 @@ from wf_agent_runner.sandbox.base import (
     truncation_note,
 )
 from wf_agent_runner.sandbox.cgroups import Counters, docker_counters
+from wf_agent_runner.sandbox.channel import ChannelBroken, HelperChannel
+from wf_agent_runner.sandbox.gitdirs import git_binds
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +64,30 @@ def client() -> Any:
     import docker  # the SDK is imported only where the docker backend is used
     from docker.errors import DockerException
 
+    _reachable(os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock")
     try:
         c = docker.from_env(timeout=30)
-        c.ping()
     except DockerException as err:
         raise SandboxError(f"no Docker engine answers ({err}); {INSTALL_HINT}") from None
+    try:
+        c.ping()
+    except DockerException as err:
+        c.close()  # its connection pool holds the socket that failed
+        raise SandboxError(f"no Docker engine answers ({err}); {INSTALL_HINT}") from None
     return c
+
+
+def _reachable(host: str) -> None:
+    """For a unix socket, connect once ourselves: the SDK leaves the socket of a failed connect open."""
+    if not host.startswith("unix://"):
+        return
+    path = host.removeprefix("unix://")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(5)
+        try:
+            probe.connect(path)
+        except OSError as err:
+            raise SandboxError(f"no Docker engine answers at {host} ({err}); {INSTALL_HINT}") from None
 
 
 def engine_answers() -> bool:
@@ -106,6 +126,7 @@ class DockerSandbox(Sandbox):
         self.user = f"{st.st_uid}:{st.st_gid}"
         self._docker: Any = None
         self._container: Any = None
+        self._channel: HelperChannel | None = None
         self._counters = Counters(None, None)
         self._counted = (0, 0)
         self._closed = False
@@ -118,12 +139,18 @@ class DockerSandbox(Sandbox):
         if self._docker is None:
             self._docker = await asyncio.to_thread(client)
         await asyncio.to_thread(self._start_container)
+        try:
+            self._channel = await HelperChannel.open(self._docker.api, self._container.id, self.user)
+        except ChannelBroken as e:
+            log.warning("%s; each command is its own Docker exec (slower)", e)
+            self._channel = None
 
     def _start_container(self) -> None:
         from docker.errors import DockerException, ImageNotFound
         from docker.types import Mount
 
         uid, gid = self.user.split(":")
+        network = self._network()
         try:
             self._container = self._docker.containers.run(
                 self.image,
@@ -135,9 +162,15 @@ class DockerSandbox(Sandbox):
                 working_dir=WORKDIR,
                 read_only=True,
                 tmpfs={TMP: f"rw,nosuid,nodev,size={self.config.tmp_mb}m,uid={uid},gid={gid},mode=1777"},
-                mounts=[Mount(WORKDIR, str(self.worktree), type="bind", read_only=False)],
+                mounts=[
+                    Mount(WORKDIR, str(self.worktree), type="bind", read_only=False),
+                    *(
+                        Mount(b.inside, str(b.host), type="bind", read_only=True)
+                        for b in git_binds(self.worktree)
+                    ),
+                ],
                 environment=sandbox_env(),
-                network_mode="bridge" if self.network else "none",
+                network_mode=network,
                 mem_limit=f"{self.config.memory_mb}m",
                 memswap_limit=f"{self.config.memory_mb}m",
                 nano_cpus=int(self.config.cpus * 1e9),
@@ -146,7 +179,7 @@ class DockerSandbox(Sandbox):
                 security_opt=["no-new-privileges"],
                 ipc_mode="private",
                 labels=self.labels,
-                hostname="sandbox",
+                hostname=None if network == "host" else "sandbox",  # host: the engine refuses one
             )
         except ImageNotFound:
             raise SandboxError(
@@ -157,6 +190,35 @@ class DockerSandbox(Sandbox):
             raise SandboxError(f"could not start the sandbox container: {err}") from None
         self._counters = docker_counters(self._container.id)
         self._counted = self._counters.read()
+
+    def _network(self) -> str:
+        """`none`, or for a project that opted in the configured engine network, which must exist: an
+        engine without it (e.g. dockerd --bridge=none has no `bridge`) would silently give no network."""
+        from docker.errors import DockerException, NotFound
+
+        if not self.network:
+            return "none"
+        name = self.config.docker_network
+        try:
+            self._docker.networks.get(name)
+        except NotFound:
+            project = self.labels.get("wf.project", "?")
+            raise SandboxError(
+                f"project {project!r} opts into network access (sandbox.projects.{project}.network: true) "
+                f"but the Docker engine has no network {name!r} (a dockerd started with --bridge=none has "
+                "no `bridge`); set sandbox.docker_network to one it has (`docker network ls`; `host` "
+                "shares this machine's network), or turn the project's network off"
+            ) from None
+        except DockerException as err:
+            raise SandboxError(f"could not look up the Docker network {name!r}: {err}") from None
+        return name
+
+    async def _reset(self) -> None:
+        """Remove the container (and its helper); the next command starts a fresh one."""
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()  # a run waiting on the helper ends now
+        await asyncio.to_thread(self._kill_container)
 
     def _kill_container(self) -> None:
         from docker.errors import DockerException
@@ -188,9 +250,71 @@ class DockerSandbox(Sandbox):
         timeout: float,  # noqa: ASYNC109 - see run()
         on_line: LineCallback | None,
     ) -> RunOutcome:
-        api = self._docker.api
         out, err = self.captures(on_line)
         started = time.monotonic()
+        if self._channel is not None and not self._channel.broken:
+            code, limit_hit, detail, lingering, reset = await self._exec_helper(command, timeout, out, err)
+        else:
+            code, limit_hit, detail, lingering = await self._exec_api(command, timeout, out, err)
+            # Whatever it left running must not share the container with the next command.
+            reset = lingering or limit_hit == TIMEOUT
+        await out.finish()
+        await err.finish()
+        oom, pids = self._counters.read()
+        if oom > self._counted[0]:
+            limit_hit, detail = MEMORY, f"out of memory: the {self.config.memory_mb} MB limit"
+        elif pids > self._counted[1]:  # the cause, even when the bomb then ran out of time
+            limit_hit, detail = PIDS, f"process limit of {self.config.pids} reached (fork refused)"
+            reset = True  # a bomb may still be forking: start afresh
+        self._counted = (oom, pids)
+        if lingering and limit_hit is None:
+            detail = "the command left background processes running; they were stopped"
+        if reset:
+            await self._reset()
+            detail += "; the sandbox was reset" if limit_hit else ""
+        return RunOutcome(
+            code,
+            out.text(),
+            err.text(),
+            truncated=truncation_note(out, err),
+            limit_hit=limit_hit,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+            detail=detail,
+        )
+
+    async def _exec_helper(
+        self,
+        command: str,
+        timeout: float,  # noqa: ASYNC109 - see run()
+        out: StreamCapture,
+        err: StreamCapture,
+    ) -> tuple[int | None, str | None, str, bool, bool]:
+        """A command through the container's helper: (exit code, limit hit, detail, left background
+        processes, the container must be replaced)."""
+        channel = self._channel
+        if channel is None:
+            raise SandboxError("the sandbox's command helper is not running")
+        try:
+            finished, timed_out = await channel.run(command, timeout, out, err)
+        except ChannelBroken as e:
+            log.warning("sandbox command helper failed (%s); the container is replaced", e)
+            return None, None, f"the sandbox failed ({e}) and was reset", False, True
+        if timed_out:
+            return None, TIMEOUT, f"killed after {timeout:g}s", False, finished.left > 0
+        if finished.error:
+            return None, None, f"the command could not start: {finished.error}", False, finished.left > 0
+        return finished.code, None, "", finished.strays > 0, finished.left > 0
+
+    async def _exec_api(
+        self,
+        command: str,
+        timeout: float,  # noqa: ASYNC109 - see run()
+        out: StreamCapture,
+        err: StreamCapture,
+    ) -> tuple[int | None, str | None, str, bool]:
+        """A command as its own Docker exec (images without python3 for the helper): (exit code,
+        limit hit, detail, left background processes holding its output)."""
+        api = self._docker.api
         exec_id = (
             await asyncio.to_thread(
                 api.exec_create,
@@ -221,33 +345,11 @@ class DockerSandbox(Sandbox):
                 raw.close()
             with contextlib.suppress(OSError):
                 sock.close()
-        await out.finish()
-        await err.finish()
         code: int | None = None
         if limit_hit is None:
             info = await asyncio.to_thread(api.exec_inspect, exec_id)
             code = info.get("ExitCode")
-        oom, pids = self._counters.read()
-        if oom > self._counted[0]:
-            limit_hit, detail = MEMORY, f"out of memory: the {self.config.memory_mb} MB limit"
-        elif pids > self._counted[1]:  # the cause, even when the bomb then ran out of time
-            limit_hit, detail = PIDS, f"process limit of {self.config.pids} reached (fork refused)"
-        self._counted = (oom, pids)
-        if lingering and limit_hit is None:
-            detail = "the command left background processes running; they were stopped"
-        if limit_hit in (TIMEOUT, PIDS) or lingering:
-            # Whatever it left running must not share the container with the next command.
-            await asyncio.to_thread(self._kill_container)
-            detail += "; the sandbox was reset" if limit_hit else ""
-        return RunOutcome(
-            code,
-            out.text(),
-            err.text(),
-            truncated=truncation_note(out, err),
-            limit_hit=limit_hit,
-            duration_ms=round((time.monotonic() - started) * 1000, 1),
-            detail=detail,
-        )
+        return code, limit_hit, detail, lingering
 
     async def _read(self, raw: socket.socket, exec_id: str, out: StreamCapture, err: StreamCapture) -> bool:
         """Demultiplex the exec's stream (8-byte frame headers) until it closes (False), or until the
@@ -304,7 +406,7 @@ class DockerSandbox(Sandbox):
         if self._closed:
             return
         self._closed = True
-        await asyncio.to_thread(self._kill_container)
+        await self._reset()
         if self._docker is not None:
             await asyncio.to_thread(self._docker.close)
 

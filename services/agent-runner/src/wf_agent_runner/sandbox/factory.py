@@ -63,7 +63,11 @@ async def open_sandbox(
             config, worktree, labels, image=project.image or config.image, network=project.network,
             lifetime=lifetime,
         )  # fmt: skip
-        await sandbox.start()
+        try:
+            await sandbox.start()
+        except BaseException:
+            await sandbox.close()  # its engine client, and a container that did start
+            raise
         return sandbox
     if chosen == "bubblewrap":
         return BubblewrapSandbox(config, worktree, network=project.network)
