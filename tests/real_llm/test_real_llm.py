@@ -34,6 +34,9 @@ def backend() -> LLMBackendConfig:
         model=os.environ.get("WF_REAL_LLM_MODEL", "qwen2.5-coder-0.5b-instruct"),
         timeout_seconds=900,
         max_tokens=1024,
+        # What a user of a 0.5B model configures: its native tool calls name tools that do not
+        # exist, so calls are emulated, each reply constrained to one call's JSON schema.
+        tool_calls="emulated",
     )
 
 

@@ -117,6 +117,11 @@ async def test_turn_cap_fails_with_a_clear_summary(
     assert result.escalate
     assert len(fake.requests) == 3
     assert fake.pending == 2
+    # The last turn offers only finish and says so; the list_files it asked for anyway was not run.
+    last = fake.requests[-1]
+    assert [t["function"]["name"] for t in last["tools"]] == ["finish"]
+    assert "last turn: call finish now" in last_message(last)["content"]
+    assert len([m for m in last["messages"] if m["role"] == "tool"]) == 2
 
 
 async def test_a_reply_without_tool_call_is_nudged_once(

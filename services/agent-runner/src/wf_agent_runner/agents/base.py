@@ -31,6 +31,11 @@ NUDGE = (
     "finish(status, summary) when done: status 'pass' if the task is complete, 'fail' if it cannot be done."
 )
 
+LAST_TURN = (
+    "This is your last turn: call finish now. status 'pass' only if the task is complete, "
+    "otherwise 'fail' with what is missing."
+)
+
 
 @dataclass
 class AgentContext:
@@ -177,7 +182,15 @@ class Agent(ABC):
         spent = await asyncio.to_thread(task_tokens_so_far, self.ctx.workspace, self.job)
         guard = LoopGuard(self.ctx.guards, task_tokens_before=spent)
         for turn in range(1, max_turns + 1):
-            reply = await self.chat(messages, tools=toolbox.schemas)
+            schemas = toolbox.schemas
+            last = turn == max_turns and max_turns > 1 and "finish" in toolbox.names
+            if last:
+                # The last turn offers only finish: a model that lost track of the task still says
+                # where it stands (pass, or fail with its reason) instead of running out of turns.
+                schemas = [s for s in schemas if s["function"]["name"] == "finish"]
+                messages.append({"role": "user", "content": LAST_TURN})
+                await self.out.emit("log", f"turn {turn} of {max_turns}: only finish is offered")
+            reply = await self.chat(messages, tools=schemas)
             if reason := guard.after_reply(self.meter.usage):
                 return await self._guard_stop(reason, turn)
             messages.append(reply.as_message())
@@ -191,6 +204,9 @@ class Agent(ABC):
                 await self.out.emit("log", "no tool call in the reply; reminded the agent to call finish")
                 continue
             for call in reply.tool_calls:
+                if last and call.name != "finish":
+                    await self.out.emit("error", f"{call.name} is not offered on the last turn; not run")
+                    continue
                 if reason := guard.before_call(call.name, call.arguments):
                     return await self._guard_stop(reason, turn)
                 args = json.dumps(call.arguments, ensure_ascii=False, default=str)
