@@ -29,12 +29,14 @@ run: install ## Install if needed, then start everything with `wf start`
 
 # The agents' tools for the bubblewrap sandbox (which uses this machine's /usr): a venv on Debian's
 # python3 with bandit, pip-audit, pytest and playwright (Chromium is Debian's /usr/bin/chromium), bound
-# read-only into each sandbox through sandbox.tools_dir.
+# read-only into each sandbox through sandbox.tools_dir. Exact versions (transitive too) are in
+# deploy/sandbox/tools.txt, compiled from tools.in; `uv pip sync` makes the venv hold exactly those.
 SANDBOX_TOOLS := .tools/sandbox
 SANDBOX_PYTHON ?= /usr/bin/python3
-$(SANDBOX_TOOLS)/.installed: | $(UV)
+SANDBOX_REQUIREMENTS := deploy/sandbox/tools.txt
+$(SANDBOX_TOOLS)/.installed: $(SANDBOX_REQUIREMENTS) | $(UV)
 	$(UV) venv -q --allow-existing --python $(SANDBOX_PYTHON) --system-site-packages $(SANDBOX_TOOLS)
-	$(UV) pip install -q --python $(SANDBOX_TOOLS)/bin/python pytest bandit pip-audit playwright
+	$(UV) pip sync -q --python $(SANDBOX_TOOLS)/bin/python $(SANDBOX_REQUIREMENTS)
 	@touch $@
 
 sandbox-tools: $(SANDBOX_TOOLS)/.installed ## Tools for the bubblewrap sandbox (bandit, pip-audit, playwright)

@@ -58,8 +58,11 @@ class ScriptedOpenAI(ScriptedOllama):
         *,
         api_key: str | None = None,
         retry_after: str = "0",
+        reports_usage: bool = True,
     ) -> None:
         super().__init__(responder, models)
+        # False: like llama-cpp-python's server, which ignores `stream_options` and streams no usage.
+        self.reports_usage = reports_usage
         self.api_key = api_key  # when set, requests must carry `Authorization: Bearer <api_key>`
         self.retry_after = retry_after
         self.headers: list[dict[str, str]] = []  # headers of every chat request, in order
@@ -184,7 +187,7 @@ class ScriptedOpenAI(ScriptedOllama):
         if reply.omit_done:
             return
         yield chunk({}, self._finish(reply))
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if self.reports_usage and (body.get("stream_options") or {}).get("include_usage"):
             usage = {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}
             obj = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": body["model"]}
             yield f"data: {json.dumps({**obj, 'choices': [], 'usage': usage})}\n\n"

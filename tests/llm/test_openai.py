@@ -52,6 +52,21 @@ async def test_streams_text_with_usage(fake: ScriptedOpenAI, llm: OpenAIAdapter)
     assert fake.requests[0]["stream_options"] == {"include_usage": True}
 
 
+async def test_a_server_without_usage_gets_an_estimate_not_zeros(caplog: pytest.LogCaptureFixture) -> None:
+    with ScriptedOpenAI(models=(MODEL,), reports_usage=False) as quiet:
+        quiet.queue(Reply.text("one two three"), Reply.text("four"))
+        async with OpenAIAdapter(quiet.base_url, MODEL, timeout_seconds=10) as adapter:
+            with caplog.at_level(logging.WARNING):
+                first = await adapter.chat([{"role": "user", "content": "x" * 400}])
+                second = await adapter.chat(USER)
+
+    assert first.usage.completion_tokens == 3  # one per streamed piece
+    assert 100 <= first.usage.prompt_tokens <= 120  # 400 characters and the JSON around them, / 4
+    assert second.usage.completion_tokens == 1
+    warned = [r for r in caplog.records if "reports no token usage" in r.getMessage()]
+    assert len(warned) == 1  # once per server, not per call
+
+
 async def test_tool_call_deltas_are_joined(fake: ScriptedOpenAI, llm: OpenAIAdapter) -> None:
     fake.queue(
         Reply(

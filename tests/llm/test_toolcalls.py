@@ -111,6 +111,11 @@ async def test_model_without_tools_gets_emulated_calls(plain_ollama: OllamaWitho
     assert "tools" not in sent
     assert "## Tools" in sent["messages"][0]["content"]
     assert "write_file(path: string, content: string)" in sent["messages"][0]["content"]
+    # The reply is constrained to one call: each tool's name tied to its own arguments.
+    variants = sent["format"]["anyOf"]
+    assert [v["properties"]["name"]["const"] for v in variants] == [t["function"]["name"] for t in TOOLS]
+    finish = next(v for v in variants if v["properties"]["name"]["const"] == "finish")
+    assert finish["properties"]["arguments"]["properties"]["status"]["enum"] == ["pass", "fail"]
 
 
 async def test_emulated_history_and_error_feedback() -> None:
@@ -134,6 +139,7 @@ async def test_emulated_history_and_error_feedback() -> None:
     assert [c.name for c in result.tool_calls] == ["write_file", "write_file"]
     first, second = fake.requests
     assert "tools" not in first
+    assert "anyOf" in first["response_format"]["json_schema"]["schema"]
     texts = [m["content"] for m in first["messages"]]
     assert '"name": "list_files"' in texts[2]  # the earlier call, as text
     assert texts[3] == "Result of list_files:\nREADME.md"
@@ -143,6 +149,33 @@ async def test_emulated_history_and_error_feedback() -> None:
     # Both model calls count: the rejected reply and the corrected one.
     spoken = [reply("wrong_tool_and_missing_argument.txt"), reply("fenced_two_calls.md")]
     assert result.usage.completion_tokens == sum(len(_words(t)) for t in spoken)
+
+
+async def test_native_call_to_a_tool_that_does_not_exist_switches_to_emulated() -> None:
+    # What Qwen2.5-Coder 0.5B answered natively (llama-cpp-python) to "Create calc/add.py with add(a, b)".
+    write = '{"name": "write_file", "arguments": {"path": "calc/add.py", "content": "x"}}'
+    with ScriptedOpenAI(models=("tiny",)) as fake:
+        fake.queue(
+            Reply.text(reply("qwen05_native_unknown_tool.md")),
+            Reply.text(write),
+            Reply.text('{"name": "finish", "arguments": {"status": "pass", "summary": "Add add"}}'),
+        )
+        async with ToolCallAdapter(OpenAIAdapter(fake.base_url, "tiny")) as llm:
+            first = await llm.chat(USER, tools=TOOLS)
+            second = await llm.chat(USER, tools=TOOLS)
+
+    assert [c.name for c in first.tool_calls] == ["write_file"]
+    assert [c.name for c in second.tool_calls] == ["finish"]  # it stays emulated
+    native, redone, later = fake.requests
+    assert native["tools"]
+    assert "tools" not in redone
+    assert "tools" not in later
+    assert "anyOf" in redone["response_format"]["json_schema"]["schema"]
+    assert redone["messages"][-1] == native["messages"][-1]  # the same turn again, not a new one
+    # Both calls of the first turn count.
+    assert first.usage.completion_tokens == len(_words(reply("qwen05_native_unknown_tool.md"))) + len(
+        _words(write)
+    )
 
 
 async def test_native_reply_with_call_as_text_is_repaired() -> None:

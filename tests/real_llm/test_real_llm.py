@@ -13,7 +13,8 @@ import pytest
 from wf_agent_runner.agents import AgentContext, agent_for
 from wf_agent_runner.llm import build_adapter
 from wf_agent_runner.output import OutputSink, Transcript, transcript_path
-from wf_common.config import LLMBackendConfig
+from wf_agent_runner.sandbox.process import HostSandbox
+from wf_common.config import LLMBackendConfig, SandboxConfig
 from wf_common.jobs import Job, ProjectRef, Result, TaskRef, idempotency_key
 from wf_common.states import Verdict
 
@@ -34,6 +35,9 @@ def backend() -> LLMBackendConfig:
         model=os.environ.get("WF_REAL_LLM_MODEL", "qwen2.5-coder-0.5b-instruct"),
         timeout_seconds=900,
         max_tokens=1024,
+        # What a user of a 0.5B model configures: its native tool calls name tools that do not
+        # exist, so calls are emulated, each reply constrained to one call's JSON schema.
+        tool_calls="emulated",
     )
 
 
@@ -56,10 +60,15 @@ async def run(j: Job) -> Result:
     root = Path(j.project.workspace)
     sink = OutputSink(None, j, actor="real-llm", transcript=Transcript(transcript_path(root, j)))
     llm = build_adapter(backend(), j.role)
+    # Backend `none` (host, fresh HOME, minimal env), as tests/runner does: the test command and `run`
+    # need a sandbox; this test is about the model, tests/sandbox runs the real sandboxes.
+    sandbox = HostSandbox(SandboxConfig(backend="none"), root)
+    ctx = AgentContext(j, llm, sink, root, runner_id="real-llm", sandbox=sandbox)
     try:
-        result: Result = await agent_for(j.role)(AgentContext(j, llm, sink, root, runner_id="real-llm")).run()
+        result: Result = await agent_for(j.role)(ctx).run()
         return result
     finally:
+        await sandbox.close()
         await llm.aclose()
         await sink.aclose()
 

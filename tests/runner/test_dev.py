@@ -117,6 +117,41 @@ async def test_turn_cap_fails_with_a_clear_summary(
     assert result.escalate
     assert len(fake.requests) == 3
     assert fake.pending == 2
+    # The last turn offers only finish and says so; the list_files it asked for anyway was not run.
+    last = fake.requests[-1]
+    assert [t["function"]["name"] for t in last["tools"]] == ["finish"]
+    assert "last turn: call finish now" in last_message(last)["content"]
+    assert len([m for m in last["messages"] if m["role"] == "tool"]) == 2
+
+
+async def test_the_same_change_made_twice_gets_a_turn_that_offers_only_finish(
+    fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner
+) -> None:
+    # What Qwen2.5-Coder 0.5B does when it is done: it writes the same file with the same content again.
+    write = Reply.tool("write_file", path="calc/add.py", content="def add(a, b):\n    return a + b\n")
+    fake.queue(write, write, Reply.tool("finish", status="pass", summary="Add add"))
+    result = await run_agent(make_job("dev"))
+    assert result.status is Verdict.PASS
+    assert "calc/add.py" in result.files_changed
+    first, second, third = fake.requests
+    assert len(first["tools"]) == len(second["tools"]) > 1
+    assert [t["function"]["name"] for t in third["tools"]] == ["finish"]
+    assert "made exactly this change already" in last_message(third)["content"]
+
+
+async def test_the_same_look_twice_gets_a_turn_that_offers_only_the_tools_that_act(
+    fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner
+) -> None:
+    look = Reply.tool("list_files", path=".")
+    fake.queue(look, look, Reply.tool("finish", status="fail", summary="Which file?"))
+    result = await run_agent(make_job("dev"))
+    assert result.status is Verdict.FAIL
+    third = fake.requests[2]
+    offered = {t["function"]["name"] for t in third["tools"]}
+    assert "finish" in offered
+    assert "write_file" in offered
+    assert not offered & {"list_files", "read_file", "search"}
+    assert "already looked at exactly this" in last_message(third)["content"]
 
 
 async def test_a_reply_without_tool_call_is_nudged_once(

@@ -31,6 +31,21 @@ NUDGE = (
     "finish(status, summary) when done: status 'pass' if the task is complete, 'fail' if it cannot be done."
 )
 
+WRITE_TOOLS = ("write_file", "edit_file")
+LOOK_TOOLS = ("list_files", "read_file", "search")
+SAME_LOOK = (
+    "You already looked at exactly this and its answer is above. Now act: write or edit the files "
+    "the task needs, or call finish."
+)
+SAME_WRITE = (
+    "You made exactly this change already: the file has it. If the task is complete call "
+    "finish(status='pass', summary=...), otherwise finish(status='fail', summary=<what is missing>)."
+)
+LAST_TURN = (
+    "This is your last turn: call finish now. status 'pass' only if the task is complete, "
+    "otherwise 'fail' with what is missing."
+)
+
 
 @dataclass
 class AgentContext:
@@ -176,8 +191,18 @@ class Agent(ABC):
         nudged = False
         spent = await asyncio.to_thread(task_tokens_so_far, self.ctx.workspace, self.job)
         guard = LoopGuard(self.ctx.guards, task_tokens_before=spent)
+        made: set[str] = set()  # the calls made so far, as JSON
+        narrow = ""  # why the next turn offers fewer tools: SAME_WRITE, SAME_LOOK or LAST_TURN
         for turn in range(1, max_turns + 1):
-            reply = await self.chat(messages, tools=toolbox.schemas)
+            if turn == max_turns and max_turns > 1:
+                narrow = LAST_TURN
+            offered = self._offered(toolbox, narrow)
+            if narrow and offered != set(toolbox.names):
+                messages.append({"role": "user", "content": narrow})
+                await self.out.emit("log", f"turn {turn}: only {', '.join(sorted(offered))} offered")
+            narrow = ""
+            schemas = [s for s in toolbox.schemas if s["function"]["name"] in offered]
+            reply = await self.chat(messages, tools=schemas)
             if reason := guard.after_reply(self.meter.usage):
                 return await self._guard_stop(reason, turn)
             messages.append(reply.as_message())
@@ -193,6 +218,15 @@ class Agent(ABC):
             for call in reply.tool_calls:
                 if reason := guard.before_call(call.name, call.arguments):
                     return await self._guard_stop(reason, turn)
+                if call.name not in offered:
+                    await self.out.emit("error", f"{call.name} is not offered on this turn; not run")
+                    continue
+                seen = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
+                if seen in made and call.name in WRITE_TOOLS:  # the same change again: it is done
+                    narrow = SAME_WRITE
+                elif seen in made and call.name in LOOK_TOOLS:  # the same look again: time to act
+                    narrow = SAME_LOOK
+                made.add(seen)
                 args = json.dumps(call.arguments, ensure_ascii=False, default=str)
                 await self.out.emit(
                     "tool_call",
@@ -209,6 +243,19 @@ class Agent(ABC):
                 if outcome.finish is not None:  # calls after finish in the same reply are ignored
                     return LoopOutcome(outcome.finish, turn)
         return LoopOutcome(None, max_turns, f"agent did not finish within {max_turns} turns")
+
+    @staticmethod
+    def _offered(toolbox: ToolBox, narrow: str) -> set[str]:
+        """The tools of the next turn. Small models loop; a repeat narrows the choice (and the
+        message `narrow` says why): the last turn, or a change made a second time, offers only
+        finish (a model that lost track still says where it stands); a second identical look
+        (list_files, read_file, search) offers only the tools that act."""
+        names = set(toolbox.names)
+        if narrow in (LAST_TURN, SAME_WRITE) and "finish" in names:
+            return {"finish"}
+        if narrow == SAME_LOOK and names - set(LOOK_TOOLS):
+            return names - set(LOOK_TOOLS)
+        return names
 
     async def commit(self, ws: Workspace, *, subject: str, body: str) -> tuple[list[str], list[str]]:
         """Commit what the agent changed through its tools: (commits, files changed)."""

@@ -168,9 +168,13 @@ def _fix_dependency_numbers(tasks: list[dict[str, Any]], notes: list[str]) -> No
     deps = [t["depends_on"] for t in tasks if isinstance(t.get("depends_on"), list)]
     numbers = [d for ds in deps for d in ds if isinstance(d, int)]
     n = len(tasks)
-    one_based = bool(numbers) and min(numbers) >= 1 and (
-        max(numbers) == n
-        or any(i in ds for i, t in enumerate(tasks) if isinstance(ds := t.get("depends_on"), list))
+    one_based = (
+        bool(numbers)
+        and min(numbers) >= 1
+        and (
+            max(numbers) == n
+            or any(i in ds for i, t in enumerate(tasks) if isinstance(ds := t.get("depends_on"), list))
+        )
     )
     for i, t in enumerate(tasks):
         ds = t.get("depends_on")

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from typing import Any
 
 import httpx
 
+from wf_agent_runner.llm import http
 from wf_agent_runner.llm.base import (
     Capabilities,
     ChatResult,
@@ -76,7 +76,7 @@ class OllamaAdapter(LLMAdapter):
         try:
             resp = await self._client.post(url, json={"model": self.model}, timeout=self._timeout)
         except httpx.HTTPError as exc:
-            return Capabilities(False, None, self.tool_calls == "native", f"unreachable ({_reason(exc)})")
+            return Capabilities(False, None, self.tool_calls == "native", f"unreachable ({http.reason(exc)})")
         if resp.status_code == 404:
             return Capabilities(
                 True,
@@ -167,18 +167,19 @@ class _Stream:
         except httpx.TimeoutException as exc:
             raise LLMUnavailable(
                 f"the Ollama server at {a.host} did not respond within {a.timeout_seconds:g}s "
-                f"({_reason(exc)}). The model may still be loading or the machine is overloaded; "
+                f"({http.reason(exc)}). The model may still be loading or the machine is overloaded; "
                 "raise llm_backend.timeout_seconds in config.yaml or use a smaller model",
                 url=a.chat_url,
             ) from exc
         except httpx.TransportError as exc:
             if self.received_any:
                 raise LLMStreamError(
-                    f"the connection to the Ollama server at {a.chat_url} broke mid-answer ({_reason(exc)})",
+                    f"the connection to the Ollama server at {a.chat_url} broke mid-answer "
+                    f"({http.reason(exc)})",
                     url=a.chat_url,
                 ) from exc
             raise LLMUnavailable(
-                f"could not reach the Ollama server at {a.host} ({_reason(exc)}). "
+                f"could not reach the Ollama server at {a.host} ({http.reason(exc)}). "
                 "Start it with `ollama serve`, or set llm_backend.host in config.yaml",
                 url=a.chat_url,
             ) from exc
@@ -283,21 +284,3 @@ def _http_error(a: OllamaAdapter, resp: httpx.Response) -> LLMError:
         # 503 is Ollama's "server busy" (request queue full); 429 likewise means "later".
         retryable=resp.status_code in (429, 503),
     )
-
-
-def _reason(exc: BaseException) -> str:
-    """The root cause in a few words: httpx wraps it in several layers of generic messages."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(seen, socket.gaierror):
-            return "host name could not be resolved"
-        seen = seen.__cause__ or seen.__context__
-    if isinstance(exc, httpx.ConnectTimeout):
-        return "connect timeout"
-    if isinstance(exc, httpx.ReadTimeout):
-        return "read timeout"
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
-    return str(exc) or type(exc).__name__

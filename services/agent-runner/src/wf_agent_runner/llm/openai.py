@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from typing import Any
 
@@ -28,6 +29,8 @@ from wf_agent_runner.llm.base import (
 )
 from wf_agent_runner.llm.errors import LLMError, LLMProtocolError, LLMStreamError, LLMUnavailable
 from wf_agent_runner.llm.schema import wire_schema
+
+log = logging.getLogger(__name__)
 
 
 class OpenAIAdapter(LLMAdapter):
@@ -154,6 +157,9 @@ class OpenAIAdapter(LLMAdapter):
         return Capabilities(True, found, native, f"model {self.model} {where}{listed}; {tools}")
 
 
+CHARS_PER_TOKEN = 4  # for the estimate when a server reports no usage
+_ESTIMATING: dict[str, bool] = {}  # servers already warned about
+
 # Servers that refused `json_schema` and take the schema inside `json_object` instead.
 _SCHEMA_IN_JSON_OBJECT: set[str] = set()
 
@@ -215,6 +221,8 @@ class _Stream:
         self.model = adapter.model
         self.finish_reason: str | None = None
         self.done = False
+        self.pieces_streamed = 0  # content and tool-call deltas: about one token each on llama.cpp
+        self.prompt_chars = 0
 
     def _protocol(self, what: str) -> LLMError:
         return LLMProtocolError(
@@ -225,6 +233,7 @@ class _Stream:
     async def run(self, body: dict[str, Any]) -> ChatResult:
         a = self.a
         started = time.monotonic()
+        self.prompt_chars = len(json.dumps(body.get("messages"), ensure_ascii=False))
 
         def request() -> httpx.Request:
             return a._client.build_request(
@@ -286,6 +295,8 @@ class _Stream:
             if not isinstance(delta, dict):
                 raise self._protocol(f"`delta` is not an object: {delta!r}")
             content = delta.get("content")
+            if delta.get("tool_calls") or (isinstance(content, str) and content):
+                self.pieces_streamed += 1
             if isinstance(content, str) and content:
                 self.pieces.append(content)
                 await emit(self.on_token, content)
@@ -311,6 +322,25 @@ class _Stream:
             call["arguments"] += args
         elif isinstance(args, dict):  # some servers send the object itself
             call["arguments"] = json.dumps(args)
+
+    def _usage(self, duration_ms: float) -> Usage:
+        """The server's count; a server that streams none (llama-cpp-python ignores
+        `stream_options`) gets an estimate instead of zeros: one token per streamed piece (llama.cpp
+        streams a token per chunk) and CHARS_PER_TOKEN characters per prompt token."""
+        if self.usage.get("prompt_tokens") or self.usage.get("completion_tokens"):
+            return Usage(
+                prompt_tokens=int(self.usage.get("prompt_tokens") or 0),
+                completion_tokens=int(self.usage.get("completion_tokens") or 0),
+                duration_ms=duration_ms,
+            )
+        if not _ESTIMATING.get(self.a.base_url):
+            _ESTIMATING[self.a.base_url] = True
+            log.warning("%s reports no token usage; the ledger gets estimates for it", self.a.chat_url)
+        return Usage(
+            prompt_tokens=max(1, self.prompt_chars // CHARS_PER_TOKEN),
+            completion_tokens=self.pieces_streamed,
+            duration_ms=duration_ms,
+        )
 
     async def _whole(self, obj: dict[str, Any]) -> None:
         if "error" in obj:
@@ -341,11 +371,7 @@ class _Stream:
         return ChatResult(
             content="".join(self.pieces),
             tool_calls=calls,
-            usage=Usage(
-                prompt_tokens=int(self.usage.get("prompt_tokens") or 0),
-                completion_tokens=int(self.usage.get("completion_tokens") or 0),
-                duration_ms=(time.monotonic() - started) * 1000,
-            ),
+            usage=self._usage((time.monotonic() - started) * 1000),
             model=self.model,
             done_reason=self.finish_reason or "stop",
         )

@@ -9,8 +9,10 @@
 - `ToolCallAdapter`: wraps one backend's adapter. With native tool support it sends the tools and,
   when a reply has no tool call but prints one, executes that (repair). Without native support
   (the start-up capability check, or `tool_calls: emulated`), the tools are described in the system
-  prompt, the history is rendered as text, and the calls are parsed from the reply; a reply whose
-  calls do not validate is sent back with the errors, up to `repairs` times.
+  prompt, the history is rendered as text, the reply is constrained to one call's JSON schema
+  (`call_schema`: structured output, a grammar on llama.cpp and Ollama), and the calls are parsed
+  from the reply; a reply whose calls do not validate is sent back with the errors, up to
+  `repairs` times.
 """
 
 from __future__ import annotations
@@ -224,6 +226,30 @@ def describe_tools(tools: list[dict[str, Any]]) -> str:
     )
 
 
+def call_schema(tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON schema of one call to one of `tools`: {"name": <tool>, "arguments": {...}}.
+
+    Sent as the structured-output format of an emulated turn, it makes grammar-constrained servers
+    (llama.cpp, Ollama) produce a well-formed call even from a very small model. The root is an
+    object (Anthropic's forced tool input must be one) whose `anyOf` ties each name to its arguments.
+    """
+    variants = []
+    for t in tools:
+        fn = t.get("function", t)
+        params = dict(fn.get("parameters") or {"type": "object", "properties": {}})
+        params.setdefault("type", "object")
+        params["additionalProperties"] = False
+        variants.append(
+            {
+                "type": "object",
+                "properties": {"name": {"const": fn.get("name")}, "arguments": params},
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+        )
+    return {"type": "object", "anyOf": variants}
+
+
 def emulated_history(messages: list[Message], tools: list[dict[str, Any]]) -> list[Message]:
     """The history for a model without tool calling: tool descriptions in the system message,
     earlier calls as JSON text, results as user messages."""
@@ -325,6 +351,7 @@ class ToolCallAdapter(LLMAdapter):
     ) -> ChatResult:
         if not tools:
             return await self.inner.chat(messages, format=format, on_token=on_token)
+        spent = Usage()
         if await self.native():
             try:
                 reply = await self.inner.chat(messages, tools=tools, format=format, on_token=on_token)
@@ -342,8 +369,19 @@ class ToolCallAdapter(LLMAdapter):
                         "%r printed %d tool call(s) as text; executing them", self.inner, len(parsed.calls)
                     )
                     return replace(reply, tool_calls=parsed.calls)
-                return reply
-        return await self._emulated(messages, tools, format, on_token)
+                if not parsed.errors or self.tool_calls == "native":
+                    return reply
+                # It tried to call a tool and could not (a tool that does not exist, arguments that do
+                # not fit): this model does not handle native tools. Emulated, constrained calls from
+                # now on, starting with this turn again.
+                log.warning(
+                    "%r printed tool calls that do not fit the tools (%s); switching to emulated tool calls",
+                    self.inner,
+                    "; ".join(parsed.errors[:3]),
+                )
+                _NATIVE[_key(self.inner)] = False
+                spent = reply.usage
+        return await self._emulated(messages, tools, format, on_token, spent)
 
     async def _emulated(
         self,
@@ -351,12 +389,14 @@ class ToolCallAdapter(LLMAdapter):
         tools: list[dict[str, Any]],
         format: dict[str, Any] | str | None,
         on_token: TokenCallback | None,
+        usage: Usage,
     ) -> ChatResult:
         history = emulated_history(messages, tools)
-        usage = Usage()
+        # The reply is constrained to one well-formed call unless the caller asked for its own format.
+        shape = format if format is not None else call_schema(tools)
         reply: ChatResult | None = None
         for _ in range(1 + max(0, self.repairs)):
-            reply = await self.inner.chat(history, format=format, on_token=on_token)
+            reply = await self.inner.chat(history, format=shape, on_token=on_token)
             usage = _add_usage(usage, reply.usage)
             parsed = parse_tool_calls(reply.content, tools)
             if parsed.calls or not parsed.errors:
