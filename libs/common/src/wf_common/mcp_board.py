@@ -2,7 +2,7 @@
 
 Every tool is one HTTP call to the board API (`httpx.AsyncClient` given by the host: `wf mcp` talks
 to the board's URL, the board's own `/mcp` endpoint calls itself in-process), so the API's rules,
-validation and audit trail apply unchanged; commands are recorded with the actor `mcp:<client name>`.
+validation and audit trail apply unchanged; commands are recorded as the token's holder via `mcp:<client name>`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 from mcp.server.fastmcp import Context, FastMCP
 
-ACTOR_HEADER = "X-WF-Actor"
+# The board records commands as its token's holder "via" this client (wf_board_api.state.get_actor).
+CLIENT_HEADER = "X-WF-Client"
 
 
 class BoardError(RuntimeError):
@@ -26,7 +27,7 @@ def client_name(ctx: Context | None) -> str:  # type: ignore[type-arg]
         info = ctx.session.client_params.clientInfo  # type: ignore[union-attr]
     except AttributeError:
         return "mcp:unknown"
-    name = (getattr(info, "name", "") or "unknown").strip()[:60]
+    name = (getattr(info, "name", "") or "unknown").strip()[:50]
     return f"mcp:{name}"
 
 
@@ -39,7 +40,7 @@ def build_server(client: Callable[[], httpx.AsyncClient], *, streamable_path: st
 
     async def call(ctx: Context | None, method: str, path: str, body: dict[str, Any] | None = None) -> Any:  # type: ignore[type-arg]
         async with client() as http:
-            resp = await http.request(method, path, json=body, headers={ACTOR_HEADER: client_name(ctx)})
+            resp = await http.request(method, path, json=body, headers={CLIENT_HEADER: client_name(ctx)})
         try:
             data = resp.json() if resp.content else None
         except json.JSONDecodeError:
