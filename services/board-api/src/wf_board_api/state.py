@@ -48,7 +48,7 @@ def get_gateway(state: Annotated[AppState, Depends(get_state)]) -> CommandGatewa
 ACTOR_HEADER = "X-WF-Actor"
 CLIENT_HEADER = "X-WF-Client"
 CLIENT_MAX = 55  # human:<owner, 30> via <client, 55> fits in an actor (ACTOR_MAX)
-CLIENT_PATTERN = LINE_PATTERN
+CLIENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9:._@/+-]*$"  # a tool's name, e.g. mcp:claude-code
 
 
 def get_actor(
@@ -59,7 +59,8 @@ def get_actor(
             alias=ACTOR_HEADER,
             max_length=ACTOR_MAX,
             pattern=LINE_PATTERN,
-            description="no longer read: the actor is who authenticated; a different value is a 422",
+            # Not offered in the schema: no value but the holder's own name is accepted.
+            include_in_schema=False,
         ),
     ] = None,
     client: Annotated[
