@@ -57,11 +57,33 @@ LABEL_PID = "wf.pid"
 LABEL_RUNNER = "wf.runner"
 
 
+def _unix_socket_refusal() -> str | None:
+    """Why the engine's unix socket (DOCKER_HOST unix://…, or the default) takes no connection, or None.
+
+    Probed here with a socket closed on every path before the SDK tries: the SDK leaves the socket of
+    a refused connect to the garbage collector, which then warns (ResourceWarning) wherever it runs.
+    """
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if not host.startswith("unix://"):
+        return None
+    path = host.removeprefix("unix://")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(5)
+        try:
+            probe.connect(path)
+        except OSError as err:
+            return f"{path}: {err.strerror or err}"
+    return None
+
+
 def client() -> Any:
     """A docker SDK client from the environment (DOCKER_HOST), or SandboxError."""
     import docker  # the SDK is imported only where the docker backend is used
     from docker.errors import DockerException
 
+    refusal = _unix_socket_refusal()
+    if refusal is not None:
+        raise SandboxError(f"no Docker engine answers ({refusal}); {INSTALL_HINT}")
     try:
         c = docker.from_env(timeout=30)
         c.ping()
