@@ -51,12 +51,12 @@ def run_schemathesis(stack: LiveStack, seed: int, workdir: Path) -> tuple[int, s
         "--no-color",
     ]  # fmt: skip
     done = subprocess.run(
-        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=900, check=False
+        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=1100, check=False
     )
     return done.returncode, done.stdout + done.stderr
 
 
-@pytest.mark.xfail(reason="Schemathesis finds gaps in the merged API (see notes, issue 10)", strict=False)
+@pytest.mark.timeout(1200)  # a few minutes alone on 2 cores; the subprocess has its own bound
 @pytest.mark.parametrize(
     "seed", [FIXED_SEED, random.SystemRandom().randrange(2**31)], ids=["fixed", "random"]
 )

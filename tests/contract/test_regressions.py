@@ -202,3 +202,13 @@ def test_docs_load_without_the_internet(http: httpx.Client) -> None:
     assert all(u.startswith("/") and not u.startswith("//") for u in urls), urls
     for url in urls:
         assert http.get(url).status_code == 200, url
+
+
+def test_rolling_back_an_idea_is_a_conflict_not_an_invalid_request(http: httpx.Client, project: str) -> None:
+    """Schema-valid (an existing stage), refused for the task's state: 409, as declared, not 422."""
+    idea = http.post(f"/api/projects/{project}/ideas", json={"text": "an idea to roll back"})
+    assert idea.status_code in (200, 201, 202), idea.text
+    key = idea.json()["task"]["key"]
+    response = http.post(f"/api/projects/{project}/tasks/{key}/rollback", json={"to_stage": "dev"})
+    assert response.status_code == 409, response.text
+    assert "is an idea" in response.json()["message"]

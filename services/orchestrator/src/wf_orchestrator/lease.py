@@ -102,18 +102,51 @@ class Lease:
         try:
             self.revision = await kv.update(subjects.LEASE_KEY, self._value(), last=self.revision)
         except KeyWrongLastSequenceError:
-            raise LeaseLost(
-                "another orchestrator took the lease (this one was unresponsive for longer than "
-                f"orchestrator.lease_ttl_seconds = {self.ttl:g}s); stopping"
-            ) from None
+            await self._recover(kv)
         self._renewed = time.monotonic()
+
+    async def _recover(self, kv: KeyValue) -> None:
+        """The key is not at the revision we wrote last. Still ours (a renewal that timed out on our
+        side reached the server): adopt its revision. Gone (it expired while this instance was slow
+        to start or busy, and no standby took it): create it again. Another holder: the lease is lost."""
+        try:
+            entry = await kv.get(subjects.LEASE_KEY)
+        except (KeyNotFoundError, NotFoundError):
+            entry = None
+        if entry is None:
+            try:
+                self.revision = await kv.create(subjects.LEASE_KEY, self._value())
+            except KeyWrongLastSequenceError:
+                raise self._lost() from None
+            log.warning(
+                "the orchestrator lease expired before it was renewed; nobody took it, so it is held again"
+            )
+            return
+        try:
+            holder = json.loads(entry.value or b"{}").get("holder")
+        except ValueError:
+            holder = None
+        if holder != self.holder:
+            raise self._lost()
+        try:
+            self.revision = await kv.update(subjects.LEASE_KEY, self._value(), last=entry.revision)
+        except KeyWrongLastSequenceError:
+            raise self._lost() from None
+
+    def _lost(self) -> LeaseLost:
+        return LeaseLost(
+            "another orchestrator took the lease (this one was unresponsive for longer than "
+            f"orchestrator.lease_ttl_seconds = {self.ttl:g}s); stopping"
+        )
 
     async def keep(self, stop: asyncio.Event) -> None:
         """Renew until `stop`; raises LeaseLost when the lease is gone."""
         every = self.ttl / 3
+        wait = 0.0  # renew at once: starting up (migrations, loading state) may have taken most of the TTL
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every)
+                await asyncio.wait_for(stop.wait(), wait)
+            wait = every
             if stop.is_set():
                 return
             try:
