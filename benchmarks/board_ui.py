@@ -14,12 +14,14 @@ import asyncio
 import concurrent.futures
 import json
 import os
+import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import nats
@@ -32,6 +34,9 @@ from wf_common.db.tables import metadata, projects, tasks
 from wf_common.events import AgentOutput
 
 from benchmarks.stats import summary_ms
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext
 
 T = TypeVar("T")
 CHROMIUM = "/usr/bin/chromium"
@@ -73,19 +78,27 @@ async def _seed(db_url: str) -> None:
     await engine.dispose()
 
 
-def _board_api(nats_url: str, db_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "WF_NATS_URL": nats_url, "WF_DATABASE_URL": db_url, "WF_BOARD_PORT": str(port)}
+def _board_api(nats_url: str, db_url: str, port: int, log: Path, token: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "WF_NATS_URL": nats_url,
+        "WF_DATABASE_URL": db_url,
+        "WF_BOARD_PORT": str(port),
+        "WF_API_TOKEN": token,
+    }
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "wf_board_api"], env=env, stdout=out, stderr=out)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/ui/", timeout=2).status_code == 200:
+            headers = {"Authorization": f"Bearer {token}"}
+            if httpx.get(f"http://127.0.0.1:{port}/ui/", headers=headers, timeout=2).status_code == 200:
                 return proc
         except httpx.HTTPError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError(f"the board API did not start; see {log}")
+    proc.wait()
+    raise RuntimeError(f"the board API did not start:\n{log.read_text()[-3000:]}")
 
 
 async def _publish_toggles(nats_url: str, count: int) -> list[float]:
@@ -151,7 +164,96 @@ MARK = """() => {
 }"""
 
 
-def run(nats_url: str, pg: EmbeddedPostgres, root: Path) -> None:
+ECHO_PAGE = b"""<!doctype html><title>echo</title><script>
+window.__echo = []; window.__open = false;
+const s = new EventSource('/sse');
+s.onopen = () => { window.__open = true; };
+s.onmessage = () => window.__echo.push(Date.now());
+</script>"""
+
+
+class RawSseEcho:
+    """The floor to compare with: a bare asyncio SSE server (no NATS, no board API) on a thread of
+    its own, writing each message straight to every connected page."""
+
+    def __init__(self) -> None:
+        self.port = free_port("127.0.0.1")
+        self._loop = asyncio.new_event_loop()
+        self._writers: list[asyncio.StreamWriter] = []
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.Server | None = None
+
+    def __enter__(self) -> RawSseEcho:
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._serve, "127.0.0.1", self.port), self._loop
+        ).result()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def stop() -> None:
+            for writer in self._writers:
+                writer.close()
+            if self._server is not None:
+                self._server.close()
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        if request.startswith(b"GET /sse "):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n")
+            self._writers.append(writer)
+            return
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {len(ECHO_PAGE)}\r\n"
+        writer.write(head.encode() + b"Connection: close\r\n\r\n" + ECHO_PAGE)
+        await writer.drain()
+        writer.close()
+
+    def send(self, text: str) -> None:
+        def write() -> None:
+            for writer in self._writers:
+                writer.write(f"data: {text}\n\n".encode())
+
+        self._loop.call_soon_threadsafe(write)
+
+
+def _raw_echo_latency(browser: Browser, pages: int, count: int) -> list[float]:
+    """Send-to-page latency (s) of the bare SSE echo with `pages` pages open."""
+    with RawSseEcho() as echo:
+        opened = []
+        for _ in range(pages):
+            page = browser.new_context().new_page()
+            page.goto(f"http://127.0.0.1:{echo.port}/")
+            page.wait_for_function("window.__open === true")
+            opened.append(page)
+        sent = []
+        for i in range(count):
+            sent.append(time.time() * 1000)
+            echo.send(str(i))
+            time.sleep(0.05)
+        samples: list[float] = []
+        for page in opened:
+            page.wait_for_function(f"window.__echo.length >= {count}", timeout=30_000)
+            samples += [(a - s) / 1000 for a, s in zip(page.evaluate("window.__echo"), sent, strict=False)]
+            page.context.close()
+    return samples
+
+
+def _signed_in(browser: Browser, url: str, token: str) -> BrowserContext:
+    """A browser context holding the board's session cookie, got the way a user gets it (?token=)."""
+    # Playwright's polling predicates are evaluated strings, which the board's CSP forbids.
+    context = browser.new_context(bypass_csp=True)
+    page = context.new_page()
+    page.goto(f"{url}/ui/?token={token}")
+    page.close()
+    return context
+
+
+def run(nats_url: str, pg: EmbeddedPostgres, root: Path, *, log_lines: int = LOG_LINES) -> None:
     if not Path(CHROMIUM).exists():
         print(json.dumps({"board": f"skipped: {CHROMIUM} is missing (apt-get install chromium)"}))
         return
@@ -162,12 +264,12 @@ def run(nats_url: str, pg: EmbeddedPostgres, root: Path) -> None:
     asyncio.run(_seed(db_url))
     port = free_port("127.0.0.1")
     url = f"http://127.0.0.1:{port}"
-    proc = _board_api(nats_url, db_url, port, root / "board-api.log")
+    token = secrets.token_urlsafe(24)
+    proc = _board_api(nats_url, db_url, port, root / "board-api.log", token)
     try:
         with sync_playwright() as p:
             launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            # Playwright's polling predicates are evaluated strings, which the board's CSP forbids.
-            browser = launched.new_context(bypass_csp=True)
+            browser = _signed_in(launched, url, token)
             # 1. 2,000 cards
             renders = []
             for _ in range(5):
@@ -193,7 +295,7 @@ def run(nats_url: str, pg: EmbeddedPostgres, root: Path) -> None:
             for _ in range(PAGES):
                 # One context each: a browser allows 6 HTTP/1.1 connections per host and profile, and
                 # every board page holds one open for its event stream.
-                page = launched.new_context(bypass_csp=True).new_page()
+                page = _signed_in(launched, url, token).new_page()
                 page.goto(f"{url}/ui/projects/live")
                 page.wait_for_function("document.getElementById('board').dataset.connected === 'true'")
                 page.evaluate(MARK)
@@ -209,16 +311,18 @@ def run(nats_url: str, pg: EmbeddedPostgres, root: Path) -> None:
                 sse += [a - s for a, s in zip(arrivals, sent, strict=False)]
                 page.close()
             print(json.dumps({"board_event_to_screen_20_pages": summary_ms([x / 1000 for x in screen])}))
-            print(json.dumps({"raw_sse_event_to_page_20_pages": summary_ms([x / 1000 for x in sse])}))
+            print(json.dumps({"board_sse_event_to_page_20_pages": summary_ms([x / 1000 for x in sse])}))
+            echo = _raw_echo_latency(launched, PAGES, EVENTS)
+            print(json.dumps({"raw_sse_echo_to_page_20_pages": summary_ms(echo)}))
 
             # 3. a card page after 100,000 log lines
             page = browser.new_page()
             page.goto(f"{url}/ui/projects/live/tasks/T-001")
             page.wait_for_function("window.wfEventSource && window.wfEventSource.readyState === 1")
-            _off_loop(_publish_lines(nats_url, LOG_LINES))
+            _off_loop(_publish_lines(nats_url, log_lines))
             page.wait_for_function(
                 "document.querySelector('#log').lastElementChild"
-                f"?.textContent.includes('line {LOG_LINES - 1} ')",
+                f"?.textContent.includes('line {log_lines - 1} ')",
                 timeout=600_000,
             )
             cdp = page.context.new_cdp_session(page)
@@ -241,3 +345,30 @@ def run(nats_url: str, pg: EmbeddedPostgres, root: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def main() -> None:
+    """`python -m benchmarks.board_ui`: the board figures alone, on servers of their own."""
+    import argparse
+    import tempfile
+
+    from wf_cli.embedded import NatsServer
+
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.board_ui")
+    ap.add_argument("--log-lines", type=int, default=LOG_LINES, help="lines streamed into the card page")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="wf-bench-board-") as tmp:
+        root = Path(tmp)
+        nats_server = NatsServer(root / "nats")
+        pg = EmbeddedPostgres(root / "pg", durable=True)
+        nats_server.start()
+        pg.start()
+        try:
+            run(nats_server.url, pg, root, log_lines=args.log_lines)
+        finally:
+            pg.stop()
+            nats_server.stop()
+
+
+if __name__ == "__main__":
+    main()

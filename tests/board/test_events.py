@@ -179,15 +179,47 @@ async def test_an_id_from_a_recreated_stream_restarts_at_new_events(
         assert_is(await stream.next(), seq, new)
 
 
-async def test_consumer_is_removed_when_the_client_disconnects(live_url: str, js: JetStreamContext) -> None:
-    before = (await js.stream_info(EVENTS_STREAM)).state.consumer_count
+async def consumers(js: JetStreamContext) -> int:
+    return int((await js.stream_info(EVENTS_STREAM)).state.consumer_count)
+
+
+async def test_open_streams_share_one_consumer(settings: BoardSettings, js: JetStreamContext) -> None:
+    before = await consumers(js)
+    async with (
+        serve(create_app(settings)) as url,
+        open_stream(url, {"project": "listsnap"}) as first,
+        open_stream(url, {"project": "other"}) as second,
+        open_stream(url) as third,
+    ):
+        # The board API's hub reads the stream once for every client.
+        assert await consumers(js) == before + 1
+        event = task_event("listsnap", "T-001")
+        seq = await publish(js, event)
+        assert_is(await first.next(), seq, event)
+        assert_is(await third.next(), seq, event)
+        other = task_event("other", "T-002")
+        seq = await publish(js, other)
+        assert_is(await second.next(), seq, other)  # the listsnap event was not sent to it
+        assert_is(await third.next(), seq, other)
+
+
+async def test_catch_up_consumer_is_removed_once_caught_up(live_url: str, js: JetStreamContext) -> None:
     async with open_stream(live_url, {"project": "listsnap"}):
-        assert (await js.stream_info(EVENTS_STREAM)).state.consumer_count == before + 1
-    for _ in range(100):
-        if (await js.stream_info(EVENTS_STREAM)).state.consumer_count == before:
-            break
-        await asyncio.sleep(0.05)
-    assert (await js.stream_info(EVENTS_STREAM)).state.consumer_count == before
+        pass  # the hub is running now
+    with_hub = await consumers(js)
+    last = await publish(js, task_event("listsnap", "T-001"))
+    missed = task_event("listsnap", "T-002")
+    seq = await publish(js, missed)
+    async with open_stream(live_url, {"project": "listsnap"}, headers={"Last-Event-ID": str(last)}) as stream:
+        assert_is(await stream.next(), seq, missed)
+        for _ in range(100):
+            if await consumers(js) == with_hub:
+                break
+            await asyncio.sleep(0.05)
+        assert await consumers(js) == with_hub
+        new = task_event("listsnap", "T-003")
+        seq = await publish(js, new)
+        assert_is(await stream.next(), seq, new)
 
 
 async def test_quiet_stream_gets_keep_alive_comments(settings: BoardSettings, js: JetStreamContext) -> None:

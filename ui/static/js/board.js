@@ -2,7 +2,7 @@
 // from the last event seen (EventSource sends Last-Event-ID), drag and drop asks the orchestrator
 // to move a card and snaps it back with the reason when refused.
 import Sortable from "/ui/static/vendor/sortable.esm.js";
-import { api, setPaused, toast } from "/ui/static/js/common.js";
+import { api, refreshPauses, toast } from "/ui/static/js/common.js";
 import { activityFor } from "/ui/static/js/activity.js";
 
 const board = document.getElementById("board");
@@ -133,8 +133,8 @@ function onEvent(type, message) {
   }
   board.dataset.lastSeen = String(lastId);
   if (type === "control.changed") {
-    setPaused(Boolean(data.paused));
-    board.dataset.paused = String(Boolean(data.paused));
+    refreshPauses(project); // global, project or task: the label says which is in effect
+    if (data.scope === "global" || data.scope === undefined) board.dataset.paused = String(Boolean(data.paused));
     // Cards show the pause too: re-read the ones it concerns (queued and running work).
     for (const el of board.querySelectorAll('.card[data-state="running"], .card[data-state="queued"]')) {
       refresh(el.dataset.key);
@@ -197,3 +197,4 @@ for (const list of board.querySelectorAll(".cards")) {
 
 updateCounts();
 connect();
+refreshPauses(project);

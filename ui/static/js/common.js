@@ -113,8 +113,34 @@ document.addEventListener("htmx:configRequest", (event) => {
   event.detail.headers["X-CSRF-Token"] = csrfToken();
 });
 
+// Which pause is in effect for what this page shows (`project`, and `key` on a card page): the
+// global one, the project's, or this project's paused tasks (GET /api/control lists every scope).
+export function pauseLabel(control, project, key) {
+  if (control.paused) return "Paused: everything";
+  if (project && (control.paused_projects || []).includes(project)) return "Paused: this project";
+  const tasks = (control.paused_tasks || []).filter((t) => t.project === project).map((t) => t.key);
+  if (key) return tasks.includes(key) ? "Paused: this task" : "Running";
+  if (tasks.length) return `Paused: ${tasks.length === 1 ? "task" : "tasks"} ${tasks.join(", ")}`;
+  return "Running";
+}
+
 export function setPaused(paused) {
-  const label = document.getElementById("paused-state");
-  if (label) label.textContent = paused ? "Paused: everything" : "Running";
   document.body.classList.toggle("is-paused", paused);
+}
+
+let pauseGeneration = 0;
+export async function refreshPauses(project, key) {
+  const generation = ++pauseGeneration;
+  let control;
+  try {
+    control = await api("GET", "/api/control");
+  } catch {
+    return; // the label keeps what it showed; the next control.changed tries again
+  }
+  if (generation !== pauseGeneration) return; // a newer answer is on its way
+  const label = document.getElementById("paused-state");
+  const text = pauseLabel(control, project, key);
+  if (label) label.textContent = text;
+  setPaused(Boolean(control.paused));
+  document.body.classList.toggle("is-scope-paused", text !== "Running");
 }

@@ -1,6 +1,6 @@
 // The card detail page: live output window, live state, and comments on diff lines (feedback with
 // the file and line attached).
-import { api, setPaused, toast } from "/ui/static/js/common.js";
+import { api, refreshPauses, toast } from "/ui/static/js/common.js";
 import { activityFor } from "/ui/static/js/activity.js";
 import { LogWindow } from "/ui/static/js/log.js";
 
@@ -22,7 +22,7 @@ function onEvent(type, message) {
     return;
   }
   if (type === "control.changed") {
-    setPaused(Boolean(data.paused));
+    refreshPauses(project, key);
     return;
   }
   if (type === "agent.output") {
@@ -112,3 +112,4 @@ document.addEventListener("click", (event) => {
 });
 
 log.loadTail().finally(connect);
+refreshPauses(project, key);

@@ -26,6 +26,7 @@ from wf_board_api.control.endpoints import router as control_router
 from wf_board_api.db import make_engine
 from wf_board_api.diff.endpoints import router as diff_router
 from wf_board_api.events.endpoints import router as events_router
+from wf_board_api.events.hub import EventHub
 from wf_board_api.gateway import CommandGateway
 from wf_board_api.health.endpoints import router as health_router
 from wf_board_api.mcp_endpoint import McpEndpoint
@@ -73,6 +74,7 @@ def create_app(settings: BoardSettings) -> FastAPI:
             js=js,
             engine=engine,
             gateway=CommandGateway(nc, settings.board_command_timeout),
+            hub=EventHub(js),
             stopping=stopping,
         )
         try:
@@ -80,6 +82,7 @@ def create_app(settings: BoardSettings) -> FastAPI:
                 yield {"app": state}
         finally:
             state.stopping.set()
+            await state.hub.close()
             with contextlib.suppress(Exception):
                 await nc.close()
             await engine.dispose()

@@ -15,6 +15,7 @@ from wf_common.text import ACTOR_MAX, LINE_PATTERN
 
 from wf_board_api.db import read_only
 from wf_board_api.errors import field_error
+from wf_board_api.events.hub import EventHub
 from wf_board_api.gateway import CommandGateway
 from wf_board_api.settings import BoardSettings
 
@@ -26,6 +27,8 @@ class AppState:
     js: JetStreamContext
     engine: AsyncEngine
     gateway: CommandGateway
+    # The one live reader of WF_EVENTS, fanned out to every open /api/events stream.
+    hub: EventHub
     # Set when the server is asked to stop: open event streams end instead of holding shutdown up.
     # A threading.Event because uvicorn's signal handler is not a coroutine.
     stopping: threading.Event

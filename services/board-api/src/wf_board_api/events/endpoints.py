@@ -25,7 +25,7 @@ from wf_common.fields import EventId, Slug, TaskKey
 from wf_common.subjects import EVENTS_STREAM
 
 from wf_board_api.errors import Unavailable
-from wf_board_api.events import sse, stream
+from wf_board_api.events import hub, sse, stream
 from wf_board_api.schemas import ERROR_RESPONSES
 from wf_board_api.state import AppState, State
 
@@ -69,14 +69,15 @@ async def stream_events(
     subjects = stream.filter_subjects(project, task)
     try:
         start = await _start(state.js, subjects, resume=resume, since=since, replay=replay)
-        # Subscribe before answering: a client that got the response headers is already subscribed.
-        sub = await stream.subscribe(state.js, subjects, start)
+        # Listen before answering: a client that got the response headers gets every later event.
+        listener = await state.hub.listen(project, task)
+        catch_up = await _catch_up(state.js, subjects, start, listener.after)
     except NotFoundError as err:
         raise Unavailable(f"the event stream {EVENTS_STREAM} does not exist yet ({err})") from err
     except nats.errors.Error as err:
         raise Unavailable(f"NATS is not answering ({err or type(err).__name__})") from err
     return StreamingResponse(
-        _relay(state, sub, start, resume),
+        _relay(state, listener, catch_up, start, resume),
         media_type="text/event-stream",
         # no-transform/X-Accel-Buffering: a proxy that buffers would hold events back.
         headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
@@ -101,8 +102,23 @@ async def _start(
     return stream.Start(DeliverPolicy.NEW)
 
 
+async def _catch_up(
+    js: JetStreamContext, subjects: list[str], start: stream.Start, live_after: int
+) -> JetStreamContext.PushSubscription | None:
+    """A consumer of the client's own for what it missed before the hub's position, if anything."""
+    if start.policy == DeliverPolicy.NEW or start.after >= live_after:
+        return None
+    if not await stream.count(js, start, subjects):
+        return None
+    return await stream.subscribe(js, subjects, start)
+
+
 async def _relay(
-    state: AppState, sub: JetStreamContext.PushSubscription, start: stream.Start, resume: int | None
+    state: AppState,
+    listener: hub.Listener,
+    catch_up: JetStreamContext.PushSubscription | None,
+    start: stream.Start,
+    resume: int | None,
 ) -> AsyncIterator[bytes]:
     keepalive = state.settings.board_keepalive_seconds
     last_sent = start.after
@@ -113,30 +129,61 @@ async def _relay(
         if start.gap_before is not None:
             gap = {"resumed_after": resume, "first_available": start.gap_before}
             yield sse.message(json.dumps(gap), event="stream.gap")
+        if catch_up is not None:
+            async for seq, message in _missed(state, catch_up, listener.after):
+                if seq <= last_sent:
+                    continue  # the ordered consumer was recreated from an older point: never twice
+                last_sent = seq
+                if skip:
+                    skip -= 1
+                    continue
+                yield message
+            await stream.close(state.js, catch_up)
+            catch_up = None
         quiet_since = time.monotonic()
         # Wake at least every second so a server shutdown ends the stream promptly.
         while not state.stopping.is_set():
-            try:
-                msg = await sub.next_msg(timeout=min(1.0, keepalive))
-            except nats.errors.TimeoutError:
+            delivery = await listener.next(wait=min(1.0, keepalive))
+            if delivery is None:
+                if listener.closed:
+                    # The browser reconnects with its last id and catches up from the stream.
+                    log.info("event stream ended: %s", listener.closed)
+                    return
+                if state.nc.is_closed:
+                    return
                 if time.monotonic() - quiet_since >= keepalive:
                     yield sse.comment("keep-alive")
                     quiet_since = time.monotonic()
                 continue
-            except nats.errors.Error as err:
-                # The connection closed (service stopping): end; the browser reconnects with its last id.
-                log.info("event stream ended: %s", err or type(err).__name__)
-                return
-            seq = int(msg.metadata.sequence.stream)
-            if seq <= last_sent:
-                continue  # never twice, even if the ordered consumer was recreated from an older point
-            last_sent = seq
+            if delivery.seq <= last_sent:
+                continue  # already sent while catching up: never twice
+            last_sent = delivery.seq
             if skip:
                 skip -= 1
                 continue
-            yield sse.message(msg.data, event=stream.event_type(msg.subject), id=seq)
+            yield delivery.message
             quiet_since = time.monotonic()
     finally:
-        # Runs when the client disconnects (the task is cancelled): shield the clean-up from that.
-        with anyio.move_on_after(5, shield=True):
-            await stream.close(state.js, sub)
+        state.hub.leave(listener)
+        if catch_up is not None:
+            # Runs when the client disconnects (the task is cancelled): shield the clean-up from that.
+            with anyio.move_on_after(5, shield=True):
+                await stream.close(state.js, catch_up)
+
+
+async def _missed(
+    state: AppState, sub: JetStreamContext.PushSubscription, live_after: int
+) -> AsyncIterator[tuple[int, bytes]]:
+    """The client's events before the hub's position: up to it, or until nothing more is pending."""
+    while not state.stopping.is_set():
+        try:
+            msg = await sub.next_msg(timeout=1.0)
+        except nats.errors.TimeoutError:
+            # Nothing came (what was counted aged out meanwhile): done if nothing is pending.
+            if not (await sub.consumer_info()).num_pending:
+                return
+            continue
+        seq = int(msg.metadata.sequence.stream)
+        yield seq, sse.message(msg.data, event=stream.event_type(msg.subject), id=seq)
+        if seq >= live_after or not msg.metadata.num_pending:
+            return

@@ -1,9 +1,11 @@
 """Reading WF_EVENTS for one client: where to start, and an ordered consumer from there.
 
-Each client gets its own ordered consumer (ephemeral, in memory, no acks): JetStream delivers the
-stream's messages in sequence and the client library recreates the consumer from the next sequence
-if one goes missing, so a client sees every event after its start point exactly once. The stream
-sequence is the SSE `id`, which is why a reconnect with Last-Event-ID can resume without a gap.
+Live events come from the process's one hub (`wf_board_api.events.hub`). A client that starts
+before the hub's position (a reconnect, ?since, ?replay) first reads what it missed with an ordered
+consumer of its own (ephemeral, in memory, no acks): JetStream delivers the stream's messages in
+sequence and the client library recreates the consumer from the next sequence if one goes missing.
+The stream sequence is the SSE `id`, which is why a reconnect with Last-Event-ID can resume without
+a gap, and why the switch from that consumer to the hub needs no more than "skip what you sent".
 """
 
 from __future__ import annotations
@@ -35,6 +37,16 @@ def filter_subjects(project: str | None, task: str | None) -> list[str]:
         f"{EVENTS_PREFIX}.{project or '*'}.{task or '*'}.>",
         f"{EVENTS_PREFIX}.{SYSTEM_TOKEN}.{SYSTEM_TOKEN}.>",
     ]
+
+
+def matches(subject: str, project: str | None, task: str | None) -> bool:
+    """Whether `filter_subjects(project, task)` takes this event subject (the hub's fan-out test)."""
+    parts = subject.split(".", 4)
+    if len(parts) < 5:
+        return False
+    if parts[2] == SYSTEM_TOKEN and parts[3] == SYSTEM_TOKEN:
+        return True
+    return (project is None or parts[2] == project) and (task is None or parts[3] == task)
 
 
 def event_type(subject: str) -> str:
@@ -97,17 +109,16 @@ async def replay_last(js: JetStreamContext, subjects: list[str], count: int) -> 
 
 
 async def _count_from(js: JetStreamContext, subjects: list[str], seq: int) -> int:
-    info = await js.add_consumer(
-        EVENTS_STREAM,
-        ConsumerConfig(
-            filter_subjects=subjects,
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=seq,
-            ack_policy=AckPolicy.NONE,
-            mem_storage=True,
-            inactive_threshold=INACTIVE_THRESHOLD_SECONDS,
-        ),
-    )
+    return await count(js, Start(DeliverPolicy.BY_START_SEQUENCE, seq=seq), subjects)
+
+
+async def count(js: JetStreamContext, start: Start, subjects: list[str]) -> int:
+    """How many events matching `subjects` the stream holds from `start` on (a throwaway consumer's
+    num_pending)."""
+    config = start.config(subjects)
+    config.ack_policy = AckPolicy.NONE
+    config.mem_storage = True
+    info = await js.add_consumer(EVENTS_STREAM, config)
     with contextlib.suppress(Exception):
         await js.delete_consumer(EVENTS_STREAM, info.name)
     return int(info.num_pending or 0)
