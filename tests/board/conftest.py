@@ -1,8 +1,9 @@
-"""Board API fixtures: the app against a real NATS and a real PostgreSQL, and a stand-in orchestrator.
+"""Board API fixtures: the app against a real NATS, a real PostgreSQL and the real orchestrator.
 
-The orchestrator is played by `FakeOrchestrator`, which answers wf.cmd.* over the real NATS socket
-the way the real one does (request/reply, CommandReply). Rows are inserted straight into the test
-database (tests/board/rows.py): the board API only reads them.
+`orchestrator` runs the real one in this process (`start_orchestrator` starts it when the test
+says); `commands` records what reached it on wf.cmd.* (a plain subscription beside the
+orchestrator's queue group). Rows the board only reads may be inserted straight into the test
+database (tests/board/rows.py); what a command acts on is made through the API.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,12 +28,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from starlette.types import Receive, Scope, Send
 from wf_board_api.app import create_app
 from wf_board_api.settings import BoardSettings
-from wf_cli.embedded import NatsServer, free_port
+from wf_cli.embedded import EmbeddedPostgres, NatsServer, free_port
 from wf_common import bus
-from wf_common.commands import COMMAND_ADAPTER, Command, CommandReply, ReplyError
-from wf_common.db.tables import metadata
-from wf_common.errors import CommandErrorCode
-from wf_common.subjects import COMMANDS_PREFIX, COMMANDS_QUEUE
+from wf_common.commands import COMMAND_ADAPTER, Command
+from wf_common.subjects import COMMANDS_PREFIX
+from wf_orchestrator.app import Orchestrator
+from wf_orchestrator.settings import OrchestratorSettings
+
+from tests.orchestrator.conftest import migrated_template
+
+__all__ = ["migrated_template"]  # a fixture: the database every board test copies
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -42,13 +49,14 @@ BOARD_URL = "http://127.0.0.1:8000"
 
 
 @pytest.fixture
-async def database_url(empty_database_url: str) -> str:
-    """An empty database with the workflow schema (the orchestrator's migrations make the same)."""
-    engine = create_async_engine(empty_database_url)
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
-    await engine.dispose()
-    return empty_database_url
+def database_url(pg_server: EmbeddedPostgres, migrated_template: str) -> Iterator[str]:
+    """A database of this test alone, at the orchestrator's newest migration."""
+    name = f"board_{uuid.uuid4().hex[:12]}"
+    pg_server.create_database(name, template=migrated_template)
+    try:
+        yield pg_server.async_url(name)
+    finally:
+        pg_server.drop_database(name)
 
 
 @pytest.fixture
@@ -136,42 +144,70 @@ async def live_url(settings: BoardSettings) -> AsyncIterator[str]:
         yield url
 
 
-class FakeOrchestrator:
-    """Answers commands on wf.cmd.* like the orchestrator: records each, replies with a CommandReply.
+class CommandTap:
+    """What reached the orchestrator: every command on wf.cmd.*, seen by a plain (not queue-group)
+    subscription beside the real orchestrator's, so the test reads the wire without answering."""
 
-    By default every command succeeds with data {"type": <command type>}; `reply_with` sets the
-    reply for one command type, `fail_with` makes it an error with a code.
-    """
-
-    def __init__(self, nc: NATS) -> None:
-        self._nc = nc
+    def __init__(self) -> None:
         self.received: list[Command] = []
-        self.raw: list[dict[str, Any]] = []
-        self._replies: dict[str, CommandReply] = {}
 
-    def reply_with(self, command_type: str, data: dict[str, Any]) -> None:
-        self._replies[command_type] = CommandReply(ok=True, data=data)
+    async def start(self, nc: NATS) -> CommandTap:
+        async def seen(msg: Msg) -> None:
+            self.received.append(COMMAND_ADAPTER.validate_json(msg.data))
 
-    def fail_with(self, command_type: str, code: CommandErrorCode, message: str) -> None:
-        self._replies[command_type] = CommandReply(ok=False, error=ReplyError(code=code, message=message))
-
-    async def start(self) -> FakeOrchestrator:
-        await self._nc.subscribe(f"{COMMANDS_PREFIX}.*", queue=COMMANDS_QUEUE, cb=self._answer)
-        await self._nc.flush()
+        await nc.subscribe(f"{COMMANDS_PREFIX}.*", cb=seen)
+        await nc.flush()
         return self
 
-    async def _answer(self, msg: Msg) -> None:
-        command = COMMAND_ADAPTER.validate_json(msg.data)
-        self.received.append(command)
-        self.raw.append(COMMAND_ADAPTER.dump_python(command, mode="json"))
-        reply = self._replies.get(command.type, CommandReply(ok=True, data={"type": command.type}))
-        await msg.respond(reply.model_dump_json().encode())
-
     def last(self) -> Command:
-        assert self.received, "the orchestrator received no command"
+        assert self.received, "no command reached the orchestrator"
         return self.received[-1]
+
+    def sent(self) -> list[Command]:
+        """The commands the board sent, without its own /health pings."""
+        return [c for c in self.received if c.type != "ping"]
 
 
 @pytest.fixture
-async def orchestrator(nc: NATS) -> FakeOrchestrator:
-    return await FakeOrchestrator(nc).start()
+async def commands(nc: NATS) -> CommandTap:
+    return await CommandTap().start(nc)
+
+
+StartOrchestrator = Callable[[], Awaitable[Orchestrator]]
+
+
+@pytest.fixture
+async def start_orchestrator(
+    nats_server: NatsServer, database_url: str, settings: BoardSettings
+) -> AsyncIterator[StartOrchestrator]:
+    """Starts the real orchestrator in this process, on the test's NATS and database."""
+    running: list[Orchestrator] = []
+
+    async def start() -> Orchestrator:
+        orch = Orchestrator(
+            OrchestratorSettings(
+                config=None, nats_url=nats_server.url, database_url=database_url, migrate_on_start=False
+            ),
+            workflow=settings.workflow,
+        )
+        running.append(orch)
+        await orch.start()
+        return orch
+
+    yield start
+    for orch in running:
+        await orch.stop()
+
+
+@pytest.fixture
+async def orchestrator(start_orchestrator: StartOrchestrator) -> Orchestrator:
+    """The real orchestrator, answering the board's commands."""
+    return await start_orchestrator()
+
+
+async def new_project(client: httpx.AsyncClient, workspace: Path, slug: str = "listsnap") -> dict[str, Any]:
+    """A project made through the board API, as a user does (the orchestrator makes the workspace)."""
+    response = await client.post("/api/projects", json={"slug": slug, "workspace": str(workspace)})
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data

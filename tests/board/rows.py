@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from wf_common.db.tables import (
     agents,
@@ -37,6 +37,10 @@ async def task(conn: AsyncConnection, project_id: int, key: str, **values: Any) 
 
 
 async def agent(conn: AsyncConnection, role: str = "dev") -> int:
+    """The agent of `role`: the one the migrations made, else a new one."""
+    found = (await conn.execute(select(agents.c.id).where(agents.c.role == role))).scalar()
+    if found is not None:
+        return int(found)
     return await _insert(conn, agents, role=role, display_name=role.upper(), prompt_template="...")
 
 

@@ -17,11 +17,14 @@ from wf_common.commands import Ping
 from wf_common.jobs import RunnerHeartbeat
 from wf_common.subjects import RUNNERS_BUCKET
 
-from tests.board.conftest import AUTH_HEADERS, BOARD_URL, FakeOrchestrator, lifespan_app
+from tests.board.conftest import AUTH_HEADERS, BOARD_URL, CommandTap, StartOrchestrator, lifespan_app
 
 
 async def test_health_is_503_until_orchestrator_and_runner_are_up(
-    client: httpx.AsyncClient, js: JetStreamContext, nc: NATS
+    client: httpx.AsyncClient,
+    js: JetStreamContext,
+    nc: NATS,
+    start_orchestrator: StartOrchestrator,
 ) -> None:
     response = await client.get("/health")
     assert response.status_code == 503
@@ -35,15 +38,16 @@ async def test_health_is_503_until_orchestrator_and_runner_are_up(
     assert "orchestrator:" in body["message"]
     assert "runners:" in body["message"]
 
-    orchestrator = await FakeOrchestrator(nc).start()
+    await start_orchestrator()
+    commands = await CommandTap().start(nc)  # only now: a listener on wf.cmd.* changes the first answer
     response = await client.get("/health")
     assert response.status_code == 503
     assert response.json()["checks"]["orchestrator"] == "ok"
     assert response.json()["message"] == (
         "not ready: runners: no heartbeat in wf_runners; is an agent runner running?"
     )
-    assert isinstance(orchestrator.last(), Ping)
-    assert orchestrator.last().actor == "board-api"
+    assert isinstance(commands.last(), Ping)
+    assert commands.last().actor == "board-api"
 
     kv = await js.key_value(RUNNERS_BUCKET)
     beat = RunnerHeartbeat(runner_id="runner-1", stages=["dev"], pid=os.getpid(), host="box")
@@ -66,8 +70,10 @@ async def client_without_database(settings: BoardSettings) -> AsyncIterator[http
             yield http
 
 
-async def test_database_down_is_503_not_500(client_without_database: httpx.AsyncClient, nc: NATS) -> None:
-    await FakeOrchestrator(nc).start()
+async def test_database_down_is_503_not_500(
+    client_without_database: httpx.AsyncClient, start_orchestrator: StartOrchestrator
+) -> None:
+    await start_orchestrator()  # on its own database: only the board's is unreachable
     response = await client_without_database.get("/health")
     assert response.status_code == 503
     assert response.json()["checks"]["database"] != "ok"

@@ -15,13 +15,13 @@ import termios
 import time
 from pathlib import Path
 
+import httpx
 from rich.console import Console
-from sqlalchemy.ext.asyncio import AsyncConnection
 from wf_cli.commands.watch_live import LiveBoard
-from wf_common.commands import Approve, Pause
+from wf_common.commands import Approve, CreateProject, Pause, SubmitIdea
+from wf_orchestrator.app import Orchestrator
 
-from tests.board import rows
-from tests.board.conftest import API_TOKEN, FakeOrchestrator
+from tests.board.conftest import API_TOKEN, CommandTap, new_project
 
 WF = Path(sys.executable).parent / "wf"
 
@@ -75,10 +75,10 @@ def read_until(fd: int, wanted: str, timeout: float = 30) -> str:
 
 
 async def test_wf_watch_in_a_terminal_draws_the_board_and_its_keys_send_commands(
-    live_url: str, db: AsyncConnection, orchestrator: FakeOrchestrator
+    live_url: str, client: httpx.AsyncClient, orchestrator: Orchestrator, commands: CommandTap, tmp_path: Path
 ) -> None:
-    pid = await rows.project(db, "demo")
-    await rows.task(db, pid, "T-001", title="Login page", current_stage="deploy", state="awaiting_approval")
+    await new_project(client, tmp_path / "demo", slug="demo")
+    await client.post("/api/projects/demo/ideas", json={"text": "Login page"})
     primary, secondary = pty.openpty()
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once; the pty's fds are handed to it here
@@ -92,8 +92,8 @@ async def test_wf_watch_in_a_terminal_draws_the_board_and_its_keys_send_commands
     os.close(secondary)
     try:
         await asyncio.to_thread(read_until, primary, "T-001")
-        os.write(primary, b"a")
-        await asyncio.to_thread(read_until, primary, "approved T-001")
+        os.write(primary, b"a")  # the orchestrator refuses: an idea waits for its breakdown first
+        await asyncio.to_thread(read_until, primary, "refused: T-001")
         os.write(primary, b"p")
         await asyncio.to_thread(read_until, primary, "paused")
         os.write(primary, b"q")
@@ -102,5 +102,6 @@ async def test_wf_watch_in_a_terminal_draws_the_board_and_its_keys_send_commands
         if proc.poll() is None:
             proc.kill()
         os.close(primary)
-    kinds = [type(c) for c in orchestrator.received]
-    assert kinds == [Approve, Pause]
+    kinds = [type(c) for c in commands.sent()]
+    assert kinds == [CreateProject, SubmitIdea, Approve, Pause]
+    assert (await client.get("/api/control")).json()["paused"] is True

@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wf_common import bus
 from wf_common.commands import AddFeedback, MoveTask
 from wf_common.events import AgentOutput
+from wf_orchestrator.app import Orchestrator
 
 from tests.board import rows
-from tests.board.conftest import FakeOrchestrator
+from tests.board.conftest import CommandTap, new_project
 
 XSS = '<script>alert(1)</script><img src=x onerror="alert(2)">'
 
@@ -138,23 +139,28 @@ async def test_older_output_is_paged_by_event_id(
 
 
 async def test_move_and_line_comments_become_commands(
-    client: httpx.AsyncClient, orchestrator: FakeOrchestrator
+    client: httpx.AsyncClient, orchestrator: Orchestrator, commands: CommandTap, tmp_path: Path
 ) -> None:
-    moved = await client.post("/api/projects/calc/tasks/t-002/move", json={"to_stage": "dev"})
-    assert moved.status_code == 200
-    move = orchestrator.last()
+    await new_project(client, tmp_path / "calc", slug="calc")
+    await client.post("/api/projects/calc/ideas", json={"text": "Add a square root key"})
+    # The orchestrator decides: an idea is not dragged, its breakdown is approved or rejected.
+    moved = await client.post("/api/projects/calc/tasks/t-001/move", json={"to_stage": "dev"})
+    assert moved.status_code == 409, moved.text
+    assert moved.json()["message"] == "T-001 is an idea: approve or reject its breakdown instead"
+    move = commands.last()
     assert isinstance(move, MoveTask)
-    assert (move.task_key, move.to_stage) == ("T-002", "dev")
+    assert (move.task_key, move.to_stage) == ("T-001", "dev")
 
     note = {"text": "check this", "file": "calc/add.py", "line": 2}
-    assert (await client.post("/api/projects/calc/tasks/T-002/feedback", json=note)).status_code == 201
-    feedback = orchestrator.last()
+    noted = await client.post("/api/projects/calc/tasks/T-001/feedback", json=note)
+    assert noted.status_code == 201, noted.text
+    feedback = commands.last()
     assert isinstance(feedback, AddFeedback)
     assert (feedback.file, feedback.line) == ("calc/add.py", 2)
+    [shown] = (await client.get("/api/projects/calc/tasks/T-001")).json()["feedback"]
+    assert (shown["text"], shown["file"], shown["line"]) == ("check this", "calc/add.py", 2)
 
-    orchestrator.fail_with("move_task", "conflict", "T-002 cannot be moved to done by hand")
-    refused = await client.post("/api/projects/calc/tasks/T-002/move", json={"to_stage": "done"})
-    assert refused.status_code == 409
-    assert refused.json()["message"] == "T-002 cannot be moved to done by hand"
-    bad = await client.post("/api/projects/calc/tasks/T-002/feedback", json={"text": "x", "line": 0})
+    sent = len(commands.sent())
+    bad = await client.post("/api/projects/calc/tasks/T-001/feedback", json={"text": "x", "line": 0})
     assert bad.status_code == 422
+    assert len(commands.sent()) == sent  # refused by the board, never sent

@@ -23,7 +23,7 @@ def test_start_runs_the_replicas_and_warns_about_the_model_server(work: Path, hu
             f"  fallback:\n    host: {fake.url}\n    model: qwen2.5-coder:7b\n"
             "    models: {pm: llama3.2:3b}\n"
         )
-        hub = RunningHub(work / "data", work / "out", "--config", str(config))
+        hub = RunningHub(work / "data", "--config", str(config))
         hubs.append(hub)
         unreachable = hub.expect(r"model server at .* does not answer")
         missing = hub.expect(r"does not have model")

@@ -137,7 +137,11 @@ async def make_bridge(
             nats_url=nats_server.url, database_url=database_url, migrate_on_start=False
         )
         b = SyncBridge(settings, workflow=sync_config(targets))
-        await b.start()
+        try:
+            await b.start()
+        except BaseException:
+            await b.stop()  # a start refused half-way still closes its tracker client, NATS and engine
+            raise
         bridges.append(b)
         return b
 

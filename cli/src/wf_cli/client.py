@@ -10,7 +10,6 @@ message that names the URL and says what to do.
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -23,15 +22,6 @@ from wf_cli.errors import ApiError, CliError, Unreachable
 from wf_cli.text import clean
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-ACTOR_HEADER = "X-WF-Actor"
-
-
-def default_actor() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry, e.g. an arbitrary uid in a container
-        user = "unknown"
-    return f"human:{user}"
 
 
 def unreachable_message(base_url: str) -> str:
@@ -50,7 +40,6 @@ class HubClient:
         self,
         base_url: str = DEFAULT_URL,
         *,
-        actor: str | None = None,
         timeout: float = 30.0,
         token: str | None = None,
         token_hint: str = "",
@@ -60,7 +49,6 @@ class HubClient:
         self.token_hint = token_hint
         self.token = token
         headers = {
-            ACTOR_HEADER: actor or default_actor(),
             "User-Agent": f"wf-cli/{__version__}",
             "Accept": "application/json",
         }

@@ -418,6 +418,9 @@ class BoardConfig(_Strict):
     # Host names the board answers to besides 127.0.0.1, localhost, [::1] and `host`
     # (a request with any other Host header is refused: that closes DNS rebinding).
     allowed_hosts: list[str] = Field(default_factory=list)
+    # Who holds the token: every command sent through the board API with it (the CLI, the web
+    # board, MCP clients) is recorded as `human:<owner>`; a request cannot claim anyone else.
+    owner: str = Field("owner", min_length=1, max_length=30, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
 
     @field_validator("token")
     @classmethod

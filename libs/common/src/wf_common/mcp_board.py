@@ -2,19 +2,23 @@
 
 Every tool is one HTTP call to the board API (`httpx.AsyncClient` given by the host: `wf mcp` talks
 to the board's URL, the board's own `/mcp` endpoint calls itself in-process), so the API's rules,
-validation and audit trail apply unchanged; commands are recorded with the actor `mcp:<client name>`.
+validation and audit trail apply unchanged; commands are recorded as the token's holder via
+`mcp:<client name>`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 from mcp.server.fastmcp import Context, FastMCP
 
-ACTOR_HEADER = "X-WF-Actor"
+# The board records commands as its token's holder "via" this client (wf_board_api.state.get_actor).
+CLIENT_HEADER = "X-WF-Client"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@/+-]")
 
 
 class BoardError(RuntimeError):
@@ -26,8 +30,9 @@ def client_name(ctx: Context | None) -> str:  # type: ignore[type-arg]
         info = ctx.session.client_params.clientInfo  # type: ignore[union-attr]
     except AttributeError:
         return "mcp:unknown"
-    name = (getattr(info, "name", "") or "unknown").strip()[:60]
-    return f"mcp:{name}"
+    # The board takes a tool's name in plain characters only (wf_board_api.state.CLIENT_PATTERN).
+    name = _UNSAFE.sub("_", (getattr(info, "name", "") or "").strip())[:50].lstrip("_.:@/+-")
+    return f"mcp:{name or 'unknown'}"
 
 
 def build_server(client: Callable[[], httpx.AsyncClient], *, streamable_path: str = "/mcp") -> FastMCP:
@@ -39,7 +44,7 @@ def build_server(client: Callable[[], httpx.AsyncClient], *, streamable_path: st
 
     async def call(ctx: Context | None, method: str, path: str, body: dict[str, Any] | None = None) -> Any:  # type: ignore[type-arg]
         async with client() as http:
-            resp = await http.request(method, path, json=body, headers={ACTOR_HEADER: client_name(ctx)})
+            resp = await http.request(method, path, json=body, headers={CLIENT_HEADER: client_name(ctx)})
         try:
             data = resp.json() if resp.content else None
         except json.JSONDecodeError:

@@ -107,7 +107,7 @@ def create_app(settings: BoardSettings) -> FastAPI:
             allow_origins=settings.board_cors_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PATCH"],
-            allow_headers=["Content-Type", "X-WF-Actor", "Last-Event-ID", "Authorization", CSRF_HEADER],
+            allow_headers=["Content-Type", "X-WF-Client", "Last-Event-ID", "Authorization", CSRF_HEADER],
         )
     app.add_middleware(SecurityHeaders)
     exception_handlers.register(app)

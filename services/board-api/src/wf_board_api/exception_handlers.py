@@ -1,7 +1,7 @@
 """Every error becomes ``{"error": code, "message": text}`` here, and nowhere else.
 
 Validation errors (422) also carry ``fields``: one entry per wrong value, named the way a client wrote
-it (``body.priority``, ``query.stage``, ``path.key``, ``header.X-WF-Actor``). A body that is not JSON
+it (``body.priority``, ``query.stage``, ``path.key``, ``header.X-WF-Client``). A body that is not JSON
 at all is a 400. A 405 names every method the path has in ``Allow``.
 """
 

@@ -1,9 +1,9 @@
 """Forward commands to the orchestrator (NATS request/reply on wf.cmd.<type>) and unwrap the reply.
 
-The HTTP handlers build a `wf_common.commands` model from the path, the body and the X-WF-Actor
-header; `build_command` reports a value the orchestrator's schema refuses as a 422 naming the field
-where the client wrote it (``path.key``, ``body.blocked_by``), so the command schema stays the one
-source of the rules.
+The HTTP handlers build a `wf_common.commands` model from the path, the body and the actor (the
+credentials' holder, `state.get_actor`); `build_command` reports a value the orchestrator's schema
+refuses as a 422 naming the field where the client wrote it (``path.key``, ``body.blocked_by``), so
+the command schema stays the one source of the rules.
 """
 
 from __future__ import annotations

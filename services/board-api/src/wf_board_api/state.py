@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from wf_common.text import ACTOR_MAX, LINE_PATTERN
 
 from wf_board_api.db import read_only
+from wf_board_api.errors import field_error
 from wf_board_api.events.hub import EventHub
 from wf_board_api.gateway import CommandGateway
 from wf_board_api.settings import BoardSettings
@@ -47,19 +48,51 @@ def get_gateway(state: Annotated[AppState, Depends(get_state)]) -> CommandGatewa
     return state.gateway
 
 
+ACTOR_HEADER = "X-WF-Actor"
+CLIENT_HEADER = "X-WF-Client"
+CLIENT_MAX = 55  # human:<owner, 30> via <client, 55> fits in an actor (ACTOR_MAX)
+CLIENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9:._@/+-]*$"  # a tool's name, e.g. mcp:claude-code
+
+
 def get_actor(
-    actor: Annotated[
-        str,
+    state: Annotated[AppState, Depends(get_state)],
+    claimed: Annotated[
+        str | None,
         Header(
-            alias="X-WF-Actor",
-            min_length=1,
+            alias=ACTOR_HEADER,
             max_length=ACTOR_MAX,
             pattern=LINE_PATTERN,
-            description="who issued the command (a person or an agent); recorded on the command",
+            # Not offered in the schema: no value but the holder's own name is accepted.
+            include_in_schema=False,
         ),
-    ] = "human",
+    ] = None,
+    client: Annotated[
+        str | None,
+        Header(
+            alias=CLIENT_HEADER,
+            min_length=1,
+            max_length=CLIENT_MAX,
+            pattern=CLIENT_PATTERN,
+            description="the tool acting for the token's holder (e.g. mcp:cursor), recorded after 'via'",
+        ),
+    ] = None,
 ) -> str:
-    return actor
+    """Who issued a command: the holder of the credentials, never what the request says.
+
+    Every request that gets this far carried the install's token (Bearer) or the session made from
+    it, and the token belongs to the owner (`board.owner`), so the actor is `human:<owner>`. A
+    client may say which tool it is (`X-WF-Client`), recorded as `human:<owner> via <tool>`; it
+    cannot change who. A request that claims another actor (`X-WF-Actor`) is refused, so a caller
+    learns its claim is not taken instead of believing it was recorded.
+    """
+    who = f"human:{state.settings.workflow.board.owner}"
+    if claimed is not None and claimed != who:
+        raise field_error(
+            f"header.{ACTOR_HEADER}",
+            f"the actor is who authenticated ({who}, the holder of this token); a request cannot "
+            f"name another: leave the header out (a tool may name itself in {CLIENT_HEADER})",
+        )
+    return f"{who} via {client}" if client else who
 
 
 State = Annotated[AppState, Depends(get_state)]
