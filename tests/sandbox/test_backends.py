@@ -9,7 +9,7 @@ from pathlib import Path
 from wf_agent_runner.sandbox import Sandbox, open_sandbox
 from wf_agent_runner.sandbox.base import MEMORY, PIDS, TIMEOUT
 
-from tests.sandbox.conftest import sandbox_config
+from tests.sandbox.conftest import require, sandbox_config
 
 
 async def test_output_streams_line_by_line_with_exit_code_and_stderr(sandbox: Sandbox) -> None:
@@ -181,3 +181,23 @@ async def test_a_cancelled_command_is_stopped_and_the_next_one_runs(sandbox: San
     again = await sandbox.run("echo next", 30)
     assert again.stdout.strip() == "next", again.report()
     assert not await _process_with("sleep 8423")
+
+
+async def test_a_tools_dir_under_tmp_is_on_the_path_in_bubblewrap(worktree: Path, tmp_path: Path) -> None:
+    """The tools venv of a checkout under /tmp (a CI clone there) must not vanish under the sandbox's
+    own /tmp."""
+    require("bubblewrap")
+    tools = tmp_path / "tools"
+    (tools / "bin").mkdir(parents=True)
+    tool = tools / "bin" / "wf-probe-tool"
+    tool.write_text("#!/bin/sh\necho probe tool runs\n")
+    tool.chmod(0o755)
+    labels = {"wf.project": "listsnap", "wf.task": "T-009", "wf.execution": "1", "wf.runner": "test"}
+    config = sandbox_config("bubblewrap", tools_dir=str(tools))
+    sb = await open_sandbox(config, worktree, labels, lifetime=60)
+    try:
+        out = await sb.run("wf-probe-tool", 30)
+    finally:
+        await sb.close()
+    assert out.exit_code == 0, out.stderr
+    assert "probe tool runs" in out.stdout

@@ -85,13 +85,14 @@ class BubblewrapSandbox(ProcessSandbox):
             elif os.path.isdir(d):
                 args += ["--ro-bind", d, d]
         args += ["--ro-bind", str(self._etc()), "/etc"]
+        # /tmp first: a bind below it (tools or extra paths under /tmp) made before the tmpfs is hidden.
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", SANDBOX_HOME]  # noqa: S108
         for extra in self.config.bubblewrap_ro_paths:
             args += ["--ro-bind-try", extra, extra]
         path = PATH
         if tools := self.config.tools_dir:
             args += ["--ro-bind-try", tools, tools]
             path = f"{tools}/bin:{PATH}"
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", SANDBOX_HOME]  # noqa: S108
         args += ["--bind", str(self.worktree), WORKDIR]
         for bind in git_binds(self.worktree):
             # Commands can read the repository but not plant hooks or config the runner's git would run.
