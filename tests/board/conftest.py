@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +27,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from starlette.types import Receive, Scope, Send
 from wf_board_api.app import create_app
 from wf_board_api.settings import BoardSettings
-from wf_cli.embedded import EmbeddedPostgres, NatsServer, free_port
+from wf_cli.embedded import NatsServer, free_port
 from wf_common import bus
 from wf_common.commands import COMMAND_ADAPTER, Command
 from wf_common.subjects import COMMANDS_PREFIX
 from wf_orchestrator.app import Orchestrator
 from wf_orchestrator.settings import OrchestratorSettings
 
-from tests.orchestrator.conftest import migrated_template
+from tests.orchestrator.conftest import database_url, migrated_template
 
-__all__ = ["migrated_template"]  # a fixture: the database every board test copies
+# Fixtures: a database of each test alone, copied from the template at the newest migration.
+__all__ = ["database_url", "migrated_template"]
 
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -46,17 +46,6 @@ API_TOKEN = f"test-api-token-{secrets.token_hex(8)}"
 AUTH_HEADERS = {"Authorization": f"Bearer {API_TOKEN}"}
 # A Host the board answers to (it refuses names that are not its own).
 BOARD_URL = "http://127.0.0.1:8000"
-
-
-@pytest.fixture
-def database_url(pg_server: EmbeddedPostgres, migrated_template: str) -> Iterator[str]:
-    """A database of this test alone, at the orchestrator's newest migration."""
-    name = f"board_{uuid.uuid4().hex[:12]}"
-    pg_server.create_database(name, template=migrated_template)
-    try:
-        yield pg_server.async_url(name)
-    finally:
-        pg_server.drop_database(name)
 
 
 @pytest.fixture
