@@ -134,7 +134,7 @@ async def live_url(settings: BoardSettings) -> AsyncIterator[str]:
 
 
 class CommandTap:
-    """What reached the orchestrator: every command on wf.cmd.*, seen by a plain (not queue-group)
+    """What reached the orchestrator: every command on wf.cmd.>, seen by a plain (not queue-group)
     subscription beside the real orchestrator's, so the test reads the wire without answering."""
 
     def __init__(self) -> None:
@@ -144,7 +144,7 @@ class CommandTap:
         async def seen(msg: Msg) -> None:
             self.received.append(COMMAND_ADAPTER.validate_json(msg.data))
 
-        await nc.subscribe(f"{COMMANDS_PREFIX}.*", cb=seen)
+        await nc.subscribe(f"{COMMANDS_PREFIX}.>", cb=seen)
         await nc.flush()
         return self
 

@@ -258,7 +258,7 @@ async def test_silent_orchestrator_is_503_after_the_timeout(client: httpx.AsyncC
     async def swallow(msg: Msg) -> None:
         heard.append(msg.data)  # and never answer, like an orchestrator stuck in a long transaction
 
-    await nc.subscribe("wf.cmd.*", cb=swallow)
+    await nc.subscribe("wf.cmd.>", cb=swallow)
     await nc.flush()
     response = await client.post("/api/control/resume")
     assert response.status_code == 503
@@ -270,7 +270,7 @@ async def test_unreadable_reply_is_500_not_a_success(client: httpx.AsyncClient, 
     async def garbage(msg: Msg) -> None:
         await msg.respond(b"<html>oops</html>")
 
-    await nc.subscribe("wf.cmd.*", cb=garbage)
+    await nc.subscribe("wf.cmd.>", cb=garbage)
     await nc.flush()
     response = await client.post("/api/control/pause")
     assert response.status_code == 500

@@ -39,7 +39,7 @@ async def test_health_is_503_until_orchestrator_and_runner_are_up(
     assert "runners:" in body["message"]
 
     await start_orchestrator()
-    commands = await CommandTap().start(nc)  # only now: a listener on wf.cmd.* changes the first answer
+    commands = await CommandTap().start(nc)  # only now: a listener on wf.cmd.> changes the first answer
     response = await client.get("/health")
     assert response.status_code == 503
     assert response.json()["checks"]["orchestrator"] == "ok"

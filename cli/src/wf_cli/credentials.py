@@ -43,17 +43,27 @@ NATS_KINDS = ("orchestrator", "runner", "board", "sync-bridge", "cli")
 # What no client but the orchestrator may do: wipe the streams, answer commands as the orchestrator.
 _NOT_ADMIN = ("$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>")
 _CONTROL_WRITES = f"$KV.{CONTROL_BUCKET}.>"  # pausing goes through the orchestrator's command
+
+
+def _others_commands(kind: str) -> tuple[str, ...]:
+    """A login sends commands on wf.cmd.<its kind>.<type> only: not on wf.cmd.<type> (the
+    orchestrator's own) nor on another kind's, so the orchestrator knows which login sent a command
+    and refuses an actor that login may not name (wf_common.commands.SENDERS)."""
+    others = (f"{COMMANDS_PREFIX}.{other}.>" for other in NATS_KINDS if other != kind)
+    return (f"{COMMANDS_PREFIX}.*", *others)
+
+
+_NO_JOBS_OR_RESULTS = (f"{JOBS_PREFIX}.>", f"{RESULTS_PREFIX}.>", _CONTROL_WRITES, *_NOT_ADMIN)
 NATS_DENY_PUBLISH: dict[str, tuple[str, ...]] = {
     "orchestrator": (),
     # Runners take jobs and publish results, events and heartbeats; they do not make jobs or
     # send commands (an agent's process must not approve its own deploy).
     "runner": (f"{JOBS_PREFIX}.>", f"{COMMANDS_PREFIX}.>", _CONTROL_WRITES, *_NOT_ADMIN),
-    # The board, the sync bridge and the CLI send commands and read; they never forge jobs or results.
-    "board": (f"{JOBS_PREFIX}.>", f"{RESULTS_PREFIX}.>", _CONTROL_WRITES, *_NOT_ADMIN),
-    "sync-bridge": (f"{JOBS_PREFIX}.>", f"{RESULTS_PREFIX}.>", _CONTROL_WRITES, *_NOT_ADMIN),
-    "cli": (f"{JOBS_PREFIX}.>", f"{RESULTS_PREFIX}.>", _CONTROL_WRITES, *_NOT_ADMIN),
+    # The board, the sync bridge and the CLI send commands (on their own subjects) and read; they
+    # never forge jobs or results.
+    **{kind: (*_NO_JOBS_OR_RESULTS, *_others_commands(kind)) for kind in ("board", "sync-bridge", "cli")},
 }
-# Only the orchestrator listens on wf.cmd.*: nobody else can take a command and answer it.
+# Only the orchestrator listens on wf.cmd.>: nobody else can take a command and answer it.
 NATS_DENY_SUBSCRIBE = {
     kind: (() if kind == "orchestrator" else (f"{COMMANDS_PREFIX}.>",)) for kind in NATS_KINDS
 }

@@ -1,11 +1,15 @@
-"""Commands to the orchestrator, sent as NATS request/reply on wf.cmd.<name>.
+"""Commands to the orchestrator, sent as NATS request/reply on wf.cmd.<sender>.<name> (or
+wf.cmd.<name>, which only the orchestrator's own login may use on the embedded server).
 
-Every command says who issued it (`actor`). The reply is a `CommandReply`: `ok` with `data`, or an
-`error` with a code the board API maps to an HTTP status (see wf_common.errors).
+Every command says who issued it (`actor`); the sender (the NATS login, named by the subject, which
+the embedded server lets each login publish on for itself only) bounds which actors it may name:
+`SENDERS`, checked by the orchestrator with `may_claim`. The reply is a `CommandReply`: `ok` with
+`data`, or an `error` with a code the board API maps to an HTTP status (see wf_common.errors).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, Field, TypeAdapter, model_validator
@@ -214,6 +218,28 @@ COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 COMMAND_TYPES: tuple[str, ...] = tuple(
     cls.model_fields["type"].default for cls in get_args(get_args(Command)[0])
 )
+
+
+# The NATS logins that send commands (wf_cli.credentials.NATS_KINDS) and the actors each may name: the
+# board API is the token's holder (`human:<owner>`, `… via <client>`), its signed webhooks
+# (`hook:<name>`) and its health check; the sync bridge is `sync:<tracker>`; the operator's `nats` CLI
+# is a human. A runner sends none (its login cannot publish on wf.cmd.>); any other sender is refused.
+# None = wf.cmd.<type>: the orchestrator's own login (or a server without logins, where the bus
+# itself is the operator's to protect).
+SENDERS: dict[str, re.Pattern[str]] = {
+    "board": re.compile(r"human(:.+)?|hook:.+|board-api"),
+    "sync-bridge": re.compile(r"sync:.+"),
+    "cli": re.compile(r"human(:.+)?"),
+    "orchestrator": re.compile(r".+"),
+}
+
+
+def may_claim(sender: str | None, actor: str) -> bool:
+    """Whether a command sent with the login `sender` may name `actor` as who issued it."""
+    if sender is None:
+        return True
+    pattern = SENDERS.get(sender)
+    return pattern is not None and pattern.fullmatch(actor) is not None
 
 
 class ReplyError(BaseModel):

@@ -78,5 +78,10 @@ def event_subject(project: str | None, task_key: str | None, event_type: str) ->
     return f"{EVENTS_PREFIX}.{p}.{t}.{event_type}"
 
 
-def command_subject(name: str) -> str:
-    return f"{COMMANDS_PREFIX}.{token(name)}"
+def command_subject(name: str, sender: str | None = None) -> str:
+    """wf.cmd.<sender>.<name>: a command sent with the NATS login `sender` (wf_common.commands.SENDERS
+    says which actors each may name; on the embedded server a login can publish on its own only).
+    Without a sender, wf.cmd.<name>: which only the orchestrator's own login may publish on there."""
+    if sender is None:
+        return f"{COMMANDS_PREFIX}.{token(name)}"
+    return f"{COMMANDS_PREFIX}.{token(sender)}.{token(name)}"

@@ -7,7 +7,8 @@
     └── HookRefused          401/409/413/422: a webhook delivery refused (bad signature, replay, size)
 
 Besides these, `wf_common.errors.CommandError` (the orchestrator refused a command) maps by its code:
-invalid→422, not_found→404, conflict→409, unavailable→503, internal→500; `BusError` maps to 503.
+invalid→422, not_found→404, conflict→409, forbidden→403, unavailable→503, internal→500; `BusError`
+maps to 503.
 Every error response has the body ``{"error": code, "message": text}``.
 """
 

@@ -24,7 +24,14 @@ from wf_board_api.errors import ORCHESTRATOR_DOWN, ApiError, Invalid
 
 log = logging.getLogger(__name__)
 
-COMMAND_STATUS = {"invalid": 422, "not_found": 404, "conflict": 409, "unavailable": 503, "internal": 500}
+COMMAND_STATUS = {
+    "invalid": 422,
+    "not_found": 404,
+    "conflict": 409,
+    "forbidden": 403,
+    "unavailable": 503,
+    "internal": 500,
+}
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",

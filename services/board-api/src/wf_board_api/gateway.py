@@ -1,4 +1,5 @@
-"""Forward commands to the orchestrator (NATS request/reply on wf.cmd.<type>) and unwrap the reply.
+"""Forward commands to the orchestrator (NATS request/reply on wf.cmd.board.<type>, the board's own
+login's subjects) and unwrap the reply.
 
 The HTTP handlers build a `wf_common.commands` model from the path, the body and the actor (the
 credentials' holder, `state.get_actor`); `build_command` reports a value the orchestrator's schema
@@ -54,7 +55,7 @@ class CommandGateway:
     async def send(self, command: BaseModel, *, within: float | None = None) -> dict[str, Any]:
         """Send and return the reply's data; a refusal raises CommandError with the orchestrator's code."""
         kind = str(getattr(command, "type"))  # noqa: B009 - every command model has a `type` literal
-        subject = command_subject(kind)
+        subject = command_subject(kind, "board")
         try:
             raw = await bus.request(self._nc, subject, command, timeout=within or self._timeout)
         except (BusError, nats.errors.Error) as err:

@@ -1,6 +1,8 @@
-"""Commands: NATS request/reply on wf.cmd.<type> (queue group "orchestrator"), answered with a
-CommandReply. Refusals are CommandErrors with a code; a malformed request is "invalid" naming the field;
-anything unexpected is "internal" (and logged with its traceback)."""
+"""Commands: NATS request/reply on wf.cmd.<sender>.<type> and wf.cmd.<type> (queue group
+"orchestrator"), answered with a CommandReply. The sender is the NATS login the subject names (the
+embedded server lets a login publish on its own subjects only); an actor that login may not claim
+(`wf_common.commands.may_claim`) is "forbidden". Refusals are CommandErrors with a code; a malformed
+request is "invalid" naming the field; anything unexpected is "internal" (and logged with its traceback)."""
 
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ from wf_common.commands import (
     Resume,
     RetryTask,
     SubmitIdea,
+    may_claim,
 )
 from wf_common.db.tables import projects
 from wf_common.errors import CommandError
@@ -105,7 +108,7 @@ class CommandServer:
         self._inflight: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._sub = await self._nc.subscribe(f"{COMMANDS_PREFIX}.*", queue=COMMANDS_QUEUE, cb=self._on_msg)
+        self._sub = await self._nc.subscribe(f"{COMMANDS_PREFIX}.>", queue=COMMANDS_QUEUE, cb=self._on_msg)
 
     async def stop(self) -> None:
         if self._sub is not None:
@@ -121,16 +124,32 @@ class CommandServer:
 
     async def _serve(self, msg: Msg) -> None:
         async with self._slots:
-            reply = await self.handle(msg.subject.rsplit(".", 1)[-1], msg.data)
+            reply = await self._serve_subject(msg.subject, msg.data)
         if msg.reply:
             try:
                 await msg.respond(reply.model_dump_json(exclude_none=True).encode())
             except Exception as err:  # noqa: BLE001 - a boundary: any failure is reported or logged, never crashes the loop
                 log.warning("could not reply to %s: %s", msg.subject, err)
 
-    async def handle(self, kind: str, data: bytes) -> CommandReply:
+    async def _serve_subject(self, subject: str, data: bytes) -> CommandReply:
+        # wf.cmd.<type> or wf.cmd.<sender>.<type>
+        tokens = subject.split(".")[len(COMMANDS_PREFIX.split(".")) :]
+        if len(tokens) == 1:
+            return await self.handle(tokens[0], data)
+        if len(tokens) == 2:
+            return await self.handle(tokens[1], data, sender=tokens[0])
+        return CommandReply(
+            ok=False,
+            error=ReplyError(
+                code="invalid", message=f"{subject}: send commands on {COMMANDS_PREFIX}.<login>.<type>"
+            ),
+        )
+
+    async def handle(self, kind: str, data: bytes, *, sender: str | None = None) -> CommandReply:
+        """Parse and run one command; `sender` is the login the subject names (None: wf.cmd.<type>)."""
         try:
             cmd = self.parse(kind, data)
+            self.check_sender(sender, cmd)
             return CommandReply(ok=True, data=await self.execute(cmd))
         except CommandError as err:
             return CommandReply(ok=False, error=ReplyError(code=err.code, message=err.message))
@@ -138,6 +157,16 @@ class CommandServer:
             log.exception("command %s failed", kind)
             return CommandReply(
                 ok=False, error=ReplyError(code="internal", message="the orchestrator failed; see its log")
+            )
+
+    @staticmethod
+    def check_sender(sender: str | None, cmd: Command) -> None:
+        """Refuse an actor the sending login may not name (wf_common.commands.SENDERS)."""
+        if not may_claim(sender, cmd.actor):
+            raise CommandError(
+                "forbidden",
+                f"the NATS login {sender!r} may not send a command as {cmd.actor!r}: a command's actor "
+                "must be one its sender's login may name (see the Security section of docs/architecture.md)",
             )
 
     @staticmethod

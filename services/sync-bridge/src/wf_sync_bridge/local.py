@@ -1,5 +1,5 @@
-"""The bridge's only way to change local tasks: the orchestrator's commands (request/reply wf.cmd.*),
-so the pipeline's rules still apply to a move or edit made in a tracker."""
+"""The bridge's only way to change local tasks: the orchestrator's commands (request/reply
+wf.cmd.sync-bridge.*), so the pipeline's rules still apply to a move or edit made in a tracker."""
 
 from __future__ import annotations
 
@@ -29,14 +29,14 @@ class LocalTasks:
 
     async def command(self, kind: str, actor: str, **fields: Any) -> dict[str, Any]:
         body = json.dumps({"type": kind, "actor": actor, **fields}).encode()
+        # The bridge's own login's subject: the orchestrator lets it name `sync:<tracker>` actors only.
+        subject = command_subject(kind, "sync-bridge")
         try:
-            msg = await self.nc.request(command_subject(kind), body, timeout=self.timeout)
+            msg = await self.nc.request(subject, body, timeout=self.timeout)
         except nats.errors.NoRespondersError:
-            raise BusError(
-                f"nobody answers on {command_subject(kind)}: is the orchestrator running?"
-            ) from None
+            raise BusError(f"nobody answers on {subject}: is the orchestrator running?") from None
         except (TimeoutError, nats.errors.TimeoutError):
-            raise BusError(f"no answer on {command_subject(kind)} within {self.timeout:.0f}s") from None
+            raise BusError(f"no answer on {subject} within {self.timeout:.0f}s") from None
         reply = CommandReply.model_validate_json(msg.data)
         if not reply.ok:
             err = reply.error
