@@ -12,6 +12,7 @@ cannot work (no engine, image missing) and the job cannot run.
 from __future__ import annotations
 
 import codecs
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -54,6 +55,29 @@ class RunOutcome:
     limit_hit: str | None = None  # "timeout", "memory", "pids", or None
     duration_ms: float = 0.0
     detail: str = ""  # one line on the limit, e.g. "killed after 5s"
+
+    @classmethod
+    def captured(
+        cls,
+        exit_code: int | None,
+        out: StreamCapture,
+        err: StreamCapture,
+        *,
+        started: float,
+        limit_hit: str | None,
+        detail: str,
+    ) -> RunOutcome:
+        """The outcome of a command whose output `out`/`err` captured, started at `started`
+        (time.monotonic())."""
+        return cls(
+            exit_code,
+            out.text(),
+            err.text(),
+            truncated=truncation_note(out, err),
+            limit_hit=limit_hit,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+            detail=detail,
+        )
 
     @property
     def ok(self) -> bool:

@@ -39,7 +39,6 @@ from wf_agent_runner.sandbox.base import (
     SandboxError,
     StreamCapture,
     sandbox_env,
-    truncation_note,
 )
 from wf_agent_runner.sandbox.cgroups import Counters, docker_counters
 from wf_agent_runner.sandbox.channel import ChannelBroken, HelperChannel
@@ -272,15 +271,7 @@ class DockerSandbox(Sandbox):
         if reset:
             await self._reset()
             detail += "; the sandbox was reset" if limit_hit else ""
-        return RunOutcome(
-            code,
-            out.text(),
-            err.text(),
-            truncated=truncation_note(out, err),
-            limit_hit=limit_hit,
-            duration_ms=round((time.monotonic() - started) * 1000, 1),
-            detail=detail,
-        )
+        return RunOutcome.captured(code, out, err, started=started, limit_hit=limit_hit, detail=detail)
 
     async def _exec_helper(
         self,

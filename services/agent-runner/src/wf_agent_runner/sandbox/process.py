@@ -27,7 +27,6 @@ from wf_agent_runner.sandbox.base import (
     Sandbox,
     StreamCapture,
     sandbox_env,
-    truncation_note,
 )
 
 DRAIN_SECONDS = 1.0  # after the group is killed, how long to wait for the pipes to close
@@ -170,15 +169,7 @@ class ProcessSandbox(Sandbox):
         finally:
             self._running.discard(proc)
         code = None if limit_hit else signal_exit_code(proc.returncode if proc.returncode is not None else -9)
-        outcome = RunOutcome(
-            code,
-            out.text(),
-            err.text(),
-            truncated=truncation_note(out, err),
-            limit_hit=limit_hit,
-            duration_ms=round((time.monotonic() - started) * 1000, 1),
-            detail=detail,
-        )
+        outcome = RunOutcome.captured(code, out, err, started=started, limit_hit=limit_hit, detail=detail)
         return await self.after_run(run_id, outcome)
 
     async def freeze(self) -> None:
