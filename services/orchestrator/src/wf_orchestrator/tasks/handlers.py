@@ -3,6 +3,7 @@ reply's `data`; a refusal is a CommandError (not_found / conflict / invalid) and
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -57,31 +58,53 @@ async def _task(uow: UnitOfWork, ctx: Context, slug: str, key: str) -> tuple[Pro
     return project, found[0], found[1]
 
 
+async def insert_entry_task(
+    uow: UnitOfWork,
+    ctx: Context,
+    project: ProjectRow,
+    *,
+    title: str,
+    text: str,
+    priority: int,
+    actor: str,
+    now: datetime,
+    acceptance_criteria: list[str] | None = None,
+) -> TaskRow:
+    """A new task of `project` at the entry stage (its next key), announced with `task.created`; the
+    caller applies the transition that sends it on (an idea to the PM, a hook's task to work)."""
+    number = await repo.next_numbers(uow.conn, project.id, "next_task_number")
+    values: dict[str, Any] = {
+        "project_id": project.id,
+        "task_key": repo.task_key(number),
+        "title": title,
+        "description": text,
+        "current_stage": ENTRY_STAGE,
+        "state": TaskState.QUEUED.value,
+        "priority": priority,
+        "created_by": actor[:50],
+        "created_at": now,
+        "updated_at": now,
+    }
+    if acceptance_criteria is not None:
+        values["acceptance_criteria"] = acceptance_criteria
+    [task] = await repo.insert_tasks(uow.conn, [values])
+    snapshot = ctx.snapshot_cached(task)
+    uow.emit(TaskCreated(project=project.slug, task_key=task.task_key, actor=actor, task=snapshot))
+    return task
+
+
 async def submit_idea(uow: UnitOfWork, ctx: Context, cmd: SubmitIdea) -> dict[str, Any]:
     project = await project_of(uow, ctx, cmd.project)
     now = utcnow()
-    number = await repo.next_numbers(uow.conn, project.id, "next_task_number")
-    [idea] = await repo.insert_tasks(
-        uow.conn,
-        [
-            {
-                "project_id": project.id,
-                "task_key": repo.task_key(number),
-                "title": machine.first_line(cmd.text, machine.TITLE_MAX) or cmd.text[: machine.TITLE_MAX],
-                "description": cmd.text,
-                "current_stage": ENTRY_STAGE,
-                "state": TaskState.QUEUED.value,
-                "priority": cmd.priority,
-                "created_by": cmd.actor[:50],
-                "created_at": now,
-                "updated_at": now,
-            }
-        ],
-    )
-    uow.emit(
-        TaskCreated(
-            project=project.slug, task_key=idea.task_key, actor=cmd.actor, task=ctx.snapshot_cached(idea)
-        )
+    idea = await insert_entry_task(
+        uow,
+        ctx,
+        project,
+        title=machine.first_line(cmd.text, machine.TITLE_MAX) or cmd.text[: machine.TITLE_MAX],
+        text=cmd.text,
+        priority=cmd.priority,
+        actor=cmd.actor,
+        now=now,
     )
     applied = await transitions.apply(
         uow, ctx, idea, machine.submit_idea(ctx.pipeline), actor=cmd.actor, now=now

@@ -12,16 +12,13 @@ from pydantic import ValidationError
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from wf_common.commands import CountHookRefusal, CreateHook, DeleteHook, DeliverHook, SubmitIdea
-from wf_common.config import ENTRY_STAGE
 from wf_common.db.tables import hook_deliveries, hooks, projects
 from wf_common.errors import CommandError
-from wf_common.events import TaskCreated
 from wf_common.fields import error_message
 from wf_common.jobs import utcnow
-from wf_common.states import TaskState
 
 from wf_orchestrator.pipeline import machine
-from wf_orchestrator.tasks import handlers, repo, transitions
+from wf_orchestrator.tasks import handlers, transitions
 from wf_orchestrator.tasks.context import Context
 from wf_orchestrator.uow import UnitOfWork
 
@@ -135,27 +132,16 @@ async def _create_task(uow: UnitOfWork, ctx: Context, cmd: DeliverHook, slug: st
         )
     project = await handlers.project_of(uow, ctx, slug)
     now = utcnow()
-    number = await repo.next_numbers(uow.conn, project.id, "next_task_number")
-    [task] = await repo.insert_tasks(
-        uow.conn,
-        [
-            {
-                "project_id": project.id,
-                "task_key": repo.task_key(number),
-                "title": title,
-                "description": cmd.text,
-                "acceptance_criteria": cmd.acceptance_criteria,
-                "current_stage": ENTRY_STAGE,
-                "state": TaskState.QUEUED.value,
-                "priority": cmd.priority,
-                "created_by": actor[:50],
-                "created_at": now,
-                "updated_at": now,
-            }
-        ],
-    )
-    uow.emit(
-        TaskCreated(project=project.slug, task_key=task.task_key, actor=actor, task=ctx.snapshot_cached(task))
+    task = await handlers.insert_entry_task(
+        uow,
+        ctx,
+        project,
+        title=title,
+        text=cmd.text,
+        priority=cmd.priority,
+        actor=actor,
+        now=now,
+        acceptance_criteria=cmd.acceptance_criteria,
     )
     await transitions.apply(uow, ctx, task, machine.hook_task(ctx.pipeline, cmd.name), actor=actor, now=now)
     return task.task_key
