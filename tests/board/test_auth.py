@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -20,7 +19,6 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from wf_board_api.app import create_app
 from wf_board_api.settings import BoardSettings
-from wf_cli.embedded import EmbeddedPostgres
 from wf_cli.main import main as wf_main
 from wf_common.subjects import COMMANDS_PREFIX
 
@@ -49,17 +47,6 @@ class CommandLog:
 
 
 __all__ = ["migrated_template"]  # a session fixture, shared with the orchestrator's tests
-
-
-@pytest.fixture
-def database_url(pg_server: EmbeddedPostgres, migrated_template: str) -> Iterator[str]:
-    """A migrated database (the real orchestrator runs on it), this test's alone."""
-    name = f"auth_{uuid.uuid4().hex[:12]}"
-    pg_server.create_database(name, template=migrated_template)
-    try:
-        yield pg_server.async_url(name)
-    finally:
-        pg_server.drop_database(name)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ itself, configured with one target per fake."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,11 @@ from tests.fakes.asana import FakeAsana
 from tests.fakes.github import FakeGithub
 from tests.fakes.jira import FakeJira
 from tests.fakes.linear import FakeLinear
+from tests.orchestrator.conftest import database_url
 from tests.orchestrator.hub import Hub
+
+# A fixture: a database of each test alone, copied from `migrated_template` below.
+__all__ = ["database_url"]
 
 TEMPLATE = "wf_sync_template"
 STAGES = ["backlog", "pm", "dev", "qa", "sec", "docs", "deploy", "testing", "done"]
@@ -30,7 +33,9 @@ JIRA_STATUS = {s: s.capitalize() if s != "pm" else "PM" for s in STAGES}
 
 
 @pytest.fixture(scope="session")
-def sync_template(pg_server: EmbeddedPostgres) -> str:
+def migrated_template(pg_server: EmbeddedPostgres) -> str:
+    """What `database_url` (the orchestrator tests' fixture) copies here: the orchestrator's
+    migrations and the bridge's own."""
     pg_server.drop_database(TEMPLATE)
     pg_server.create_database(TEMPLATE)
 
@@ -40,16 +45,6 @@ def sync_template(pg_server: EmbeddedPostgres) -> str:
 
     asyncio.run(both())
     return TEMPLATE
-
-
-@pytest.fixture
-def database_url(pg_server: EmbeddedPostgres, sync_template: str) -> Iterator[str]:
-    name = f"sync_{uuid.uuid4().hex[:12]}"
-    pg_server.create_database(name, template=sync_template)
-    try:
-        yield pg_server.async_url(name)
-    finally:
-        pg_server.drop_database(name)
 
 
 class Fakes:
