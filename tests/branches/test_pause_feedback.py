@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import nats
@@ -39,11 +40,19 @@ async def test_pausing_a_task_mid_run_freezes_it_until_resumed(make_rig: Callabl
         await eventually(paused, what="the execution to be marked paused", within=10)
         [frozen] = hub.events_of("execution.paused", "T-002")
         assert frozen.scope == "task"
-        # Longer than ack_wait (2 s): the job is neither redelivered nor given another model turn.
-        await asyncio.sleep(rig.workflow.bus.ack_wait_seconds * 2)
+        # Paused (since its runner's `execution.paused`) for twice ack_wait (2 s), the job is still
+        # pending, delivered once: the runner's heartbeats keep it; it is neither redelivered nor
+        # given another model turn. A redelivery fails the wait at once.
+        outlive = timedelta(seconds=rig.workflow.bus.ack_wait_seconds * 2)
+
+        async def delivery_outlived_ack_wait() -> bool:
+            info = await hub.js.consumer_info(subjects.JOBS_STREAM, subjects.job_consumer("dev"))  # type: ignore[union-attr]
+            assert info.num_redelivered == 0, "the paused job was redelivered"
+            assert info.delivered.consumer_seq == 1, "the paused job was delivered again"
+            return info.num_ack_pending == 1 and datetime.now(UTC) - frozen.at > outlive
+
+        await eventually(delivery_outlived_ack_wait, what="the job to stay paused past ack_wait", within=30)
         assert len(rig.model.requests_of("Add alpha")) == 1
-        info = await hub.js.consumer_info(subjects.JOBS_STREAM, subjects.job_consumer("dev"))  # type: ignore[union-attr]
-        assert info.num_redelivered == 0
         assert len(hub.events_of("execution.started", "T-002")) == 1
         assert await hub.state("T-002") == ("dev", "running")
 
