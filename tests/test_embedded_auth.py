@@ -18,11 +18,6 @@ from wf_cli.embedded import EmbeddedPostgres, EmbeddedServerError, NatsServer, N
 
 from tests.fixtures.servers import server_scratch_dir
 
-# These tests make NATS connections fail on purpose (no login, wrong password, refused permissions);
-# nats-py leaves such an attempt's socket and stream writer to the garbage collector (third-party).
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
-
 
 def cmdline(pid: int) -> str:
     return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -48,7 +43,14 @@ async def _connect(url: str, errors: list[Exception] | None = None) -> NATS:
         if errors is not None:
             errors.append(err)
 
-    return await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0, error_cb=on_error)
+    nc = NATS()
+    try:
+        await nc.connect(url, allow_reconnect=False, max_reconnect_attempts=0, error_cb=on_error)
+    except BaseException:
+        # A refused attempt leaves its socket open in nats-py: close it here, not in the GC.
+        await nc.close()
+        raise
+    return nc
 
 
 async def test_nats_refuses_clients_without_credentials(
