@@ -98,3 +98,34 @@ async def test_git_data_cannot_be_written(gitbox: Sandbox, layout: tuple[Path, P
     out = await gitbox.run("echo more >> work.txt && git status --porcelain", 60)
     assert out.exit_code == 0, out.report()
     assert "?? work.txt" in out.stdout
+
+
+SECRET = "s3cret-token-in-git-config"
+
+
+async def test_the_repositorys_config_shows_no_secrets_inside(backend: str, layout: tuple[Path, Path]) -> None:
+    """A remote URL with a token, an auth header, a submodule's remote: git keeps them in config files
+    under the git directory, which the sandbox shows. A command sees safe copies without them."""
+    repo, tree = layout
+    git(repo, "remote", "add", "origin", f"https://agent:{SECRET}@example.invalid/repo.git")
+    git(repo, "config", "http.extraHeader", f"Authorization: Bearer {SECRET}")
+    module = repo / ".git" / "modules" / "lib"
+    module.mkdir(parents=True)
+    (module / "config").write_text(f'[remote "origin"]\n\turl = https://x:{SECRET}@example.invalid/lib\n')
+    before = (repo / ".git" / "config").read_text()
+    sb = await open_sandbox(sandbox_config(backend), tree, LABELS, lifetime=120)
+    try:
+        out = await sb.run(
+            "cat .git/config 2>/dev/null; common=$(git rev-parse --git-common-dir); "
+            'cat "$common/config"; grep -rI . "$common" 2>/dev/null | grep -v /objects/; '
+            "git config --list; git remote -v; git status --porcelain; echo done",
+            60,
+        )
+    finally:
+        await sb.close()
+    assert out.exit_code == 0, out.report()
+    assert out.stdout.rstrip().endswith("done")
+    assert SECRET not in out.stdout + out.stderr
+    assert "repositoryformatversion = 0" in out.stdout  # what git needs is there: git status worked
+    assert "fatal" not in out.stderr, out.report()
+    assert (repo / ".git" / "config").read_text() == before  # the host's copy is untouched

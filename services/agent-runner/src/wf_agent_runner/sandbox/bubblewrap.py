@@ -22,7 +22,7 @@ from wf_common.config import SandboxConfig
 
 from wf_agent_runner.sandbox.base import MEMORY, PATH, PIDS, SANDBOX_HOME, WORKDIR, RunOutcome, sandbox_env
 from wf_agent_runner.sandbox.cgroups import SandboxCgroup
-from wf_agent_runner.sandbox.gitdirs import git_binds
+from wf_agent_runner.sandbox.gitdirs import GitView
 from wf_agent_runner.sandbox.process import ProcessSandbox
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt")
@@ -66,6 +66,7 @@ class BubblewrapSandbox(ProcessSandbox):
         self._cgroup: SandboxCgroup | None = None
         self._no_cgroup = False
         self._before = (0, 0)
+        self._git = GitView(worktree)
 
     def cwd(self) -> Path:
         return Path("/")
@@ -94,8 +95,9 @@ class BubblewrapSandbox(ProcessSandbox):
             args += ["--ro-bind-try", tools, tools]
             path = f"{tools}/bin:{PATH}"
         args += ["--bind", str(self.worktree), WORKDIR]
-        for bind in git_binds(self.worktree):
-            # Commands can read the repository but not plant hooks or config the runner's git would run.
+        for bind in self._git.binds():
+            # Commands can read the repository but not plant hooks or config the runner's git would
+            # run, nor read the secrets its config may hold (its config files are safe copies).
             args += ["--ro-bind", str(bind.host), bind.inside]
         args += ["--chdir", WORKDIR, "--remount-ro", "/"]
         args.append("--clearenv")
@@ -190,6 +192,7 @@ class BubblewrapSandbox(ProcessSandbox):
         await super().close()
         if self._etc_dir is not None:
             shutil.rmtree(self._etc_dir, ignore_errors=True)
+        self._git.close()
         if self._cgroup is not None:
             await _removed(self._cgroup)
 

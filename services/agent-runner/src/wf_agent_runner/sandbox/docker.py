@@ -42,7 +42,7 @@ from wf_agent_runner.sandbox.base import (
 )
 from wf_agent_runner.sandbox.cgroups import Counters, docker_counters
 from wf_agent_runner.sandbox.channel import ChannelBroken, HelperChannel
-from wf_agent_runner.sandbox.gitdirs import git_binds
+from wf_agent_runner.sandbox.gitdirs import GitView
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,7 @@ class DockerSandbox(Sandbox):
         self._counted = (0, 0)
         self._closed = False
         self._lock = asyncio.Lock()
+        self._git = GitView(worktree)
 
     # -- the container ---------------------------------------------------------------------------
 
@@ -165,7 +166,7 @@ class DockerSandbox(Sandbox):
                     Mount(WORKDIR, str(self.worktree), type="bind", read_only=False),
                     *(
                         Mount(b.inside, str(b.host), type="bind", read_only=True)
-                        for b in git_binds(self.worktree)
+                        for b in self._git.binds()
                     ),
                 ],
                 environment=sandbox_env(),
@@ -398,6 +399,7 @@ class DockerSandbox(Sandbox):
             return
         self._closed = True
         await self._reset()
+        self._git.close()
         if self._docker is not None:
             await asyncio.to_thread(self._docker.close)
 
