@@ -13,8 +13,10 @@ from wf_common.jobs import Usage
 
 async def test_unreachable_server_fails_with_a_message_that_says_what_to_do() -> None:
     url = f"nats://127.0.0.1:{free_port()}"
-    with pytest.raises(BusError, match=r"could not connect to NATS at .*wf start"):
+    with pytest.raises(BusError, match=r"could not connect to NATS at .*wf start") as refused:
         await bus.connect(url, "t", first_connect_timeout=2)
+    # The reason is said, never left empty ("…:4222: . Is the stack…" before).
+    assert f"{url}: no server answered within 2 s. Is the stack running" in str(refused.value)
 
 
 async def test_topology_is_idempotent_and_jobs_dedupe_and_term(nats_server: NatsServer) -> None:

@@ -61,8 +61,14 @@ async def connect(url: str, name: str, *, first_connect_timeout: float = 15.0, *
             first_connect_timeout,
         )
     except Exception as err:  # nats raises several unrelated types for "cannot connect"
+        # A time-out's text is empty: say what it means.
+        why = str(err) or (
+            f"no server answered within {first_connect_timeout:g} s"
+            if isinstance(err, TimeoutError)
+            else type(err).__name__
+        )
         raise BusError(
-            f"could not connect to NATS at {redact_url(url)}: {err or type(err).__name__}. "
+            f"could not connect to NATS at {redact_url(url)}: {why}. "
             "Is the stack running (`wf start`), or is nats.url in config.yaml right?"
         ) from err
 
