@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from wf_cli.embedded import NatsServer
+from wf_cli.embedded.ports import free_port
 from wf_orchestrator.migrations import current_revision
 
 from tests.orchestrator.revisions import head_revision
@@ -37,3 +39,19 @@ async def test_bad_configuration_exits_2_naming_the_field(tmp_path: Path) -> Non
     code, out = await run("migrate", env={"WF_DATABASE_URL": "mysql://x"})
     assert code == 2
     assert "PostgreSQL" in out
+
+
+async def test_an_unreachable_database_exits_1_with_one_line_and_no_traceback(
+    nats_server: NatsServer,
+) -> None:
+    code, out = await run(
+        env={
+            "WF_NATS_URL": nats_server.url,
+            "WF_DATABASE_URL": f"postgresql://wf:pw@127.0.0.1:{free_port()}/wf",
+        }
+    )
+    assert code == 1, out
+    assert "Traceback" not in out
+    [said] = [line for line in out.splitlines() if line.startswith("wf-orchestrator: ")]
+    assert "PostgreSQL" in said or "database" in said, out
+    assert ":pw@" not in out  # the URL's password is not shown
