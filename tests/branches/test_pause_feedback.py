@@ -49,7 +49,7 @@ async def test_pausing_a_task_mid_run_freezes_it_until_resumed(make_rig: Callabl
             info = await hub.js.consumer_info(subjects.JOBS_STREAM, subjects.job_consumer("dev"))  # type: ignore[union-attr]
             assert info.num_redelivered == 0, "the paused job was redelivered"
             assert info.delivered.consumer_seq == 1, "the paused job was delivered again"
-            return info.num_ack_pending == 1 and datetime.now(UTC) - frozen.at > outlive
+            return bool(info.num_ack_pending == 1 and datetime.now(UTC) - frozen.at > outlive)
 
         await eventually(delivery_outlived_ack_wait, what="the job to stay paused past ack_wait", within=30)
         assert len(rig.model.requests_of("Add alpha")) == 1
