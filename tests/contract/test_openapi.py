@@ -70,6 +70,8 @@ def test_the_api_keeps_its_openapi_contract_under_schemathesis(
     code, output = run_schemathesis(stack, seed, tmp_path)
     summary = output[output.rfind("SUMMARY") :] if "SUMMARY" in output else output[-3000:]
     generated = re.search(r"(\d+) generated", summary)
+    # The warnings name the operations (e.g. which ones mostly answered 404), the summary counts them.
+    print(output[output.find("WARNINGS") : output.rfind("SUMMARY")] if "WARNINGS" in output else "")
     print(summary)
     assert code == 0, f"Schemathesis (seed {seed}) found failures:\n{output[-20000:]}"
     assert generated is not None

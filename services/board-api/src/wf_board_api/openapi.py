@@ -1,8 +1,10 @@
 """The OpenAPI schema as the contract, and /docs served from this process (no CDN: it works offline).
 
 The schema is FastAPI's, with what only the running configuration knows: the pipeline's stages, as
-the `enum` of every `stage` parameter (validation refuses any other stage). Swagger UI's files come
-from the pinned `swagger-ui-bundle` package and are served under /docs/static.
+the `enum` of every `stage` parameter (validation refuses any other stage), and OpenAPI links (`LINKS`):
+which answer's values an operation on the thing it made takes (the new project's slug, the new
+task's key, the new hook's name), so a client — or Schemathesis' stateful phase — can follow them.
+Swagger UI's files come from the pinned `swagger-ui-bundle` package and are served under /docs/static.
 """
 
 from __future__ import annotations
@@ -22,6 +24,54 @@ DOCS_STATIC = "/docs/static"
 
 # Request bodies naming a stage: (component schema, property) → which stages the command takes.
 _BODY_STAGES = {("MoveBody", "to_stage"): "all", ("RollbackBody", "to_stage"): "work"}
+
+
+# (method, path, status) of an answer → the operations (method, path) that take its values, and which.
+_PROJECT = "/api/projects/{slug}"
+_TASK = "/api/projects/{slug}/tasks/{key}"
+_NEW_PROJECT = {"slug": "$response.body#/project/slug"}
+_NEW_TASK = {"slug": "$request.path.slug", "key": "$response.body#/task/key"}
+_NEW_HOOK = {"name": "$response.body#/name"}
+LINKS: dict[tuple[str, str, str], list[tuple[str, str, dict[str, str]]]] = {
+    ("post", "/api/projects", "201"): [
+        ("get", _PROJECT, _NEW_PROJECT),
+        ("post", f"{_PROJECT}/ideas", _NEW_PROJECT),
+        ("post", f"{_PROJECT}/pause", _NEW_PROJECT),
+        ("post", f"{_PROJECT}/resume", _NEW_PROJECT),
+    ],
+    ("post", f"{_PROJECT}/ideas", "201"): [
+        ("get", _TASK, _NEW_TASK),
+        ("patch", _TASK, _NEW_TASK),
+        *(
+            ("get", f"{_TASK}/{what}", _NEW_TASK)
+            for what in ("executions", "diff", "output", "checkpoints")
+        ),
+        *(
+            ("post", f"{_TASK}/{what}", _NEW_TASK)
+            for what in ("approve", "reject", "feedback", "retry", "move", "pause", "resume", "rollback")
+        ),
+    ],
+    ("post", "/api/hooks", "201"): [
+        ("delete", "/api/hooks/{name}", _NEW_HOOK),
+        ("post", "/api/hooks/{name}", _NEW_HOOK),
+    ],
+}
+
+
+def add_links(schema: dict[str, Any]) -> None:
+    """Put `LINKS` in the schema, naming each target by its operationId; a target that is not in the
+    schema is left out (the link would point nowhere)."""
+    paths = schema.get("paths", {})
+    for (method, path, status), targets in LINKS.items():
+        response = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if response is None:
+            continue
+        links = response.setdefault("links", {})
+        for target_method, target_path, parameters in targets:
+            target = paths.get(target_path, {}).get(target_method)
+            if target is None or "operationId" not in target:
+                continue
+            links[target["operationId"]] = {"operationId": target["operationId"], "parameters": parameters}
 
 
 def install(app: FastAPI, stages: Sequence[str], work_stages: Sequence[str] = ()) -> None:
@@ -47,6 +97,7 @@ def install(app: FastAPI, stages: Sequence[str], work_stages: Sequence[str] = ()
                 field = components.get(name, {}).get("properties", {}).get(prop)
                 if field is not None:
                     _set_enum(field, list(stages if which == "all" else work_stages))
+            add_links(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
