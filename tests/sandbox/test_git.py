@@ -103,7 +103,9 @@ async def test_git_data_cannot_be_written(gitbox: Sandbox, layout: tuple[Path, P
 SECRET = "s3cret-token-in-git-config"
 
 
-async def test_the_repositorys_config_shows_no_secrets_inside(backend: str, layout: tuple[Path, Path]) -> None:
+async def test_the_repositorys_config_shows_no_secrets_inside(
+    backend: str, layout: tuple[Path, Path]
+) -> None:
     """A remote URL with a token, an auth header, a submodule's remote: git keeps them in config files
     under the git directory, which the sandbox shows. A command sees safe copies without them."""
     repo, tree = layout
