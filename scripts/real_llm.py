@@ -3,7 +3,8 @@
     python scripts/real_llm.py prepare      # venv with llama-cpp-python[server] + the GGUF (once)
     python scripts/real_llm.py test [ARGS]  # prepare, serve, run tests/real_llm (pytest ARGS), stop
     python scripts/real_llm.py serve        # prepare and serve in the foreground (Ctrl-C stops)
-    python scripts/real_llm.py bench [ARGS] # prepare, serve, run `python -m benchmarks.agents` (ARGS)
+    python scripts/real_llm.py bench [ARGS] # prepare, serve, run `python -m benchmarks.agents` (ARGS),
+                                            # resumable: outcomes go to .real-llm/bench-outcomes.jsonl
 
 - llama-cpp-python is built from source by pip into `.real-llm/venv` (about 13 minutes on two
   cores the first time; pip caches the wheel, so later venvs install in seconds). Its server speaks
@@ -180,7 +181,15 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(3600)
             return 0
         if args.command == "bench":
-            cmd = [sys.executable, "-m", "benchmarks.agents", "--base-url", base, "--model", MODEL_NAME]
+            # As tests/real_llm configures this model: emulated tool calls. Outcomes go to a resume
+            # file, so an interrupted run continues; delete it to start over.
+            progress = HOME / "bench-outcomes.jsonl"
+            if progress.exists():
+                log(f"resuming from {progress} (delete it to start over)")
+            cmd = [
+                sys.executable, "-m", "benchmarks.agents", "--base-url", base, "--model", MODEL_NAME,
+                "--tool-calls", "emulated", "--resume", str(progress),
+            ]  # fmt: skip
             done = subprocess.run([*cmd, *args.pytest_args], cwd=ROOT, check=False)  # noqa: S603
             return done.returncode
         env = {**os.environ, "WF_REAL_LLM_URL": base, "WF_REAL_LLM_MODEL": MODEL_NAME}
