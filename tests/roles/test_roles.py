@@ -11,6 +11,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from wf_agent_runner.agents.base import Agent, AgentContext
 from wf_agent_runner.agents.cli import CliAgent
 from wf_agent_runner.agents.dev import DevAgent
@@ -85,8 +86,7 @@ PACKAGE_LOCK = """{
     "": {"name": "shop-ui", "version": "1.0.0", "dependencies": {"lodash": "4.17.15"}},
     "node_modules/lodash": {
       "version": "4.17.15",
-      "resolved": "https://registry.example.test/lodash/-/lodash-4.17.15.tgz",
-      "integrity": "sha512-8xOcRHvCjnocdS5cpwXQXVzmmh5e5+saE2QGoeQmbKmRS6J3VQppPOIt0MnmE+4xlZoumy0GPG0D0MVIQbNA1w=="
+      "resolved": "https://registry.example.test/lodash/-/lodash-4.17.15.tgz"
     }
   }
 }
