@@ -3,8 +3,10 @@ benchmark's embedded NATS and PostgreSQL:
 
 1. a board of 2,000 tasks: time from navigation start to the cards being painted;
 2. event-to-screen latency with 20 board pages open at once: from publishing an event to JetStream
-   to the card's activity text changing in each page, side by side with the same events' arrival at
-   each page's EventSource (the SSE path alone, no DOM work);
+   to the card's activity text changing in each page, in turns with a raw SSE echo whose 20 pages
+   change the same text and are timed the same way (a MutationObserver); and, to split the path,
+   events that change nothing on screen (a key with no card; bare echo messages), timed at each
+   page's EventSource;
 3. JS heap of a card page after 100,000 lines of agent output streamed into its log window.
 """
 
@@ -265,24 +267,16 @@ def _collect(pages: list[Page], name: str, sent: list[float], samples: list[floa
 
 def _latencies(pages: list[Page], echo_pages: list[Page], echo: RawSseEcho, nats_url: str) -> dict[str, Any]:
     """Board and echo in turns: on screen (the text changes) and at the page (nothing changes)."""
-    samples: dict[str, list[float]] = {
-        k: [] for k in ("board_screen", "echo_screen", "board_page", "echo_page")
-    }
-    per_round = EVENTS // ROUNDS
+    names = ("board_screen", "echo_screen", "board_page", "echo_page")
+    samples: dict[str, list[float]] = {k: [] for k in names}
+    n = EVENTS // ROUNDS
     for _ in range(ROUNDS):
-        _collect(
-            pages,
-            "__marks",
-            _off_loop(_publish_toggles(nats_url, "T-001", per_round)),
-            samples["board_screen"],
-        )
-        _collect(echo_pages, "__marks", echo.send_toggles(per_round, on_screen=True), samples["echo_screen"])
-        _collect(
-            pages, "__sse", _off_loop(_publish_toggles(nats_url, OFF_BOARD, per_round)), samples["board_page"]
-        )
-        _collect(echo_pages, "__sse", echo.send_toggles(per_round, on_screen=False), samples["echo_page"])
+        _collect(pages, "__marks", _off_loop(_publish_toggles(nats_url, "T-001", n)), samples["board_screen"])
+        _collect(echo_pages, "__marks", echo.send_toggles(n, on_screen=True), samples["echo_screen"])
         for page in pages:
-            page.evaluate("window.__sse.splice(0)")  # the on-screen events' arrivals: not counted
+            page.evaluate("window.__sse.splice(0)")  # the on-screen events' arrivals: counted above
+        _collect(pages, "__sse", _off_loop(_publish_toggles(nats_url, OFF_BOARD, n)), samples["board_page"])
+        _collect(echo_pages, "__sse", echo.send_toggles(n, on_screen=False), samples["echo_page"])
     return {
         "board_event_to_screen_20_pages": summary_ms(samples["board_screen"]),
         "raw_sse_echo_to_screen_20_pages": summary_ms(samples["echo_screen"]),
