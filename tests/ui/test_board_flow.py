@@ -122,6 +122,8 @@ def test_idea_to_done_in_the_browser(
         timeout=20,
         what="approval",
     )
+    # The page reloads itself once approved (no gate, no Approve button): let it, before leaving it.
+    expect(page.get_by_role("button", name="Approve")).to_have_count(0, timeout=CARD_TIMEOUT)
 
     # --- the live log while DEV works ---------------------------------------------------------------
     page.goto(f"{stack.url}/ui/projects/calc/tasks/T-002")
