@@ -214,3 +214,12 @@ async def test_card_page_shows_the_whole_task(client: httpx.AsyncClient, db: Asy
     assert "screen.png" in text
     assert "image/png" in text
     assert "<script>alert" not in text
+
+    # The board's card carries the badges: open bugs, failed checks, tokens spent.
+    qa = await rows.agent(db, "qa")
+    await rows.execution(db, tid, qa, "qa", 1, status="completed", result_status="fail")
+    board = (await client.get("/ui/projects/calc")).text
+    card = board[board.index('id="card-T-002"') :].split("</article>")[0]
+    assert "1 open bug<" in card
+    assert "1 failed check<" in card
+    assert "1500 tokens" in card
