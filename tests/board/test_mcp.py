@@ -15,6 +15,7 @@ from wf_common.commands import Approve, Pause, Resume
 from wf_orchestrator.app import Orchestrator
 
 from tests.board.conftest import API_TOKEN, AUTH_HEADERS, CommandTap, new_project
+from tests.orchestrator.hub import eventually
 
 
 async def test_mcp_client_lists_tools_and_sends_commands_as_mcp_actor(
@@ -137,6 +138,11 @@ async def test_mcp_tools_cover_ideas_tasks_feedback_gates_and_scoped_pauses(
         lone_key = await session.call_tool("pause", {"key": key})
         assert lone_key.isError  # a key without its project is refused before anything is sent
 
+    # The tap is a subscription of its own: it may hear the last command just after its reply came.
+    async def all_heard() -> bool:
+        return len([c for c in commands.sent() if c.type != "create_project"]) >= 7
+
+    await eventually(all_heard, what="the tap to hear the seven commands")
     sent = [c for c in commands.sent() if c.type != "create_project"]
     assert [c.type for c in sent] == [
         "submit_idea",
