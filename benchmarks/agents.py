@@ -11,6 +11,15 @@ Then the hidden tests run on a copy of the workspace. Printed per task and mode:
 executions, tokens, wall time; then the pass rates. `--record` appends the figures to
 docs/performance.md. The agents run in-process (no bus) through the configured adapter.
 
+Cheap on a small local model, without changing what is measured:
+- every execution of a role sends the same system message (principles, instructions and, for
+  emulated tool calls, the tool descriptions) and the same tool list on every turn; the task comes
+  after it. A server with a prompt cache (llama-cpp-python `--cache`, which scripts/real_llm.py
+  turns on; llama-server, Ollama and vLLM reuse the prefix as well) evaluates that prefix once;
+- `--max-tokens` bounds each reply (a 0.5B model otherwise rambles to the context limit);
+- `--resume FILE` appends each (task, mode) outcome to FILE as a JSON line when it is done and
+  skips the ones already there, so an interrupted run continues where it stopped.
+
     python -m benchmarks.agents --adapter openai --base-url http://127.0.0.1:8080/v1 --model qwen
     python scripts/real_llm.py bench          # the same against the local Qwen2.5-Coder 0.5B
 """
@@ -25,7 +34,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -241,11 +251,54 @@ def record(outcomes: list[Outcome], model: str, path: Path = PERFORMANCE) -> Non
         f.write(section)
 
 
-async def run_all(bench: Bench, tasks: list[AgentTask], modes: tuple[str, ...] = MODES) -> list[Outcome]:
+def load_outcomes(path: Path) -> list[Outcome]:
+    """The outcomes a `--resume` file holds (one JSON object a line). A line cut off by an interrupted
+    write is skipped: that (task, mode) runs again."""
+    if not path.exists():
+        return []
+    known = {f.name for f in fields(Outcome)}
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and {"task", "mode", "passed"} <= obj.keys():
+            out.append(Outcome(**{k: v for k, v in obj.items() if k in known}))
+    return out
+
+
+def append_outcome(path: Path, outcome: Outcome) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("ab+") as f:
+        cut = False  # the file ends in a line an interrupted write cut off: start a new line
+        if f.seek(0, 2) > 0:
+            f.seek(-1, 2)
+            cut = f.read(1) != b"\n"
+        f.write((("\n" if cut else "") + json.dumps(asdict(outcome)) + "\n").encode())
+        f.flush()
+
+
+async def run_all(
+    bench: Bench,
+    tasks: list[AgentTask],
+    modes: tuple[str, ...] = MODES,
+    *,
+    resume: Path | None = None,
+    done: Iterable[Outcome] = (),
+) -> list[Outcome]:
+    """Every (task, mode) not in `done` (or in the `resume` file); with `resume`, each new outcome is
+    appended to it as soon as it is known. Returns the outcomes of all pairs, earlier ones included."""
+    earlier = {(o.task, o.mode): o for o in [*done, *(load_outcomes(resume) if resume else [])]}
     outcomes = []
     for task in tasks:
         for mode in modes:
+            if (task.name, mode) in earlier:
+                outcomes.append(earlier[(task.name, mode)])
+                continue
             outcomes.append(await bench.run(task, mode))
+            if resume is not None:
+                append_outcome(resume, outcomes[-1])
             print(render([outcomes[-1]]).splitlines()[1], flush=True)
     return outcomes
 
@@ -259,16 +312,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", nargs="*", help="task directory names (default: all)")
     ap.add_argument("--rework-limit", type=int, default=3)
     ap.add_argument("--max-turns", type=int, default=20)
+    ap.add_argument("--max-tokens", type=int, default=512, help="bound on each model reply (tokens)")
+    modes = ["auto", "native", "emulated"]
+    ap.add_argument("--tool-calls", default="auto", choices=modes, help="as llm_backend.tool_calls")
+    ap.add_argument(
+        "--resume", type=Path, default=None, help="append outcomes to this JSON-lines file; skip those in it"
+    )
     ap.add_argument("--record", action="store_true", help="append the figures to docs/performance.md")
     ap.add_argument("--json", action="store_true", help="print the outcomes as JSON")
     args = ap.parse_args(argv)
     llm = LLMBackendConfig(
-        adapter=args.adapter, host=args.base_url, model=args.model, api_key=args.api_key, timeout_seconds=900
+        adapter=args.adapter,
+        host=args.base_url,
+        model=args.model,
+        api_key=args.api_key,
+        timeout_seconds=900,
+        max_tokens=args.max_tokens,
+        tool_calls=args.tool_calls,
     )
     tasks = load_tasks(only=args.tasks)
     with tempfile.TemporaryDirectory(prefix="bench-agents-") as tmp:
         bench = Bench(llm, Path(tmp), rework_limit=args.rework_limit, max_turns=args.max_turns)
-        outcomes = asyncio.run(run_all(bench, tasks))
+        outcomes = asyncio.run(run_all(bench, tasks, resume=args.resume))
     print(json.dumps([asdict(o) for o in outcomes], indent=2) if args.json else render(outcomes))
     if args.record:
         record(outcomes, args.model)

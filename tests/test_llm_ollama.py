@@ -24,6 +24,7 @@ from wf_agent_runner.llm import (
     ToolCall,
     build_adapter,
 )
+from wf_agent_runner.llm.toolcalls import ToolCallAdapter
 from wf_common.config import LLMBackendConfig
 
 from tests.fakes.ollama import Reply, ScriptedOllama
@@ -232,12 +233,56 @@ async def test_http_error_carries_ollama_text_and_url(fake: ScriptedOllama, llm:
     assert err.value.retryable is False
 
 
-async def test_server_busy_is_retryable(fake: ScriptedOllama, llm: OllamaAdapter) -> None:
-    fake.queue(Reply(error_status=503, error_message="server busy, please try again"))
-    with pytest.raises(LLMError) as err:
-        await llm.chat(USER)
+async def test_server_busy_that_persists_is_a_retryable_error(fake: ScriptedOllama) -> None:
+    fake.queue(*[Reply(error_status=503, error_message="server busy, please try again")] * 3)
+    async with OllamaAdapter(fake.url, MODEL, max_retries=2, backoff_base=0.01) as llm:
+        with pytest.raises(LLMError) as err:
+            await llm.chat(USER)
     assert err.value.retryable is True
     assert "server busy" in str(err.value)
+    assert "after 2 retries" in str(err.value)
+    assert len(fake.requests) == 3  # the first try and two retries, then it gives up
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_rate_limit_and_busy_are_retried_after_retry_after(
+    fake: ScriptedOllama, llm: OllamaAdapter, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.queue(Reply(error_status=status, error_message="server busy", retry_after="0"), Reply.text("done"))
+    caplog.set_level(logging.WARNING)
+
+    result = await llm.chat(USER)
+
+    assert result.content == "done"
+    assert len(fake.requests) == 2
+    assert f"answered {status}; retry 1/3 in 0.0s" in caplog.text
+
+
+async def test_busy_without_retry_after_backs_off_and_succeeds(
+    fake: ScriptedOllama, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.queue(Reply(error_status=503, error_message="server busy"), Reply.text("later"))
+    caplog.set_level(logging.WARNING)
+    async with OllamaAdapter(fake.url, MODEL, backoff_base=0.05) as llm:
+        result = await llm.chat(USER)
+    assert result.content == "later"
+    assert "answered 503; retry 1/3 in 0.1s" in caplog.text  # the backoff, not a Retry-After
+
+
+async def test_client_errors_are_not_retried(fake: ScriptedOllama, llm: OllamaAdapter) -> None:
+    fake.queue(Reply(error_status=400, error_message="invalid options"), Reply.text("unused"))
+    with pytest.raises(LLMError, match="invalid options"):
+        await llm.chat(USER)
+    assert len(fake.requests) == 1
+    assert fake.pending == 1
+
+
+def test_build_adapter_passes_max_retries_to_ollama() -> None:
+    entry = LLMBackendConfig(adapter="ollama", host="http://127.0.0.1:1", model=MODEL, max_retries=5)
+    adapter = build_adapter(entry, "dev")
+    assert isinstance(adapter, ToolCallAdapter)
+    assert isinstance(adapter.inner, OllamaAdapter)
+    assert adapter.inner.max_retries == 5
 
 
 async def test_unreachable_server_names_url_and_fix() -> None:

@@ -3,14 +3,18 @@ the real orchestrator, and commands are recorded as the token's holder via mcp:<
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import httpx
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import Implementation, TextContent
-from wf_common.commands import Approve, Pause
+from mcp.types import CallToolResult, Implementation, TextContent
+from wf_common.commands import Approve, Pause, Resume
 from wf_orchestrator.app import Orchestrator
 
-from tests.board.conftest import API_TOKEN, AUTH_HEADERS, CommandTap
+from tests.board.conftest import API_TOKEN, AUTH_HEADERS, CommandTap, new_project
 
 
 async def test_mcp_client_lists_tools_and_sends_commands_as_mcp_actor(
@@ -83,3 +87,66 @@ async def test_wf_mcp_on_stdio_talks_to_the_board(
         result = await session.call_tool("resume", {})
         assert not result.isError
     assert [(c.type, c.actor) for c in commands.sent()] == [("resume", "human:owner via mcp:cursor")]
+
+
+def _json(result: CallToolResult) -> Any:
+    """A tool's answer: FastMCP sends a dict as one JSON text, a list as one text per item."""
+    assert not result.isError, result.content
+    texts = [c.text for c in result.content if isinstance(c, TextContent)]
+    return json.loads(texts[0]) if len(texts) == 1 else [json.loads(t) for t in texts]
+
+
+async def test_mcp_tools_cover_ideas_tasks_feedback_gates_and_scoped_pauses(
+    live_url: str, orchestrator: Orchestrator, commands: CommandTap, tmp_path: Path
+) -> None:
+    async with httpx.AsyncClient(base_url=live_url, headers=AUTH_HEADERS, timeout=30) as api:
+        await new_project(api, tmp_path / "calc", slug="calc")
+    async with (
+        httpx.AsyncClient(headers=AUTH_HEADERS, timeout=30) as http,
+        streamable_http_client(f"{live_url}/mcp", http_client=http) as (read, write, _),
+        ClientSession(read, write, client_info=Implementation(name="claude-code", version="1")) as session,
+    ):
+        await session.initialize()
+        assert [p["slug"] for p in [_json(await session.call_tool("list_projects", {}))]] == ["calc"]
+        _json(await session.call_tool("submit_idea", {"project": "calc", "text": "Calculator with add"}))
+        tasks = _json(await session.call_tool("list_tasks", {"project": "calc"}))
+        [idea] = tasks if isinstance(tasks, list) else [tasks]
+        assert idea["title"].startswith("Calculator with add")
+        key = idea["key"]
+
+        note = {"project": "calc", "key": key, "text": "Mind the types", "file": "calc/add.py", "line": 2}
+        _json(await session.call_tool("add_feedback", note))
+        task = _json(await session.call_tool("get_task", {"project": "calc", "key": key}))
+        assert task["key"] == key
+        assert [(f["file"], f["line"], f["text"]) for f in task["feedback"]] == [
+            ("calc/add.py", 2, "Mind the types")
+        ]
+        assert "handoffs" in task
+        assert "executions" in task
+
+        # Not at a gate: the orchestrator's refusal comes back as the tool's error, with its reason.
+        refused = await session.call_tool("reject", {"project": "calc", "key": key, "reason": "Too vague"})
+        assert refused.isError
+        assert isinstance(refused.content[0], TextContent)
+        assert "approval" in refused.content[0].text.lower() or "gate" in refused.content[0].text.lower()
+
+        _json(await session.call_tool("pause", {"project": "calc"}))
+        _json(await session.call_tool("pause", {"project": "calc", "key": key}))
+        _json(await session.call_tool("resume", {"project": "calc", "key": key}))
+        _json(await session.call_tool("resume", {"project": "calc"}))
+        lone_key = await session.call_tool("pause", {"key": key})
+        assert lone_key.isError  # a key without its project is refused before anything is sent
+
+    sent = [c for c in commands.sent() if c.type != "create_project"]
+    assert [c.type for c in sent] == [
+        "submit_idea",
+        "add_feedback",
+        "reject",
+        "pause",
+        "pause",
+        "resume",
+        "resume",
+    ]
+    assert {c.actor for c in sent} == {"human:owner via mcp:claude-code"}
+    scopes = [(c.project, c.task_key) for c in sent if isinstance(c, Pause | Resume)]
+    assert scopes == [("calc", None), ("calc", key), ("calc", key), ("calc", None)]

@@ -8,6 +8,7 @@ import fcntl
 import os
 import pty
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -105,3 +106,34 @@ async def test_wf_watch_in_a_terminal_draws_the_board_and_its_keys_send_commands
     kinds = [type(c) for c in commands.sent()]
     assert kinds == [CreateProject, SubmitIdea, Approve, Pause]
     assert (await client.get("/api/control")).json()["paused"] is True
+
+
+async def test_wf_watch_plain_on_a_terminal_prints_lines_instead_of_the_board(
+    live_url: str, client: httpx.AsyncClient, orchestrator: Orchestrator, tmp_path: Path
+) -> None:
+    await new_project(client, tmp_path / "demo", slug="demo")
+    await client.post("/api/projects/demo/ideas", json={"text": "Login page"})
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once; the pty's fds are handed to it here
+        [str(WF), "--url", live_url, "watch", "--plain", "--replay", "20"],
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env={**os.environ, "TERM": "xterm-256color", "WF_TOKEN": API_TOKEN},
+        close_fds=True,
+    )
+    os.close(secondary)
+    try:
+        seen = await asyncio.to_thread(read_until, primary, "Login page")
+        line = next(line for line in seen.splitlines() if "Login page" in line)
+        assert "demo" in line  # one readable line per event, naming the project
+        assert "T-001" in line
+        assert "\x1b[?1049h" not in seen  # never switched to the full-screen board
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(proc.wait, 20) in (0, 130)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        os.close(primary)

@@ -164,3 +164,62 @@ async def test_move_and_line_comments_become_commands(
     bad = await client.post("/api/projects/calc/tasks/T-001/feedback", json={"text": "x", "line": 0})
     assert bad.status_code == 422
     assert len(commands.sent()) == sent  # refused by the board, never sent
+
+
+async def test_card_page_shows_the_whole_task(client: httpx.AsyncClient, db: AsyncConnection) -> None:
+    """Description, criteria, blocked_by, handoffs, executions with tokens and time, bugs with their
+    reproduction, feedback and attachments: all on the card's deep link, escaped."""
+    pid = await rows.project(db, "calc")
+    blocker = await rows.task(db, pid, "T-001", title="Set up the package")
+    tid = await rows.task(
+        db,
+        pid,
+        "T-002",
+        title="Add function add",
+        description=f"Sum two numbers {XSS}",
+        acceptance_criteria=["add(2, 3) == 5", "add(-1, 1) == 0"],
+        blocked_by=[blocker],
+        current_stage="qa",
+    )
+    dev = await rows.agent(db, "dev")
+    usage = {"prompt_tokens": 1200, "completion_tokens": 300, "duration_ms": 4500, "llm_calls": 2}
+    eid = await rows.execution(
+        db, tid, dev, "dev", 1, status="completed", result_status="pass", result_summary="Implemented add",
+        usage=usage,
+    )  # fmt: skip
+    await rows.handoff(db, tid, "dev", "qa", actor="agent:dev", notes="ready for tests")
+    await rows.bug(
+        db, pid, tid, "BUG-001", title="add(-1, 1) is wrong", execution_id=eid,
+        reproduction={"command": "pytest tests/test_add.py", "expected": "0", "actual": "2"},
+    )  # fmt: skip
+    await rows.note(db, tid, "Mind negative numbers")
+    png = b"\x89PNG..."
+    await rows.attachment(db, pid, png, task_id=tid, filename="screen.png", content_type="image/png")
+
+    page = await client.get("/ui/projects/calc/tasks/T-002")
+    assert page.status_code == 200
+    text = page.text
+    assert "Sum two numbers &lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "<li>add(2, 3) == 5</li>" in text
+    assert "<li>add(-1, 1) == 0</li>" in text
+    assert '<a href="/ui/projects/calc/tasks/T-001">T-001</a>' in text  # blocked by, as a link
+    assert "dev → qa by agent:dev" in text
+    assert "ready for tests" in text
+    assert "Implemented add" in text
+    assert "Tokens: 1500 (1200 prompt, 300 completion) in 2 model calls, 4.5 s." in text
+    assert "BUG-001" in text
+    assert "add(-1, 1) is wrong" in text
+    assert "pytest tests/test_add.py" in text  # the bug's reproduction
+    assert "Mind negative numbers" in text
+    assert "screen.png" in text
+    assert "image/png" in text
+    assert "<script>alert" not in text
+
+    # The board's card carries the badges: open bugs, failed checks, tokens spent.
+    qa = await rows.agent(db, "qa")
+    await rows.execution(db, tid, qa, "qa", 1, status="completed", result_status="fail")
+    board = (await client.get("/ui/projects/calc")).text
+    card = board[board.index('id="card-T-002"') :].split("</article>")[0]
+    assert "1 open bug<" in card
+    assert "1 failed check<" in card
+    assert "1500 tokens" in card

@@ -48,6 +48,8 @@ class Reply:
     # Answer with this HTTP status and {"error": error_message} instead of a stream.
     error_status: int | None = None
     error_message: str = "scripted error"
+    # With error_status: a `Retry-After` header (Ollama itself sends none; a proxy in front may).
+    retry_after: str | None = None
     # Stream the content, then an {"error": ...} line and end (a runner crash mid-answer).
     mid_stream_error: str | None = None
     # Seconds to wait before answering; a big value is a hung server (stop() still ends it).
@@ -88,8 +90,9 @@ def _words(text: str) -> list[str]:
     return re.findall(r"\s*\S+\s*|\s+", text)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, retry_after: str | None = None) -> JSONResponse:
+    headers = {"retry-after": retry_after} if retry_after is not None else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 class ScriptedOllama:
@@ -244,7 +247,7 @@ class ScriptedOllama:
         if reply.delay > 0 and await self._sleep_or_stop(reply.delay):
             return _error(503, "ScriptedOllama is shutting down")
         if reply.error_status is not None:
-            return _error(reply.error_status, reply.error_message)
+            return _error(reply.error_status, reply.error_message, reply.retry_after)
 
         words = _words(reply.content)
         size = max(1, reply.chunk_size)

@@ -145,3 +145,13 @@ async def test_unreachable_and_capabilities(fake: ScriptedAnthropic, llm: Anthro
         with pytest.raises(LLMUnavailable, match="connection refused"):
             await dead.chat(USER)
         assert (await dead.capabilities()).reachable is False
+
+
+async def test_hung_server_times_out_with_the_fix(fake: ScriptedAnthropic) -> None:
+    fake.queue(Reply.text("late", delay=60))
+    async with AnthropicAdapter(fake.base_url, MODEL, api_key=KEY, timeout_seconds=0.5) as llm:
+        with pytest.raises(LLMUnavailable, match="did not") as err:
+            await llm.chat(USER)
+    assert "timeout_seconds" in str(err.value)
+    assert err.value.retryable
+    assert KEY not in str(err.value)

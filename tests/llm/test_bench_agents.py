@@ -4,13 +4,14 @@ DEV fixes it from the bug; the hidden tests decide, and the report counts runs a
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
 
 from wf_common.config import LLMBackendConfig
 
-from benchmarks.agents import Bench, load_tasks, record, render, run_all, summary
+from benchmarks.agents import Bench, load_outcomes, load_tasks, record, render, run_all, summary
 from tests.fakes.openai import Reply, ScriptedOpenAI
 
 FIZZ = (
@@ -92,3 +93,38 @@ async def test_single_shot_vs_pipeline_on_a_scripted_model(tmp_path: Path) -> No
     perf.write_text("# Performance\n", encoding="utf-8")
     record(outcomes, "scripted", perf)
     assert "| pipeline | 2 | 100% |" in perf.read_text(encoding="utf-8")
+
+
+async def test_an_interrupted_run_resumes_and_every_execution_shares_its_roles_prefix(tmp_path: Path) -> None:
+    model = BenchModel()
+    progress = tmp_path / "outcomes.jsonl"
+    fizz = load_tasks(only=["01_fizzbuzz"])
+    with ScriptedOpenAI(model, models=("scripted",)) as fake:
+        llm = LLMBackendConfig(
+            adapter="openai", host=fake.base_url, model="scripted", timeout_seconds=30, max_tokens=256
+        )
+        # The first run stops after single-shot (as if interrupted), leaving half a line behind.
+        first = await run_all(Bench(llm, tmp_path / "a", max_turns=5), fizz, ("single",), resume=progress)
+        with progress.open("a", encoding="utf-8") as f:
+            f.write('{"task": "01_fizzbuzz", "mo')
+        calls_before = len(model.calls)
+        again = await run_all(Bench(llm, tmp_path / "b", max_turns=5), fizz, resume=progress)
+        requests = list(fake.requests)
+
+    assert [(o.task, o.mode, o.passed) for o in first] == [("01_fizzbuzz", "single", True)]
+    # The second run did only the pipeline (DEV, QA: 2 turns each) and reports both modes.
+    assert [(o.mode, o.executions) for o in again] == [("single", 1), ("pipeline", 2)]
+    assert again[0] == first[0]
+    assert model.calls[calls_before:] == ["dev", "dev", "qa", "qa"]
+    assert [o.mode for o in load_outcomes(progress)] == ["single", "pipeline"]  # the cut line is skipped
+    # A bounded reply, and per role one system message and one tool list for every turn of every
+    # execution: the prefix a server's prompt cache keeps.
+    assert {r.get("max_tokens") for r in requests} == {256}
+    by_role: dict[str, set[str]] = {}
+    for r in requests:
+        system = r["messages"][0]
+        assert system["role"] == "system"
+        role = "qa" if "You verify the task's acceptance criteria" in system["content"] else "dev"
+        by_role.setdefault(role, set()).add(json.dumps([system, r.get("tools")], sort_keys=True))
+    assert sorted(by_role) == ["dev", "qa"]
+    assert all(len(prefixes) == 1 for prefixes in by_role.values())

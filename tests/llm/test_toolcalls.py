@@ -219,6 +219,16 @@ def test_dependencies_counted_from_one_or_on_itself_are_repaired() -> None:
     assert any("named the task itself" in n for n in notes)
 
 
+def test_a_dependency_on_no_task_is_dropped() -> None:
+    # The shape Qwen2.5-Coder-0.5B answered three times over in `make test-real-llm` (2026-12-01):
+    # one task depending on task 2, rejected with "tasks[0].depends_on: 2 is not an index into tasks".
+    breakdown, notes = read_breakdown(reply("pm_dangling_dependency.txt"))
+    (only,) = breakdown.tasks
+    assert only.depends_on == []
+    assert only.acceptance_criteria == ["add(2, 3) returns 5", "multiply(2, 3) returns 6"]
+    assert any("named no task of the breakdown ([2])" in n for n in notes)
+
+
 def test_zero_based_dependencies_are_left_alone() -> None:
     base = {"description": "d", "acceptance_criteria": ["a"], "priority": 5}
     tasks = [{**base, "title": "Add x", "depends_on": []}, {**base, "title": "Add y", "depends_on": [0]}]

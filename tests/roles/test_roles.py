@@ -11,6 +11,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from wf_agent_runner.agents.base import Agent, AgentContext
 from wf_agent_runner.agents.cli import CliAgent
 from wf_agent_runner.agents.dev import DevAgent
@@ -74,6 +75,45 @@ async def test_sec_passes_clean_code_with_low_findings_attached(
     [low] = [f for f in result.findings if f.tool == "bandit"]
     assert low.rule.startswith("B404")
     assert low.severity == "low"
+
+
+PACKAGE_LOCK = """{
+  "name": "shop-ui",
+  "version": "1.0.0",
+  "lockfileVersion": 3,
+  "requires": true,
+  "packages": {
+    "": {"name": "shop-ui", "version": "1.0.0", "dependencies": {"lodash": "4.17.15"}},
+    "node_modules/lodash": {
+      "version": "4.17.15",
+      "resolved": "https://registry.example.test/lodash/-/lodash-4.17.15.tgz"
+    }
+  }
+}
+"""
+
+
+async def test_sec_runs_npm_audit_on_a_lockfile_and_reports_offline_as_skipped(
+    fake: ScriptedOllama, run_role: RoleRunner, workspace: Path
+) -> None:
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed on this machine (Debian: apt-get install npm)")
+    (workspace / "web").mkdir()
+    (workspace / "web" / "package.json").write_text(
+        '{"name": "shop-ui", "version": "1.0.0", "dependencies": {"lodash": "4.17.15"}}\n'
+    )
+    (workspace / "web" / "package-lock.json").write_text(PACKAGE_LOCK)
+    git(workspace, "add", "-A")
+    git(workspace, "commit", "-q", "-m", "T-002: Add the web UI")
+    fake.queue(Reply.tool("finish", status="pass", summary="Nothing found"))
+
+    result = await run_role(make_job(workspace, "sec"))  # bubblewrap: no network in the sandbox
+
+    [audit] = [f for f in result.findings if f.tool == "npm-audit"]
+    assert audit.path == "web/package-lock.json"
+    assert audit.message.startswith("skipped: offline"), audit.message
+    assert audit.severity == "info"
+    assert "npm-audit: skipped: offline" in result.summary
 
 
 async def test_sec_says_a_missing_scanner_is_skipped(

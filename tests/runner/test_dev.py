@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from wf_common.jobs import TaskRef
 from wf_common.states import Verdict
 
 from tests.fakes.ollama import Reply, ScriptedOllama
@@ -95,16 +96,20 @@ async def test_tool_errors_go_back_to_the_model(
         Reply.tool("edit_file", path="app/prices.py", old="nope", new="x"),
         Reply(tool_calls=[("write_file", {"path": ".git/hooks/pre-commit", "content": "x"})]),
         Reply.tool("finish", status="pass", summary="Nothing to change"),
+        Reply.tool("finish", status="pass", summary="Nothing to change"),
     )
     result = await run_agent(make_job("dev"))
-    assert result.status is Verdict.PASS
+    # Every change was refused, so its "pass" is no delivery.
+    assert result.status is Verdict.FAIL
+    assert result.summary.startswith("DEV finished without changing any file")
     assert result.commits == []
     assert result.files_changed == []
-    errors = [last_message(r) for r in fake.requests[1:4]]
+    errors = [last_message(r) for r in fake.requests[1:5]]
     assert all(m["role"] == "tool" and m["content"].startswith("error:") for m in errors)
     assert "outside the workspace" in errors[0]["content"]
     assert "occurs 0 times" in errors[1]["content"]
     assert ".git/" in errors[2]["content"]
+    assert errors[3]["content"].startswith("error: DEV finished without changing any file. The task asks")
 
 
 async def test_turn_cap_fails_with_a_clear_summary(
@@ -117,50 +122,74 @@ async def test_turn_cap_fails_with_a_clear_summary(
     assert result.escalate
     assert len(fake.requests) == 3
     assert fake.pending == 2
-    # The last turn offers only finish and says so; the list_files it asked for anyway was not run.
+    # The last turn accepts only finish and says so, with the same tool list as every turn (the
+    # model server's prompt cache keeps serving the prefix); the list_files it asked for anyway was
+    # not run, and the refusal is what the model would see next.
     last = fake.requests[-1]
-    assert [t["function"]["name"] for t in last["tools"]] == ["finish"]
+    assert last["tools"] == fake.requests[0]["tools"]
     assert "last turn: call finish now" in last_message(last)["content"]
+    assert "Only finish is accepted on this turn" in last_message(last)["content"]
     assert len([m for m in last["messages"] if m["role"] == "tool"]) == 2
 
 
-async def test_the_same_change_made_twice_gets_a_turn_that_offers_only_finish(
-    fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner
+async def test_narrowing_keeps_the_prompt_prefix_and_refuses_other_tools(
+    fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner, workspace: Path
 ) -> None:
-    # What Qwen2.5-Coder 0.5B does when it is done: it writes the same file with the same content again.
+    # What Qwen2.5-Coder 0.5B does when it is done: it writes the same file with the same content again,
+    # and when told to finish it writes it once more.
     write = Reply.tool("write_file", path="calc/add.py", content="def add(a, b):\n    return a + b\n")
-    fake.queue(write, write, Reply.tool("finish", status="pass", summary="Add add"))
+    fake.queue(write, write, write, Reply.tool("finish", status="pass", summary="Add add"))
     result = await run_agent(make_job("dev"))
     assert result.status is Verdict.PASS
     assert "calc/add.py" in result.files_changed
-    first, second, third = fake.requests
-    assert len(first["tools"]) == len(second["tools"]) > 1
-    assert [t["function"]["name"] for t in third["tools"]] == ["finish"]
-    assert "made exactly this change already" in last_message(third)["content"]
+    first, second, third, fourth = fake.requests
+    # Every request starts the same way: the same system prompt, the same tools, the history so far.
+    for later in (second, third, fourth):
+        assert later["tools"] == first["tools"]
+        assert later["messages"][: len(first["messages"])] == first["messages"]
+    assert later["messages"][0]["role"] == "system"
+    # The third turn is told to finish; its write is refused, the refusal goes back to the model,
+    # and the fourth turn still accepts only finish.
+    told = last_message(third)
+    assert told["role"] == "user"
+    assert "made exactly this change already" in told["content"]
+    assert "Only finish is accepted on this turn" in told["content"]
+    refusal = [m for m in fourth["messages"] if m["role"] == "tool"][-1]
+    assert refusal["content"].startswith("error: write_file is not accepted on this turn; not run")
+    assert "Call finish" in refusal["content"]
+    assert "Only finish is accepted on this turn" in last_message(fourth)["content"]
 
 
-async def test_the_same_look_twice_gets_a_turn_that_offers_only_the_tools_that_act(
+async def test_the_same_look_twice_narrows_to_the_tools_that_act(
     fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner
 ) -> None:
     look = Reply.tool("list_files", path=".")
-    fake.queue(look, look, Reply.tool("finish", status="fail", summary="Which file?"))
+    fake.queue(look, look, look, Reply.tool("finish", status="fail", summary="Which file?"))
     result = await run_agent(make_job("dev"))
     assert result.status is Verdict.FAIL
-    third = fake.requests[2]
-    offered = {t["function"]["name"] for t in third["tools"]}
-    assert "finish" in offered
-    assert "write_file" in offered
-    assert not offered & {"list_files", "read_file", "search"}
-    assert "already looked at exactly this" in last_message(third)["content"]
+    third, fourth = fake.requests[2], fake.requests[3]
+    assert third["tools"] == fake.requests[0]["tools"]
+    told = last_message(third)["content"]
+    assert "already looked at exactly this" in told
+    accepted = told.split("Only ", 1)[1]
+    assert "finish" in accepted
+    assert "write_file" in accepted
+    assert not any(t in accepted for t in ("list_files", "read_file", "search"))
+    refusal = [m for m in fourth["messages"] if m["role"] == "tool"][-1]
+    assert refusal["content"].startswith("error: list_files is not accepted on this turn")
 
 
 async def test_a_reply_without_tool_call_is_nudged_once(
     fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner
 ) -> None:
-    fake.queue(Reply.text("I have looked at it."), Reply.tool("finish", status="pass", summary="Add nothing"))
+    fake.queue(
+        Reply.text("I have looked at it."),
+        Reply.tool("write_file", path="app/prices.py", content=NEW_PRICES),
+        Reply.tool("finish", status="pass", summary=SUMMARY),
+    )
     result = await run_agent(make_job("dev"))
     assert result.status is Verdict.PASS
-    assert result.usage.llm_calls == 2
+    assert result.usage.llm_calls == 3
     nudge = last_message(fake.requests[1])
     assert nudge["role"] == "user"
     assert "call finish(status, summary)" in nudge["content"]
@@ -193,7 +222,9 @@ async def test_transcript_is_written_as_json_lines(
     fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner, workspace: Path
 ) -> None:
     fake.queue(
-        Reply.text("Thinking about prices"), Reply.tool("finish", status="pass", summary="Add nothing")
+        Reply.text("Thinking about prices"),
+        Reply.tool("write_file", path="app/prices.py", content=NEW_PRICES),
+        Reply.tool("finish", status="pass", summary=SUMMARY),
     )
     await run_agent(make_job("dev"))
     path = workspace / ".workflow" / "agent_logs" / "T-002-dev-1.jsonl"
@@ -204,3 +235,103 @@ async def test_transcript_is_written_as_json_lines(
     assert "tool_result" in kinds
     assert records[0]["system"].startswith("# Agent Coding Standards")
     assert records[1]["content"] == "Thinking about prices"
+
+
+# -- a "pass" that changed nothing ----------------------------------------------------------------
+
+
+async def test_a_pass_without_any_change_fails_with_the_reason(
+    fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner, workspace: Path
+) -> None:
+    # What a weak model does: it reads, rewrites a file with the content it already has, says "pass".
+    fake.queue(
+        Reply.tool("read_file", path="app/prices.py"),
+        Reply.tool("write_file", path="app/prices.py", content=PRICES),
+        Reply.tool("finish", status="pass", summary="Add price parser\n\nImplemented parse_price."),
+        Reply.tool("finish", status="pass", summary="Add price parser\n\nImplemented parse_price."),
+    )
+    before = git(workspace, "rev-parse", "HEAD")
+    result = await run_agent(make_job("dev"))
+    # Its first finish went back to it once, saying what is wrong and what to do; the second stands.
+    told = last_message(fake.requests[3])
+    assert told["role"] == "tool"
+    assert told["content"] == (
+        "error: DEV finished without changing any file. The task asks for a change: make it with "
+        "write_file or edit_file, then call finish again; or call finish(status='fail', "
+        "summary=<what is unclear>)."
+    )
+    assert result.status is Verdict.FAIL
+    assert result.summary.startswith("DEV finished without changing any file: the task asks for a change")
+    assert "DEV said: Add price parser" in result.summary  # its own words reach the human
+    assert result.commits == []
+    assert result.files_changed == []
+    assert git(workspace, "rev-parse", "HEAD") == before
+
+
+async def test_rework_without_change_over_earlier_commits_passes_when_the_tests_pass(
+    fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner, workspace: Path
+) -> None:
+    fake.queue(
+        Reply.tool("write_file", path="app/prices.py", content=PRICES + "# handles commas\n"),
+        Reply.tool("finish", status="pass", summary=SUMMARY),
+    )
+    first = await run_agent(make_job("dev"))
+    assert first.status is Verdict.PASS
+    # QA reported a bug that is not one; DEV looks, changes nothing and says why.
+    fake.queue(
+        Reply.tool("read_file", path="app/prices.py"),
+        Reply.tool("finish", status="pass", summary="Keep parse_price\n\nThe reported input already parses."),
+    )
+    again = await run_agent(make_job("dev", attempt=2))
+    assert again.status is Verdict.PASS
+    assert again.commits == []
+    assert f"DEV finished without changing any file: this task's earlier commit {first.commits[0][:10]}" in (
+        again.summary
+    )
+    assert again.test_run is not None
+    assert again.test_run.passed
+
+
+async def test_rework_without_change_fails_when_the_tests_fail(
+    fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner, workspace: Path
+) -> None:
+    fake.queue(
+        Reply.tool("write_file", path="app/prices.py", content=NEW_PRICES),  # breaks test_parse_price
+        Reply.tool("finish", status="pass", summary=SUMMARY),
+    )
+    assert (await run_agent(make_job("dev"))).commits
+    fake.queue(Reply.tool("finish", status="pass", summary="Looks fine to me"))
+    again = await run_agent(make_job("dev", attempt=2))
+    assert again.status is Verdict.FAIL
+    assert again.summary.startswith("DEV finished without changing any file on rework, and the tests fail")
+    assert again.test_run is not None
+    assert not again.test_run.passed
+
+
+async def test_rework_of_another_task_does_not_count_as_earlier_work(
+    fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner, workspace: Path
+) -> None:
+    other = TaskRef(key="T-009", title="Other", description="Something else.")
+    fake.queue(
+        Reply.tool("write_file", path="app/other.py", content="X = 1\n"),
+        Reply.tool("finish", status="pass", summary="Add other"),
+    )
+    assert (await run_agent(make_job("dev", task=other))).commits
+    fake.queue(*[Reply.tool("finish", status="pass", summary="Already done")] * 2)
+    result = await run_agent(make_job("dev", attempt=2))  # T-002 has no commit of its own
+    assert result.status is Verdict.FAIL
+    assert result.summary.startswith("DEV finished without changing any file: the task asks")
+
+
+async def test_a_refused_finish_lets_a_weak_model_make_the_change_it_claimed(
+    fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner, workspace: Path
+) -> None:
+    fake.queue(
+        Reply.tool("finish", status="pass", summary="Add price parser\n\nAdded it to app/prices.py."),
+        Reply.tool("write_file", path="app/prices.py", content=NEW_PRICES),
+        Reply.tool("finish", status="pass", summary=SUMMARY),
+    )
+    result = await run_agent(make_job("dev"))
+    assert result.status is Verdict.PASS
+    assert result.files_changed == ["app/prices.py"]
+    assert result.commits == [git(workspace, "rev-parse", "HEAD")]

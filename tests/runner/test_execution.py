@@ -109,12 +109,15 @@ async def test_unexpected_failure_is_an_error_result(make_job: JobFactory) -> No
 async def test_a_successful_job_reports_usage_and_no_error(
     fake: ScriptedOllama, make_job: JobFactory
 ) -> None:
-    fake.queue(Reply.tool("finish", status="pass", summary="Add nothing"))
+    fake.queue(
+        Reply.tool("write_file", path="app/rates.py", content="RATE = 1\n"),
+        Reply.tool("finish", status="pass", summary="Add rates"),
+    )
     outcome = await executor(fake.url).execute(make_job("dev"), 1)
     assert outcome.result is not None
     assert outcome.terminate is None
     assert outcome.retry_in is None
     assert outcome.result.status is Verdict.PASS
     assert outcome.result.error is None
-    assert outcome.result.usage.llm_calls == 1
+    assert outcome.result.usage.llm_calls == 2
     assert outcome.result.usage.model == MODEL

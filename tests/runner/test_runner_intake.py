@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 from nats.aio.msg import Msg
 from wf_cli.embedded import NatsServer
@@ -26,7 +27,17 @@ STAGES = ["dev", "qa", "docs"]
 async def test_an_idle_runner_takes_jobs_of_every_stage_it_serves_one_slot_at_a_time(
     nats_server: NatsServer, client: Bus, fake: ScriptedOllama, make_job: JobFactory, tmp_path: Path
 ) -> None:
-    fake.set_responder(lambda body: Reply.tool("finish", status="pass", summary=SUMMARY))
+    written = 0
+
+    def write_then_finish(body: dict[str, Any]) -> Reply:
+        # DEV must change a file to pass: each job writes its own, then finishes.
+        nonlocal written
+        if body["messages"][-1]["role"] == "tool":
+            return Reply.tool("finish", status="pass", summary=SUMMARY)
+        written += 1
+        return Reply.tool("write_file", path=f"app/part{written}.py", content=f"PART = {written}\n")
+
+    fake.set_responder(write_then_finish)
     config = write_config(tmp_path / "config.yaml", fake.url)
     settings = settings_for(config, nats_server.url)
     settings.stages = STAGES

@@ -208,6 +208,8 @@ async def test_a_stopping_runner_hands_its_job_to_another(
         calls += 1
         if calls == 1:  # the first runner's model call hangs until that runner gives up
             return Reply(tool_calls=[("list_files", {"path": "."})], delay=30)
+        if body["messages"][-1]["role"] != "tool":  # DEV must change a file to pass
+            return Reply.tool("write_file", path="app/handed.py", content="HANDED = True\n")
         return Reply.tool("finish", status="pass", summary=SUMMARY)
 
     fake.set_responder(responder)

@@ -115,11 +115,15 @@ async def run_attack(
     seen = last_message(fake.requests[-1])
     assert seen["role"] == "tool"
     # The executor keeps serving: the next job on it runs normally.
-    fake.queue(Reply.tool("run", command="echo alive"), Reply.tool("finish", status="pass", summary="ok"))
+    fake.queue(
+        Reply.tool("run", command="echo alive"),
+        Reply.tool("write_file", path=f"alive-{job_id + 1}.txt", content="alive\n"),
+        Reply.tool("finish", status="pass", summary="ok"),
+    )
     nxt = await ex.execute(job_for(worktree, job_id + 1), 1)
     assert nxt.result is not None
     assert nxt.result.status is Verdict.PASS, nxt.result.summary
-    assert "alive" in last_message(fake.requests[-1])["content"]
+    assert any("alive" in m["content"] for m in fake.requests[-1]["messages"] if m["role"] == "tool")
     await assert_nothing_left(backend, job_id)
     return str(seen["content"]), outcome.result.status
 

@@ -84,7 +84,11 @@ async def test_a_token_budget_per_task_counts_earlier_executions(ws: Path) -> No
 
 async def test_backend_none_is_warned_about_in_the_result(ws: Path) -> None:
     with ScriptedOllama(models=(MODEL,)) as fake:
-        fake.queue(Reply.tool("run", command="echo hi"), Reply.tool("finish", status="pass", summary="Done"))
+        fake.queue(
+            Reply.tool("run", command="echo hi"),
+            Reply.tool("write_file", path="app/hi.py", content="HI = 1\n"),
+            Reply.tool("finish", status="pass", summary="Done"),
+        )
         outcome = await executor(fake.url).execute(dev_job(ws), 1)
     assert outcome.result is not None
     assert "Warning: sandbox.backend is 'none'" in outcome.result.summary

@@ -23,6 +23,18 @@ from tests.ui.model import BoardModel
 CARD_TIMEOUT = 90_000
 
 
+# Every text the T-002 card's activity indicator shows on the board, in order (installed before the
+# page's own scripts, so no change is missed).
+RECORD_ACTIVITY = """
+window.__activities = [];
+new MutationObserver(() => {
+  const el = document.querySelector('#card-T-002 .activity');
+  const text = el ? el.textContent : null;
+  if (text && text !== window.__activities[window.__activities.length - 1]) window.__activities.push(text);
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
 def column(page: Page, name: str) -> Locator:
     return page.get_by_role("region", name=name, exact=True)
 
@@ -110,6 +122,8 @@ def test_idea_to_done_in_the_browser(
         timeout=20,
         what="approval",
     )
+    # The page reloads itself once approved (no gate, no Approve button): let it, before leaving it.
+    expect(page.get_by_role("button", name="Approve")).to_have_count(0, timeout=CARD_TIMEOUT)
 
     # --- the live log while DEV works ---------------------------------------------------------------
     page.goto(f"{stack.url}/ui/projects/calc/tasks/T-002")
@@ -120,6 +134,7 @@ def test_idea_to_done_in_the_browser(
     shot(page, "02-live-log")
 
     # --- watch the card move across the columns live ---------------------------------------------------
+    page.add_init_script(RECORD_ACTIVITY)
     page.goto(f"{stack.url}/ui/projects/calc")
     page.evaluate("window.__sameDocument = true")
     expect(column(page, "deploy").get_by_role("article", name=re.compile("^T-002"))).to_be_visible(
@@ -127,6 +142,10 @@ def test_idea_to_done_in_the_browser(
     )
     expect(card(page, "T-002")).to_contain_text("awaiting approval")
     assert page.evaluate("window.__sameDocument === true"), "the board reloaded instead of updating live"
+    # The activity indicator followed the agents: thinking, running the test command, the gate.
+    seen = set(page.evaluate("window.__activities"))
+    assert {"thinking", "running a command", "waiting for approval"} <= seen, seen
+    expect(card(page, "T-002").locator(".badge.tokens")).to_have_text(re.compile(r"^\d+ tokens$"))
     no_script_ran(page)
     shot(page, "03-at-deploy-gate")
 

@@ -51,7 +51,7 @@ function place(fresh) {
   const freshActivity = fresh.querySelector(".activity");
   const keepLive =
     activity && activity.dataset.live === "1" && fresh.dataset.state === "running" &&
-    freshActivity.dataset.activity !== "paused";
+    activity.dataset.activity !== "paused" && freshActivity.dataset.activity !== "paused";
   if (keepLive) {
     const span = fresh.querySelector(".activity");
     span.textContent = activity.textContent;

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from mcp.server.fastmcp import Context, FastMCP
@@ -33,6 +34,17 @@ def client_name(ctx: Context | None) -> str:  # type: ignore[type-arg]
     # The board takes a tool's name in plain characters only (wf_board_api.state.CLIENT_PATTERN).
     name = _UNSAFE.sub("_", (getattr(info, "name", "") or "").strip())[:50].lstrip("_.:@/+-")
     return f"mcp:{name or 'unknown'}"
+
+
+def _scoped(action: str, project: str | None, key: str | None) -> str:
+    """The board API path that pauses or resumes everything, a project or a task."""
+    if key and not project:
+        raise BoardError("a task key needs its project: a key is unique within its project only")
+    if project and key:
+        return f"/api/projects/{quote(project, safe='')}/tasks/{quote(key, safe='')}/{action}"
+    if project:
+        return f"/api/projects/{quote(project, safe='')}/{action}"
+    return f"/api/control/{action}"
 
 
 def build_server(client: Callable[[], httpx.AsyncClient], *, streamable_path: str = "/mcp") -> FastMCP:
@@ -103,13 +115,14 @@ def build_server(client: Callable[[], httpx.AsyncClient], *, streamable_path: st
         return await call(ctx, "POST", f"/api/projects/{project}/tasks/{key}/reject", {"reason": reason})
 
     @mcp.tool()
-    async def pause(ctx: Context) -> Any:  # type: ignore[type-arg]
-        """Stop dispatching new agent work (running jobs finish)."""
-        return await call(ctx, "POST", "/api/control/pause")
+    async def pause(ctx: Context, project: str | None = None, key: str | None = None) -> Any:  # type: ignore[type-arg]
+        """Stop new agent work (running jobs freeze before their next model turn): everything, or
+        one project, or one task of a project."""
+        return await call(ctx, "POST", _scoped("pause", project, key))
 
     @mcp.tool()
-    async def resume(ctx: Context) -> Any:  # type: ignore[type-arg]
-        """Dispatch agent work again."""
-        return await call(ctx, "POST", "/api/control/resume")
+    async def resume(ctx: Context, project: str | None = None, key: str | None = None) -> Any:  # type: ignore[type-arg]
+        """Lift a pause: everything's, one project's, or one task's."""
+        return await call(ctx, "POST", _scoped("resume", project, key))
 
     return mcp

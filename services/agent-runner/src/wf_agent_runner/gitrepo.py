@@ -119,6 +119,23 @@ async def find_job_commit(root: Path, key: str) -> str | None:
     return None
 
 
+async def stage_commits(root: Path, project: str, task_key: str, stage: str) -> list[str]:
+    """The shas (newest first) on HEAD's history that a job of this task's `stage` committed, any attempt."""
+    prefix = f"{TRAILER}: {project}/{task_key}/{stage}/"
+    code, out = await git(
+        root, "log", "--format=%H%x1f%B%x1e", "--fixed-strings", f"--grep={prefix}", check=False
+    )
+    if code != 0:  # no commits yet
+        return []
+    shas = []
+    for record in out.split("\x1e"):
+        sha, _, body = record.strip().partition("\x1f")
+        tail = (ln.strip().removeprefix(prefix) for ln in body.splitlines() if ln.strip().startswith(prefix))
+        if sha and any(t.isdigit() for t in tail):  # an exact trailer: <prefix><attempt>
+            shas.append(sha)
+    return shas
+
+
 async def commit_files(root: Path, sha: str) -> list[str]:
     _, out = await git(root, "show", "--no-ext-diff", "--no-textconv", "--name-only", "--format=", "-z", sha)
     return [p for p in out.split("\0") if p.strip()]

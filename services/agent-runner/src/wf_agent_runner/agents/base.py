@@ -21,7 +21,7 @@ from wf_agent_runner.llm import ChatResult, LLMAdapter, Message
 from wf_agent_runner.output import OutputSink, clip
 from wf_agent_runner.prompts import Prompt, build_prompt, gather_context
 from wf_agent_runner.sandbox import Sandbox
-from wf_agent_runner.tools import Finish, RunLimits, ToolBox
+from wf_agent_runner.tools import Finish, RunLimits, ToolBox, ToolOutcome
 from wf_agent_runner.turns import TurnGate
 from wf_agent_runner.workspace import Workspace
 
@@ -192,16 +192,25 @@ class Agent(ABC):
         spent = await asyncio.to_thread(task_tokens_so_far, self.ctx.workspace, self.job)
         guard = LoopGuard(self.ctx.guards, task_tokens_before=spent)
         made: set[str] = set()  # the calls made so far, as JSON
-        narrow = ""  # why the next turn offers fewer tools: SAME_WRITE, SAME_LOOK or LAST_TURN
+        refused_finish = False
+        narrow = ""  # why the next turn accepts fewer tools: SAME_WRITE, SAME_LOOK or LAST_TURN
+        # Every turn sends the same system prompt and the same tool list, so the model server's
+        # prompt-prefix cache (llama.cpp, Ollama, vLLM; emulated calls describe the tools in the system
+        # prompt) keeps serving the conversation so far. A narrowed turn says so in a user message
+        # and refuses calls to the other tools, with the refusal fed back like any tool error.
+        schemas = toolbox.schemas
         for turn in range(1, max_turns + 1):
             if turn == max_turns and max_turns > 1:
                 narrow = LAST_TURN
             offered = self._offered(toolbox, narrow)
+            current = narrow
             if narrow and offered != set(toolbox.names):
-                messages.append({"role": "user", "content": narrow})
-                await self.out.emit("log", f"turn {turn}: only {', '.join(sorted(offered))} offered")
-            narrow = ""
-            schemas = [s for s in toolbox.schemas if s["function"]["name"] in offered]
+                only = ", ".join(sorted(offered))
+                told = f"{narrow} Only {only} is accepted on this turn."
+                messages.append({"role": "user", "content": told})
+                await self.out.emit("log", f"turn {turn}: only {only} accepted")
+            else:
+                narrow = ""
             reply = await self.chat(messages, tools=schemas)
             if reason := guard.after_reply(self.meter.usage):
                 return await self._guard_stop(reason, turn)
@@ -215,11 +224,18 @@ class Agent(ABC):
                 messages.append({"role": "user", "content": NUDGE})
                 await self.out.emit("log", "no tool call in the reply; reminded the agent to call finish")
                 continue
+            refused = False
             for call in reply.tool_calls:
                 if reason := guard.before_call(call.name, call.arguments):
                     return await self._guard_stop(reason, turn)
                 if call.name not in offered:
-                    await self.out.emit("error", f"{call.name} is not offered on this turn; not run")
+                    refusal = (
+                        f"error: {call.name} is not accepted on this turn; not run. "
+                        f"Call {' or '.join(sorted(offered))}."
+                    )
+                    await self.out.emit("error", f"{call.name} is not accepted on this turn; not run")
+                    messages.append({"role": "tool", "content": refusal, "tool_name": call.name})
+                    refused = True
                     continue
                 seen = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
                 if seen in made and call.name in WRITE_TOOLS:  # the same change again: it is done
@@ -238,15 +254,28 @@ class Agent(ABC):
                     self.commands_run.append(call.arguments["command"])
                 # File IO off the event loop (acall): heartbeats and output events keep flowing.
                 outcome = await toolbox.acall(call.name, call.arguments)
+                objection = None
+                if outcome.finish is not None and not refused_finish:
+                    objection = await self.refuse_finish(outcome.finish)
+                if objection:
+                    refused_finish = True  # once: the agent's next finish stands
+                    await self.out.emit("log", f"finish refused: {objection}")
+                    outcome = ToolOutcome(f"error: {objection}", ok=False)
                 await self.out.emit("tool_result", outcome.text, name=call.name, ok=outcome.ok)
                 messages.append({"role": "tool", "content": outcome.text, "tool_name": call.name})
                 if outcome.finish is not None:  # calls after finish in the same reply are ignored
                     return LoopOutcome(outcome.finish, turn)
+            if not refused and narrow == current:
+                narrow = ""  # it used what was accepted: the next turn accepts every tool again
         return LoopOutcome(None, max_turns, f"agent did not finish within {max_turns} turns")
+
+    async def refuse_finish(self, finish: Finish) -> str | None:
+        """Why this finish cannot stand yet (fed back to the model once, as the tool's error), or None."""
+        return None
 
     @staticmethod
     def _offered(toolbox: ToolBox, narrow: str) -> set[str]:
-        """The tools of the next turn. Small models loop; a repeat narrows the choice (and the
+        """The tools the next turn accepts. Small models loop; a repeat narrows the choice (and the
         message `narrow` says why): the last turn, or a change made a second time, offers only
         finish (a model that lost track still says where it stands); a second identical look
         (list_files, read_file, search) offers only the tools that act."""

@@ -1,21 +1,30 @@
 """DEV: implements the task with the file tools, runs the tests itself (run, in the sandbox), then
 commits what it changed. If it finishes without having run the tests, the runner runs the project's
-test command and reports the outcome in the result (the test run travels to QA)."""
+test command and reports the outcome in the result (the test run travels to QA).
+
+A "pass" that changed no file is not a delivery: the task asked for a change. It fails with
+NO_CHANGE (the task goes to needs-human with the agent's own words), except on rework, when this
+task's earlier DEV commits are on the branch and the project's tests pass: then the agent judged the
+work already done (a bug that was not one, feedback already met) and the stage passes, saying so."""
 
 from __future__ import annotations
 
 from wf_common.jobs import Result
 from wf_common.states import Verdict
 
+from wf_agent_runner import gitrepo
 from wf_agent_runner.agents.base import Agent, after_first_line, commit_subject
 from wf_agent_runner.agents.verdicts import run_project_tests
-from wf_agent_runner.tools import RUN_TOOLS
+from wf_agent_runner.tools import RUN_TOOLS, Finish
 from wf_agent_runner.workspace import Workspace
+
+NO_CHANGE = "DEV finished without changing any file"
 
 
 class DevAgent(Agent):
     role = "dev"
     tools = RUN_TOOLS
+    ws: Workspace  # set by run()
     instructions = """\
 You work in the project's workspace through tools: list_files, read_file, search, write_file, edit_file,
 and run (a shell command in a sandbox, e.g. the tests: no network, nothing outside the workspace).
@@ -30,7 +39,7 @@ If the task is unclear or cannot be done, call finish(status="fail", summary=<yo
     async def run(self) -> Result:
         if done := await self.earlier_delivery():
             return done
-        ws = Workspace(self.ctx.workspace)
+        ws = self.ws = Workspace(self.ctx.workspace)
         loop = await self.tool_loop(self.toolbox(ws), await self.prompt())
         if loop.finish is None:
             return self.result(Verdict.FAIL, loop.reason, escalate=True, files_changed=list(ws.changed))
@@ -45,6 +54,8 @@ If the task is unclear or cannot be done, call finish(status="fail", summary=<yo
             subject=commit_subject(self.job.task.key, summary, self.job.task.title),
             body=after_first_line(summary),
         )
+        if not files:
+            return await self.nothing_changed(summary)
         if ran_tests(self.commands_run, self.job.project.test_command):
             return self.result(Verdict.PASS, summary, commits=commits, files_changed=files)
         await self.out.emit("log", "DEV finished without running the tests; running the test command")
@@ -55,6 +66,54 @@ If the task is unclear or cannot be done, call finish(status="fail", summary=<yo
         )
         return self.result(
             Verdict.PASS, f"{summary}\n\n{note}", commits=commits, files_changed=files, test_run=report.run
+        )
+
+    async def refuse_finish(self, finish: Finish) -> str | None:
+        """A first "pass" with no change goes back to the agent once: weak models often say they wrote
+        what they did not. A rework over this task's earlier commits may legitimately change nothing."""
+        if finish.status != "pass" or await gitrepo.changed_paths(self.ctx.workspace, list(self.ws.changed)):
+            return None
+        if await self.may_change_nothing():
+            return None
+        return (
+            f"{NO_CHANGE}. The task asks for a change: make it with write_file or edit_file, then call "
+            "finish again; or call finish(status='fail', summary=<what is unclear>)."
+        )
+
+    async def may_change_nothing(self) -> bool:
+        job = self.job
+        rework = job.attempt > 1 or bool(job.bugs) or bool(job.feedback)
+        return rework and bool(await self.earlier_commits())
+
+    async def earlier_commits(self) -> list[str]:
+        job = self.job
+        return await gitrepo.stage_commits(self.ctx.workspace, job.project.slug, job.task.key, job.stage)
+
+    async def nothing_changed(self, summary: str) -> Result:
+        """A pass without a change: a no-op only on rework over this task's earlier commits, tests green."""
+        earlier = await self.earlier_commits()
+        if not await self.may_change_nothing():
+            why = (
+                f"{NO_CHANGE}: the task asks for a change and the workspace has none. If it really "
+                "needs no change, close it by hand; otherwise say what is missing and retry."
+            )
+            await self.out.emit("error", why)
+            return self.result(Verdict.FAIL, f"{why}\n\nDEV said: {summary}")
+        report = await run_project_tests(self)
+        if not report.run.passed:
+            why = (
+                f"{NO_CHANGE} on rework, and the tests fail (`{report.run.command}`: "
+                f"{report.description}): the open bugs still need a fix"
+            )
+            await self.out.emit("error", why)
+            return self.result(Verdict.FAIL, f"{why}\n\nDEV said: {summary}", test_run=report.run)
+        note = (
+            f"{NO_CHANGE}: this task's earlier commit {earlier[0][:10]} stands and "
+            f"`{report.run.command}` passes ({report.description})."
+        )
+        await self.out.emit("log", note)
+        return self.result(
+            Verdict.PASS, f"{summary}\n\n{note}", commits=[], files_changed=[], test_run=report.run
         )
 
 

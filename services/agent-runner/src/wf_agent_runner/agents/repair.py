@@ -164,7 +164,8 @@ def normalise_breakdown(text: str) -> tuple[dict[str, Any], list[str]]:
 def _fix_dependency_numbers(tasks: list[dict[str, Any]], notes: list[str]) -> None:
     """Small models number tasks from 1 ("depends_on": [1] for the first) or list a task as its own
     dependency (seen from Qwen2.5-Coder-0.5B on every try). Numbers that only make sense from 1 are
-    shifted; a task's dependency on itself is dropped (it can only mean "none")."""
+    shifted; a task's dependency on itself is dropped (it can only mean "none"), and so is one on a
+    number no task has (Qwen2.5-Coder-0.5B: one task with "depends_on": [2])."""
     deps = [t["depends_on"] for t in tasks if isinstance(t.get("depends_on"), list)]
     numbers = [d for ds in deps for d in ds if isinstance(d, int)]
     n = len(tasks)
@@ -185,6 +186,10 @@ def _fix_dependency_numbers(tasks: list[dict[str, Any]], notes: list[str]) -> No
         if i in ds:
             notes.append(f"tasks[{i}].depends_on named the task itself: dropped")
             ds = [d for d in ds if d != i]
+        if dangling := [d for d in ds if isinstance(d, int) and not 0 <= d < n]:
+            # A number that names no task of this breakdown cannot order anything: no dependency.
+            notes.append(f"tasks[{i}].depends_on named no task of the breakdown ({dangling}): dropped")
+            ds = [d for d in ds if d not in dangling]
         t["depends_on"] = ds
     if one_based:
         notes.append("read depends_on as task numbers counted from 1")

@@ -71,6 +71,7 @@ def backend_adapter(entry: LLMBackendConfig, model: str) -> LLMAdapter:
             model,
             num_ctx=entry.num_ctx,
             timeout_seconds=entry.timeout_seconds,
+            max_retries=entry.max_retries,
             tool_calls=entry.tool_calls,
         )
     if kind == "openai":

@@ -35,6 +35,8 @@ class Service:
     model: str
     api_key: str | None
     key_hint: str  # how to configure the key, e.g. "llm_backend.api_key: ${OPENAI_API_KEY}"
+    # What to do when nothing answers at base_url.
+    start_hint: str = "start it, or fix host/base_url of this backend in config.yaml"
 
     def redact(self, text: str) -> str:
         """The text with the API key (and any long piece of it) masked."""
@@ -77,10 +79,12 @@ async def send(
     *,
     max_retries: int,
     backoff_base: float = 1.0,
+    error: Callable[[httpx.Response], LLMError] | None = None,
 ) -> httpx.Response:
     """Send with `stream=True`; 429/503/529 answers are retried up to `max_retries` times after the
     server's Retry-After (or exponential backoff). The caller closes the response it gets back.
-    Connection errors become `LLMUnavailable`; a final error status raises via `http_error`."""
+    Connection errors become `LLMUnavailable`; a final error status (body read) raises `error(resp)`,
+    by default `http_error`."""
     attempt = 0
     while True:
         req = request()
@@ -94,8 +98,7 @@ async def send(
             ) from exc
         except httpx.TransportError as exc:
             raise LLMUnavailable(
-                f"could not reach the {svc.name} at {svc.base_url} ({reason(exc)}); start it, or fix "
-                "host/base_url of this backend in config.yaml",
+                f"could not reach the {svc.name} at {svc.base_url} ({reason(exc)}); {svc.start_hint}",
                 url=str(req.url),
             ) from exc
         if resp.status_code < 400:
@@ -112,7 +115,7 @@ async def send(
             )  # fmt: skip
             await asyncio.sleep(wait)
             continue
-        raise http_error(svc, resp)
+        raise (error or (lambda r: http_error(svc, r)))(resp)
 
 
 def error_detail(resp: httpx.Response) -> str:

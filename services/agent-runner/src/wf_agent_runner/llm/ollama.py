@@ -46,9 +46,13 @@ class OllamaAdapter(LLMAdapter):
         timeout_seconds: float = 300,
         options: dict[str, Any] | None = None,
         tool_calls: str = "auto",
+        max_retries: int = 3,
+        backoff_base: float = 1.0,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.tool_calls = tool_calls
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
         self.host = host.rstrip("/")
         self.model = model
         self.num_ctx = num_ctx
@@ -56,6 +60,14 @@ class OllamaAdapter(LLMAdapter):
         self.options = dict(options or {})
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient()
+        self._svc = http.Service(
+            "Ollama server",
+            self.host,
+            model,
+            None,
+            "",
+            start_hint="start it with `ollama serve`, or set llm_backend.host in config.yaml",
+        )
         # Read timeout = longest silence between chunks; the whole call is also capped (see chat).
         self._timeout = httpx.Timeout(timeout_seconds, connect=min(_CONNECT_TIMEOUT, timeout_seconds))
 
@@ -152,18 +164,28 @@ class _Stream:
     async def run(self, body: dict[str, Any]) -> ChatResult:
         a = self.a
         started = time.monotonic()
+
+        def request() -> httpx.Request:
+            return a._client.build_request("POST", a.chat_url, json=body, timeout=a._timeout)
+
+        # The shared sender: 429 and 503 ("server busy": Ollama's request queue is full) are retried
+        # after Retry-After or with backoff; unreachable and timeout become LLMUnavailable.
+        resp = await http.send(
+            a._client,
+            request,
+            a._svc,
+            max_retries=a.max_retries,
+            backoff_base=a.backoff_base,
+            error=lambda r: _http_error(a, r),
+        )
         try:
-            async with a._client.stream("POST", a.chat_url, json=body, timeout=a._timeout) as resp:
-                if resp.status_code >= 400:
-                    await resp.aread()
-                    raise _http_error(a, resp)
-                async for line in resp.aiter_lines():
-                    if not line.strip():
-                        continue
-                    self.received_any = True
-                    final = await self._chunk(_parse_line(a, line))
-                    if final is not None:
-                        return self._result(final, started)
+            async for line in resp.aiter_lines():
+                if not line.strip():
+                    continue
+                self.received_any = True
+                final = await self._chunk(_parse_line(a, line))
+                if final is not None:
+                    return self._result(final, started)
         except httpx.TimeoutException as exc:
             raise LLMUnavailable(
                 f"the Ollama server at {a.host} did not respond within {a.timeout_seconds:g}s "
@@ -183,6 +205,8 @@ class _Stream:
                 "Start it with `ollama serve`, or set llm_backend.host in config.yaml",
                 url=a.chat_url,
             ) from exc
+        finally:
+            await resp.aclose()
         raise LLMStreamError(
             f"the answer stream from {a.chat_url} ended without a final `done: true` chunk",
             url=a.chat_url,
@@ -278,9 +302,16 @@ def _http_error(a: OllamaAdapter, resp: httpx.Response) -> LLMError:
             model=a.model,
             url=a.chat_url,
         )
+    if resp.status_code in http.RETRY_STATUSES:
+        # 503 is Ollama's "server busy" (request queue full); 429 likewise means "later".
+        return LLMError(
+            f"the Ollama server at {a.chat_url} stayed busy (HTTP {resp.status_code}: {detail}) after "
+            f"{a.max_retries} retries; raise OLLAMA_MAX_QUEUE on the server or llm_backend.max_retries",
+            url=a.chat_url,
+            retryable=True,
+        )
     return LLMError(
         f"the Ollama server at {a.chat_url} answered HTTP {resp.status_code}: {detail}",
         url=a.chat_url,
-        # 503 is Ollama's "server busy" (request queue full); 429 likewise means "later".
-        retryable=resp.status_code in (429, 503),
+        retryable=False,
     )

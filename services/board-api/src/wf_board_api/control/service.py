@@ -15,8 +15,10 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 from wf_common.jobs import RunnerHeartbeat
+from wf_common.pauses import PauseState
 from wf_common.subjects import CONTROL_BUCKET, PAUSED_KEY, RUNNERS_BUCKET
 
+from wf_board_api.branches.service import pause_state
 from wf_board_api.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,13 @@ async def is_paused(js: JetStreamContext) -> bool:
     except nats.errors.Error as err:
         raise Unavailable(f"NATS is not answering ({err or type(err).__name__})") from err
     return parse_paused(entry.value)
+
+
+async def read_pauses(js: JetStreamContext) -> PauseState:
+    """Every pause in effect: the global flag, paused projects and paused tasks."""
+    state = await pause_state(js)
+    state.paused = await is_paused(js)
+    return state
 
 
 async def live_runners(js: JetStreamContext) -> list[RunnerHeartbeat]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from wf_board_api.control.service import is_paused
+from wf_board_api.control.service import read_pauses
 from wf_board_api.errors import ApiError
 from wf_board_api.projects.service import require_project
 from wf_board_api.state import Db, State
@@ -28,7 +28,7 @@ async def _board_page_impl(request: Request, slug: str, db: Db, state: State) ->
         state.settings.stages(),
         state.settings.workflow,
         await views.badges_for(db, slug),
-        paused=await is_paused(state.js),
+        pauses=await read_pauses(state.js),
         last_event_id=after,
     )
     return render(request, "board.html", project=project, board=board)

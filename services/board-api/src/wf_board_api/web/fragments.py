@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from wf_board_api.control.service import is_paused
+from wf_board_api.control.service import read_pauses
 from wf_board_api.diff.endpoints import load_diff
 from wf_board_api.state import Db, State
 from wf_board_api.tasks.service import list_tasks, normalize_key
@@ -25,7 +25,7 @@ async def card_fragment(request: Request, slug: str, key: str, db: Db, state: St
         return HTMLResponse("", status_code=204)
     badges = await views.badges_for(db, slug, [key])
     card = views.make_card(
-        task, state.settings.workflow, badges.get(key, views.Badges()), paused=await is_paused(state.js)
+        task, state.settings.workflow, badges.get(key, views.Badges()), pauses=await read_pauses(state.js)
     )
     return render(request, "parts/card.html", card=card)
 

@@ -2,7 +2,8 @@
 
 A card's column is its stage, except that tasks needing a human or failed get their own columns
 (`needs-human`, `failed`), and cancelled ones are not shown. The activity indicator starts from the
-task's state (and the pause flag) and the pages' ES module refines it from live events.
+task's state (and the pause in effect for it: everything, its project or itself) and the pages'
+ES module refines it from live events.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from wf_common.config import WorkflowConfig
 from wf_common.db.tables import bugs, executions, tasks
 from wf_common.events import TaskSnapshot
+from wf_common.pauses import PauseState
 from wf_common.subjects import EVENTS_STREAM
 
 from wf_board_api.projects.service import require_project_id
@@ -80,12 +82,17 @@ def columns_for(stages: Sequence[str]) -> list[str]:
     return [*stages, NEEDS_HUMAN, FAILED]
 
 
-def make_card(task: TaskSnapshot, workflow: WorkflowConfig, badges: Badges, *, paused: bool) -> Card:
+# What a card says when a pause holds its work, by the pause's scope (the widest one wins).
+PAUSED_LABELS = {"global": "paused", "project": "paused (project)", "task": "paused (task)"}
+
+
+def make_card(task: TaskSnapshot, workflow: WorkflowConfig, badges: Badges, *, pauses: PauseState) -> Card:
     stage = workflow.pipeline.stage(task.stage)
     agent = stage.agent if stage is not None else None
     activity, label = ACTIVITY.get(task.state, (None, None))
-    if paused and task.state in ("running", "queued"):
-        activity, label = "paused", "paused"
+    scope = pauses.scope_for(task.project, task.key)
+    if scope is not None and task.state in ("running", "queued"):
+        activity, label = "paused", PAUSED_LABELS[scope]
     return Card(task, column_of(task), agent, activity, label, badges)
 
 
@@ -133,7 +140,7 @@ def board_view(
     workflow: WorkflowConfig,
     badges: Mapping[str, Badges],
     *,
-    paused: bool,
+    pauses: PauseState,
     last_event_id: int,
 ) -> BoardView:
     names = columns_for(stages)
@@ -142,7 +149,7 @@ def board_view(
     for task in snapshots:
         if task.state in HIDDEN_STATES:
             continue
-        card = make_card(task, workflow, badges.get(task.key, Badges()), paused=paused)
+        card = make_card(task, workflow, badges.get(task.key, Badges()), pauses=pauses)
         if card.column not in columns:
             columns[card.column] = ColumnView(card.column)
             order.insert(len(order) - 2, card.column)
@@ -150,7 +157,7 @@ def board_view(
     return BoardView(
         project=project,
         columns=[columns[n] for n in order],
-        paused=paused,
+        paused=pauses.paused,
         last_event_id=last_event_id,
         counts=counts(snapshots),
     )
