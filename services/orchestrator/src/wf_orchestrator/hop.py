@@ -361,7 +361,7 @@ class Hop:
     async def _publish(self, written: list[_Written]) -> None:
         """The next Jobs first, then the events (each task's in order); the futures once all are acked."""
         try:
-            await self._outbox.publish(jobs_first([s for w in written for s in w.stored]))
+            await self._outbox.publish(jobs_first([s for w in written for s in w.stored]), events_behind=True)
         except asyncio.CancelledError:
             for w in written:
                 w.done.cancel()

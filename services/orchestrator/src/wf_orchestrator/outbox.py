@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from nats.js import JetStreamContext
 from sqlalchemy import any_, bindparam, delete, insert, select, text
@@ -56,6 +57,7 @@ class Outbox:
         self._js = js
         self._published: list[int] = []
         self._wake = asyncio.Event()
+        self._settling: set[asyncio.Task[None]] = set()  # acks collected in the background
 
     async def store(self, conn: AsyncConnection, messages: list[Outgoing]) -> list[Stored]:
         if not messages:
@@ -64,8 +66,13 @@ class Outbox:
         result = await conn.execute(_INSERT, rows)
         return [Stored(i, m) for i, m in zip(result.scalars().all(), messages, strict=True)]
 
-    async def publish(self, stored: list[Stored]) -> None:
-        """Publish in order and wait for JetStream's acks; raises if any was not stored."""
+    async def publish(self, stored: list[Stored], *, events_behind: bool = False) -> None:
+        """Publish in order and wait for JetStream's acks; raises if any waited for was not stored.
+
+        `events_behind`: wait only for the Jobs' acks; the events' acks are collected in the background
+        (`settle`). Safe for a caller that acks a Result next: the events' rows stay in the outbox until
+        their acks came, and a row whose publication failed is published again by the sweeper (or at
+        the next start), deduplicated by its Nats-Msg-Id."""
         if not stored:
             return
         futures = []
@@ -74,15 +81,44 @@ class Outbox:
             futures.append(
                 await self._js.publish_async(m.subject, m.payload, headers={"Nats-Msg-Id": m.msg_id})
             )
+        if events_behind:
+            jobs = [i for i, s in enumerate(stored) if s.message.subject.startswith(JOBS_PREFIX + ".")]
+            if len(jobs) < len(stored):
+                later = [i for i in range(len(stored)) if i not in set(jobs)]
+                task = asyncio.create_task(
+                    self._acked([stored[i] for i in later], [futures[i] for i in later])
+                )
+                self._settling.add(task)
+                task.add_done_callback(self._settling.discard)
+                stored, futures = [stored[i] for i in jobs], [futures[i] for i in jobs]
+        await self._acked(stored, futures, raise_=True)
+
+    async def _acked(self, stored: list[Stored], futures: list[Any], *, raise_: bool = False) -> None:
+        """Wait for the acks of `futures`; their rows are deleted later. Raises if `raise_`, else logs
+        (the rows stay in the outbox for the sweeper)."""
+        if not futures:
+            return
         try:
             await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT)
-        except BaseException:
+        except BaseException as err:
             for f in futures:
                 f.cancel()
-            raise
+            if raise_ or not isinstance(err, Exception):
+                raise
+            log.warning(
+                "publishing %d event(s) failed (%s); the sweeper publishes them again",
+                len(stored),
+                err or type(err).__name__,
+            )
+            return
         self._published.extend(s.id for s in stored)
         if len(self._published) >= _DELETE_BATCH:
             self._wake.set()
+
+    async def settle(self) -> None:
+        """Until the acks collected in the background are in (before a last flush)."""
+        while self._settling:
+            await asyncio.gather(*list(self._settling), return_exceptions=True)
 
     async def publish_leftovers(self, *, older_than_seconds: float = 0.0) -> int:
         """Publish rows a crash (or a failed publish) left behind, oldest first. Returns how many."""
@@ -138,4 +174,5 @@ class Outbox:
         finally:
             stopping.cancel()
             with contextlib.suppress(Exception):
+                await self.settle()
                 await self.flush()

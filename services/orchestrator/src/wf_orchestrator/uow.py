@@ -39,6 +39,9 @@ class UnitOfWork:
     stored: list[Stored] = field(default_factory=list)
     # Set when the work may have made a task dispatchable (queued) or freed a slot.
     wants_dispatch: bool = False
+    # Set when the work queued a task: only then is a dispatch pass run inside this transaction (the
+    # job leaves with the commit). A freed slot alone commits at once and kicks the dispatcher after.
+    made_ready: bool = False
     # Updates of the orchestrator's memory (wf_orchestrator.hop.Memory), made once the work committed.
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
@@ -88,7 +91,7 @@ class Runner:
                     # Only when it is alone: with others in flight, the dispatcher's passes batch better.
                     # Never waits for the lock (this transaction holds row locks): declines instead.
                     if (
-                        uow.wants_dispatch
+                        uow.made_ready
                         and self.active == 1
                         and self._dispatch_within
                         and not self.dispatch_lock.locked()
@@ -113,7 +116,9 @@ class Runner:
         if uow.wants_dispatch:
             self._on_dispatch()
         try:
-            await self.outbox.publish(jobs_first(stored))  # the next Job first
+            # The next Job first. A caller that must know (a Result's apply) waits for the Jobs' acks
+            # only: the events' rows stay in the outbox until theirs come (wf_orchestrator.outbox).
+            await self.outbox.publish(jobs_first(stored), events_behind=must_publish)
         except Exception as err:
             if must_publish:
                 raise

@@ -168,8 +168,10 @@ async def apply(
         uow.messages = []
     for b in row["fixed_bugs"]:
         uow.emit(BugFixed(**common, bug=ctx.bug_snapshot(b, task.task_key)))
-    if place.state == TaskState.QUEUED or task.state == TaskState.RUNNING:
-        uow.wants_dispatch = True
+    if place.state == TaskState.QUEUED:
+        uow.wants_dispatch = uow.made_ready = True
+    elif task.state == TaskState.RUNNING:
+        uow.wants_dispatch = True  # a slot freed: the dispatcher's pass after the commit fills it
     if d.completed:
         await _follow_done(uow, ctx, new, actor, now)
     return Applied(new, hid, payload, bug_key, children)
