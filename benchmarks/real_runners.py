@@ -3,7 +3,8 @@ them) against the scripted model server answering at once (tests/fakes/ollama.py
 orchestrator process.
 
 The PM breaks an idea into a dependency chain (one task in flight at a time, so no queueing is
-counted); the agents answer `finish(pass)` at once and the test command is `true`. A hop is timed on
+counted); the agents answer `finish(pass)` at once (DEV first writes one note, since a DEV that
+changes nothing is not a pass) and the test command is `true`. A hop is timed on
 this process's NATS connection: from a runner's Result on `wf.results.<stage>` to the next stage's
 `execution.started` from a runner, on the hops with no human in between (dev→qa, qa→sec, sec→docs).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import subprocess
 import sys
@@ -28,12 +30,15 @@ from wf_common.events import parse_event
 from wf_common.jobs import Result
 
 from benchmarks.pipeline import DIRECT_HOPS, command
+from tests.e2e.scenario import ROLE_MARKERS
 from tests.fakes.ollama import Reply, ScriptedOllama
 
 MODEL = "qwen2.5-coder:0.5b"
 
 
 def responder(tasks: int) -> Any:
+    notes = itertools.count(1)  # next() is atomic under the GIL: the server's threads share it
+
     def answer(body: dict[str, Any]) -> Reply:
         if body.get("format"):  # the PM's structured breakdown
             return Reply.json(
@@ -50,6 +55,11 @@ def responder(tasks: int) -> Any:
                     ]
                 }
             )
+        messages = body.get("messages") or []
+        prompt = "\n".join(str(m.get("content") or "") for m in messages if m.get("role") != "tool")
+        if ROLE_MARKERS["dev"] in prompt and not any(m.get("role") == "tool" for m in messages):
+            # A documentation file: DEV's change must not need DOCS to describe it.
+            return Reply.tool("write_file", path=f"notes/bench-{next(notes)}.md", content="bench\n")
         return Reply.tool("finish", status="pass", summary="done")
 
     return answer
