@@ -75,15 +75,12 @@ def read_until(fd: int, wanted: str, timeout: float = 30) -> str:
     return seen
 
 
-async def test_wf_watch_in_a_terminal_draws_the_board_and_its_keys_send_commands(
-    live_url: str, client: httpx.AsyncClient, orchestrator: Orchestrator, commands: CommandTap, tmp_path: Path
-) -> None:
-    await new_project(client, tmp_path / "demo", slug="demo")
-    await client.post("/api/projects/demo/ideas", json={"text": "Login page"})
+def watch_on_a_terminal(live_url: str, *args: str) -> tuple[subprocess.Popen[bytes], int]:
+    """`wf watch ARGS` in a 200x40 pseudo-terminal; returns the process and the terminal's primary fd."""
     primary, secondary = pty.openpty()
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
-    proc = subprocess.Popen(  # noqa: ASYNC220 - started once; the pty's fds are handed to it here
-        [str(WF), "--url", live_url, "watch"],
+    proc = subprocess.Popen(
+        [str(WF), "--url", live_url, "watch", *args],
         stdin=secondary,
         stdout=secondary,
         stderr=secondary,
@@ -91,6 +88,15 @@ async def test_wf_watch_in_a_terminal_draws_the_board_and_its_keys_send_commands
         close_fds=True,
     )
     os.close(secondary)
+    return proc, primary
+
+
+async def test_wf_watch_in_a_terminal_draws_the_board_and_its_keys_send_commands(
+    live_url: str, client: httpx.AsyncClient, orchestrator: Orchestrator, commands: CommandTap, tmp_path: Path
+) -> None:
+    await new_project(client, tmp_path / "demo", slug="demo")
+    await client.post("/api/projects/demo/ideas", json={"text": "Login page"})
+    proc, primary = watch_on_a_terminal(live_url)
     try:
         await asyncio.to_thread(read_until, primary, "T-001")
         os.write(primary, b"a")  # the orchestrator refuses: an idea waits for its breakdown first
@@ -113,17 +119,7 @@ async def test_wf_watch_plain_on_a_terminal_prints_lines_instead_of_the_board(
 ) -> None:
     await new_project(client, tmp_path / "demo", slug="demo")
     await client.post("/api/projects/demo/ideas", json={"text": "Login page"})
-    primary, secondary = pty.openpty()
-    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
-    proc = subprocess.Popen(  # noqa: ASYNC220 - started once; the pty's fds are handed to it here
-        [str(WF), "--url", live_url, "watch", "--plain", "--replay", "20"],
-        stdin=secondary,
-        stdout=secondary,
-        stderr=secondary,
-        env={**os.environ, "TERM": "xterm-256color", "WF_TOKEN": API_TOKEN},
-        close_fds=True,
-    )
-    os.close(secondary)
+    proc, primary = watch_on_a_terminal(live_url, "--plain", "--replay", "20")
     try:
         seen = await asyncio.to_thread(read_until, primary, "Login page")
         line = next(line for line in seen.splitlines() if "Login page" in line)

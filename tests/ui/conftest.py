@@ -8,6 +8,7 @@ way a user does, through `/ui/?token=…`, and API calls from the test send it a
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +104,14 @@ def page(context: BrowserContext, stack: Stack) -> Page:
 def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def start_calc(api: httpx.Client, tmp_path: Path, test_command: str = f"{sys.executable} -V") -> None:
+    """Project `calc` (its workspace under tmp_path, running `test_command`) and its first idea."""
+    created = api.post(
+        "/api/projects",
+        json={"slug": "calc", "workspace": str(tmp_path / "calc"), "test_command": test_command},
+    )
+    assert created.status_code == 201, created.text
+    idea = api.post("/api/projects/calc/ideas", json={"text": "Calculator with add"})
+    assert idea.status_code == 201, idea.text

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import httpx
 from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.test_pipeline import Stack, wait_for
-from tests.ui.conftest import shot
+from tests.ui.conftest import shot, start_calc
 from tests.ui.test_board_flow import CARD_TIMEOUT, card
 
 
 def test_project_and_task_pauses_are_shown_live(
     stack: Stack, page: Page, api: httpx.Client, tmp_path: Path
 ) -> None:
-    created = api.post(
-        "/api/projects",
-        json={"slug": "calc", "workspace": str(tmp_path / "calc"), "test_command": f"{sys.executable} -V"},
-    )
-    assert created.status_code == 201, created.text
-    assert api.post("/api/projects/calc/ideas", json={"text": "Calculator with add"}).status_code == 201
+    start_calc(api, tmp_path)
     wait_for(lambda: api.get("/api/tasks", params={"project": "calc"}).json(), timeout=60, what="the idea")
     page.goto(f"{stack.url}/ui/projects/calc")
     expect(card(page, "T-001")).to_be_visible(timeout=CARD_TIMEOUT)
@@ -62,12 +56,7 @@ def test_cards_show_project_and_task_pauses(
     stack: Stack, page: Page, api: httpx.Client, tmp_path: Path
 ) -> None:
     """A queued card held by its project's pause, then by its own, says so live; resuming clears it."""
-    created = api.post(
-        "/api/projects",
-        json={"slug": "calc", "workspace": str(tmp_path / "calc"), "test_command": f"{sys.executable} -V"},
-    )
-    assert created.status_code == 201, created.text
-    assert api.post("/api/projects/calc/ideas", json={"text": "Calculator with add"}).status_code == 201
+    start_calc(api, tmp_path)
     wait_for(
         lambda: any(
             t["state"] == "awaiting_approval"

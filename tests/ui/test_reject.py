@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import httpx
@@ -10,7 +9,7 @@ from playwright.sync_api import Page
 
 from tests.e2e.test_pipeline import Stack, wait_for
 from tests.fakes.ollama import ScriptedOllama
-from tests.ui.conftest import shot
+from tests.ui.conftest import shot, start_calc
 from tests.ui.model import BoardModel
 from tests.ui.test_pause_scopes import states
 
@@ -21,12 +20,7 @@ def test_reject_with_a_reason_reaches_the_agent(
     stack: Stack, page: Page, api: httpx.Client, model: tuple[ScriptedOllama, BoardModel], tmp_path: Path
 ) -> None:
     _, responder = model
-    created = api.post(
-        "/api/projects",
-        json={"slug": "calc", "workspace": str(tmp_path / "calc"), "test_command": f"{sys.executable} -V"},
-    )
-    assert created.status_code == 201, created.text
-    assert api.post("/api/projects/calc/ideas", json={"text": "Calculator with add"}).status_code == 201
+    start_calc(api, tmp_path)
     wait_for(lambda: "awaiting_approval" in states(api, "calc"), timeout=60, what="the breakdown")
     asked = len(responder.prompts_of("pm"))
 

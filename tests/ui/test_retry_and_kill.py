@@ -10,7 +10,7 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from tests.e2e.test_pipeline import Stack, wait_for
-from tests.ui.conftest import shot
+from tests.ui.conftest import shot, start_calc
 from tests.ui.test_board_flow import CARD_TIMEOUT
 
 STOPPED = {"needs_human", "failed"}
@@ -33,16 +33,7 @@ def test_kill_a_bug_and_retry_the_task_from_the_card(
     stack: Stack, page: Page, api: httpx.Client, tmp_path: Path
 ) -> None:
     # The project's tests always fail: QA files a bug, DEV's rework changes nothing and the task stops.
-    created = api.post(
-        "/api/projects",
-        json={
-            "slug": "calc",
-            "workspace": str(tmp_path / "calc"),
-            "test_command": f"{sys.executable} -c 'raise SystemExit(3)'",
-        },
-    )
-    assert created.status_code == 201, created.text
-    assert api.post("/api/projects/calc/ideas", json={"text": "Calculator with add"}).status_code == 201
+    start_calc(api, tmp_path, test_command=f"{sys.executable} -c 'raise SystemExit(3)'")
     wait_for(lambda: task(api, "T-001")["state"] == "awaiting_approval", timeout=60, what="the breakdown")
     assert api.post("/api/projects/calc/tasks/T-001/approve").status_code == 200
     wait_for(lambda: task(api, "T-002")["state"] in STOPPED, timeout=240, what="T-002 to stop for a human")
