@@ -73,17 +73,16 @@ If the task is unclear or cannot be done, call finish(status="fail", summary=<yo
         what they did not. A rework over this task's earlier commits may legitimately change nothing."""
         if finish.status != "pass" or await gitrepo.changed_paths(self.ctx.workspace, list(self.ws.changed)):
             return None
-        if await self.may_change_nothing():
+        if self.is_rework() and await self.earlier_commits():
             return None
         return (
             f"{NO_CHANGE}. The task asks for a change: make it with write_file or edit_file, then call "
             "finish again; or call finish(status='fail', summary=<what is unclear>)."
         )
 
-    async def may_change_nothing(self) -> bool:
+    def is_rework(self) -> bool:
         job = self.job
-        rework = job.attempt > 1 or bool(job.bugs) or bool(job.feedback)
-        return rework and bool(await self.earlier_commits())
+        return job.attempt > 1 or bool(job.bugs) or bool(job.feedback)
 
     async def earlier_commits(self) -> list[str]:
         job = self.job
@@ -91,8 +90,8 @@ If the task is unclear or cannot be done, call finish(status="fail", summary=<yo
 
     async def nothing_changed(self, summary: str) -> Result:
         """A pass without a change: a no-op only on rework over this task's earlier commits, tests green."""
-        earlier = await self.earlier_commits()
-        if not await self.may_change_nothing():
+        earlier = await self.earlier_commits() if self.is_rework() else []
+        if not earlier:
             why = (
                 f"{NO_CHANGE}: the task asks for a change and the workspace has none. If it really "
                 "needs no change, close it by hand; otherwise say what is missing and retry."
