@@ -118,6 +118,7 @@ def test_keyboard_only_approve_and_move_a_card(
         timeout=CARD_TIMEOUT
     )
     expect(card(page, "T-002").get_by_role("button", name="Move T-002")).to_be_focused()
+    expect(card(page, "T-002")).to_be_in_viewport()  # the view followed the card to its column
     moved = task(api, "T-002")
     assert (moved["stage"], moved["state"]) == (stage, "queued")
     shot(page, "62-keyboard-move-done")

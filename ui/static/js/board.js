@@ -195,9 +195,12 @@ const moveForm = document.getElementById("move-form");
 const moveTo = document.getElementById("move-to");
 let moving = null; // the key the dialog is moving
 
+// After a move the user asked for, focus and view follow the card to where it is now.
 function focusMoveButton(key) {
   const button = card(key) && card(key).querySelector(".move-card");
-  if (button) button.focus();
+  if (!button) return;
+  button.focus({ preventScroll: true });
+  button.scrollIntoView({ block: "nearest", inline: "nearest" });
 }
 
 board.addEventListener("click", (event) => {
