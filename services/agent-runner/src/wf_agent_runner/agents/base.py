@@ -191,8 +191,7 @@ class Agent(ABC):
         nudged = False
         spent = await asyncio.to_thread(task_tokens_so_far, self.ctx.workspace, self.job)
         guard = LoopGuard(self.ctx.guards, task_tokens_before=spent)
-        made: set[str] = set()  # the calls made so far, as JSON
-        refused_finish = False
+        made: set[str] = set()  # the calls that succeeded so far, as JSON
         narrow = ""  # why the next turn accepts fewer tools: SAME_WRITE, SAME_LOOK or LAST_TURN
         # Every turn sends the same system prompt and the same tool list, so the model server's
         # prompt-prefix cache (llama.cpp, Ollama, vLLM; emulated calls describe the tools in the system
@@ -238,11 +237,12 @@ class Agent(ABC):
                     refused = True
                     continue
                 seen = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
-                if seen in made and call.name in WRITE_TOOLS:  # the same change again: it is done
+                # The same change again after it succeeded: it is done. A failed write repeated is
+                # not (the error goes back; the repeated-call guard stops a loop).
+                if seen in made and call.name in WRITE_TOOLS:
                     narrow = SAME_WRITE
                 elif seen in made and call.name in LOOK_TOOLS:  # the same look again: time to act
                     narrow = SAME_LOOK
-                made.add(seen)
                 args = json.dumps(call.arguments, ensure_ascii=False, default=str)
                 await self.out.emit(
                     "tool_call",
@@ -254,11 +254,10 @@ class Agent(ABC):
                     self.commands_run.append(call.arguments["command"])
                 # File IO off the event loop (acall): heartbeats and output events keep flowing.
                 outcome = await toolbox.acall(call.name, call.arguments)
-                objection = None
-                if outcome.finish is not None and not refused_finish:
-                    objection = await self.refuse_finish(outcome.finish)
+                if outcome.ok and call.name != "finish":
+                    made.add(seen)
+                objection = await self.refuse_finish(outcome.finish) if outcome.finish else None
                 if objection:
-                    refused_finish = True  # once: the agent's next finish stands
                     await self.out.emit("log", f"finish refused: {objection}")
                     outcome = ToolOutcome(f"error: {objection}", ok=False)
                 await self.out.emit("tool_result", outcome.text, name=call.name, ok=outcome.ok)
@@ -270,7 +269,8 @@ class Agent(ABC):
         return LoopOutcome(None, max_turns, f"agent did not finish within {max_turns} turns")
 
     async def refuse_finish(self, finish: Finish) -> str | None:
-        """Why this finish cannot stand yet (fed back to the model once, as the tool's error), or None."""
+        """Why this finish cannot stand yet (fed back to the model as the tool's error), or None. An
+        agent refuses each reason once at most, so that its next finish stands: the loop ends."""
         return None
 
     @staticmethod
