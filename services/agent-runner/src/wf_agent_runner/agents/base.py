@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -41,10 +42,23 @@ SAME_WRITE = (
     "You made exactly this change already: the file has it. If the task is complete call "
     "finish(status='pass', summary=...), otherwise finish(status='fail', summary=<what is missing>)."
 )
+MUST_WRITE = (
+    "Nothing is written yet: call write_file(path, content) with the complete file the task needs "
+    "(or edit_file for a small change to an existing file)."
+)
 LAST_TURN = (
     "This is your last turn: call finish now. status 'pass' only if the task is complete, "
     "otherwise 'fail' with what is missing."
 )
+
+
+@dataclass(frozen=True)
+class Objection:
+    """A refused finish: what the model is told, and why the next turn accepts fewer tools (one of
+    the narrowing messages above, or "")."""
+
+    text: str
+    narrow: str = ""
 
 
 @dataclass
@@ -154,10 +168,13 @@ class Agent(ABC):
         *,
         tools: list[dict[str, Any]] | None = None,
         format: dict[str, Any] | str | None = None,
+        accepted: Collection[str] | None = None,
     ) -> ChatResult:
         if self.ctx.turns is not None:
             messages.extend(await self.ctx.turns.before_turn())
-        reply = await self.ctx.llm.chat(messages, tools=tools, format=format, on_token=self.out.token)
+        reply = await self.ctx.llm.chat(
+            messages, tools=tools, format=format, on_token=self.out.token, accepted=accepted
+        )
         await self.out.flush()
         self.meter.add(reply)
         self.out.record(
@@ -210,7 +227,7 @@ class Agent(ABC):
                 await self.out.emit("log", f"turn {turn}: only {only} accepted")
             else:
                 narrow = ""
-            reply = await self.chat(messages, tools=schemas)
+            reply = await self.chat(messages, tools=schemas, accepted=offered if narrow else None)
             if reason := guard.after_reply(self.meter.usage):
                 return await self._guard_stop(reason, turn)
             messages.append(reply.as_message())
@@ -258,8 +275,9 @@ class Agent(ABC):
                     made.add(seen)
                 objection = await self.refuse_finish(outcome.finish) if outcome.finish else None
                 if objection:
-                    await self.out.emit("log", f"finish refused: {objection}")
-                    outcome = ToolOutcome(f"error: {objection}", ok=False)
+                    await self.out.emit("log", f"finish refused: {objection.text}")
+                    outcome = ToolOutcome(f"error: {objection.text}", ok=False)
+                    narrow = objection.narrow or narrow
                 await self.out.emit("tool_result", outcome.text, name=call.name, ok=outcome.ok)
                 messages.append({"role": "tool", "content": outcome.text, "tool_name": call.name})
                 if outcome.finish is not None:  # calls after finish in the same reply are ignored
@@ -268,7 +286,7 @@ class Agent(ABC):
                 narrow = ""  # it used what was accepted: the next turn accepts every tool again
         return LoopOutcome(None, max_turns, f"agent did not finish within {max_turns} turns")
 
-    async def refuse_finish(self, finish: Finish) -> str | None:
+    async def refuse_finish(self, finish: Finish) -> Objection | None:
         """Why this finish cannot stand yet (fed back to the model as the tool's error), or None. An
         agent refuses each reason once at most, so that its next finish stands: the loop ends."""
         return None
@@ -282,6 +300,8 @@ class Agent(ABC):
         names = set(toolbox.names)
         if narrow in (LAST_TURN, SAME_WRITE) and "finish" in names:
             return {"finish"}
+        if narrow == MUST_WRITE and names & set(WRITE_TOOLS):
+            return names & set(WRITE_TOOLS)
         if narrow == SAME_LOOK and names - set(LOOK_TOOLS):
             return names - set(LOOK_TOOLS)
         return names

@@ -14,7 +14,7 @@ from wf_common.jobs import Result
 from wf_common.states import Verdict
 
 from wf_agent_runner import gitrepo
-from wf_agent_runner.agents.base import Agent, after_first_line, commit_subject
+from wf_agent_runner.agents.base import MUST_WRITE, Agent, Objection, after_first_line, commit_subject
 from wf_agent_runner.agents.verdicts import run_project_tests
 from wf_agent_runner.testrun import TestReport
 from wf_agent_runner.tools import RUN_TOOLS, Finish
@@ -80,7 +80,7 @@ If the task is unclear or cannot be done, call finish(status="fail", summary=<yo
             Verdict.PASS, f"{summary}\n\n{note}", commits=commits, files_changed=files, test_run=report.run
         )
 
-    async def refuse_finish(self, finish: Finish) -> str | None:
+    async def refuse_finish(self, finish: Finish) -> Objection | None:
         """A "pass" goes back to the agent, once per reason: with no change (weak models often say
         they wrote what they did not; a rework over this task's earlier commits may legitimately change
         nothing), and with failing tests when it did not run them itself (the runner runs them now)."""
@@ -92,11 +92,12 @@ If the task is unclear or cannot be done, call finish(status="fail", summary=<yo
             if self.refused_no_change or (self.is_rework() and await self.earlier_commits()):
                 return None
             self.refused_no_change = True
-            return (
+            text = (
                 f"{NO_CHANGE}. The task asks for a change: write the code with write_file(path, content) "
                 "(or edit_file for a small change to an existing file), then call finish again; or call "
                 "finish(status='fail', summary=<what is unclear>)."
             )
+            return Objection(text, narrow=MUST_WRITE)  # the next turn accepts only the tools that write
         if ran_tests(self.commands_run, self.job.project.test_command):
             return None
         stamp = (self.ws.writes, len(self.commands_run))
@@ -112,14 +113,14 @@ If the task is unclear or cannot be done, call finish(status="fail", summary=<yo
             return None
         self.refused_tests = (stamp, report)
         if report.run.exit_code == NO_TESTS_COLLECTED:
-            return (
+            return Objection(
                 f"the project has no tests yet (`{report.run.command}`: {report.description}). Write tests "
                 "for the acceptance criteria (a tests/test_<name>.py file), run them with run, then call "
                 "finish again."
             )
         failing = ", ".join(report.run.failed_tests[:10])
         tail = report.run.output_tail[-FAILURE_TAIL_CHARS:].strip()
-        return (
+        return Objection(
             f"the project's tests fail (`{report.run.command}`: {report.description})"
             + (f"; failing: {failing}" if failing else "")
             + ". Fix the code (or the tests, if they are wrong), run the tests with run, then call finish "
