@@ -112,11 +112,10 @@ async def test_an_interrupted_run_resumes_and_every_execution_shares_its_roles_p
         requests = list(fake.requests)
 
     assert [(o.task, o.mode, o.passed) for o in first] == [("01_fizzbuzz", "single", True)]
-    # The second run did only the pipeline and reports both modes: DEV in 3 turns (the project has no
-    # tests yet, so its first finish came back once asking for them), QA in 2.
+    # The second run did only the pipeline (DEV, QA: 2 turns each) and reports both modes.
     assert [(o.mode, o.executions) for o in again] == [("single", 1), ("pipeline", 2)]
     assert again[0] == first[0]
-    assert model.calls[calls_before:] == ["dev", "dev", "dev", "qa", "qa"]
+    assert model.calls[calls_before:] == ["dev", "dev", "qa", "qa"]
     assert [o.mode for o in load_outcomes(progress)] == ["single", "pipeline"]  # the cut line is skipped
     # A bounded reply, and per role one system message and one tool list for every turn of every
     # execution: the prefix a server's prompt cache keeps.

@@ -113,6 +113,7 @@ async def test_tool_errors_go_back_to_the_model(
         Reply.tool("edit_file", path="app/prices.py", old="nope", new="x"),
         Reply(tool_calls=[("write_file", {"path": ".git/hooks/pre-commit", "content": "x"})]),
         Reply.tool("finish", status="pass", summary="Nothing to change"),
+        Reply.tool("finish", status="pass", summary="Nothing to change"),  # told to write: refused
         Reply.tool("finish", status="pass", summary="Nothing to change"),
     )
     result = await run_agent(make_job("dev"))
@@ -121,12 +122,20 @@ async def test_tool_errors_go_back_to_the_model(
     assert result.summary.startswith("DEV finished without changing any file")
     assert result.commits == []
     assert result.files_changed == []
-    errors = [last_message(r) for r in fake.requests[1:5]]
+    errors = [*(last_message(r) for r in fake.requests[1:4]), fake.requests[4]["messages"][-2]]
     assert all(m["role"] == "tool" and m["content"].startswith("error:") for m in errors)
     assert "outside the workspace" in errors[0]["content"]
     assert "occurs 0 times" in errors[1]["content"]
     assert ".git/" in errors[2]["content"]
     assert errors[3]["content"].startswith("error: DEV finished without changing any file. The task asks")
+    # The turn after that refusal accepts only the tools that write, and says so; the finish it sent
+    # anyway was refused, and then every tool is accepted again (its last finish stands).
+    told = last_message(fake.requests[4])
+    assert told["role"] == "user"
+    assert told["content"].startswith("Nothing is written yet: call write_file(path, content)")
+    assert "Only edit_file, write_file is accepted on this turn" in told["content"]
+    assert last_message(fake.requests[5])["content"].startswith("error: finish is not accepted on this turn")
+    assert len(fake.requests) == 6
 
 
 async def test_turn_cap_fails_with_a_clear_summary(
@@ -266,11 +275,13 @@ async def test_a_pass_without_any_change_fails_with_the_reason(
         Reply.tool("write_file", path="app/prices.py", content=PRICES),
         Reply.tool("finish", status="pass", summary="Add price parser\n\nImplemented parse_price."),
         Reply.tool("finish", status="pass", summary="Add price parser\n\nImplemented parse_price."),
+        Reply.tool("finish", status="pass", summary="Add price parser\n\nImplemented parse_price."),
     )
     before = git(workspace, "rev-parse", "HEAD")
     result = await run_agent(make_job("dev"))
-    # Its first finish went back to it once, saying what is wrong and what to do; the second stands.
-    told = last_message(fake.requests[3])
+    # Its first finish went back to it once, saying what is wrong and what to do (the next turn then
+    # accepts only the tools that write, which refuses the second); the third stands.
+    told = fake.requests[3]["messages"][-2]  # the last one tells the turn to write
     assert told["role"] == "tool"
     assert told["content"] == (
         "error: DEV finished without changing any file. The task asks for a change: write the code "
@@ -335,7 +346,7 @@ async def test_rework_of_another_task_does_not_count_as_earlier_work(
         Reply.tool("finish", status="pass", summary="Add other"),
     )
     assert (await run_agent(make_job("dev", task=other))).commits
-    fake.queue(*[Reply.tool("finish", status="pass", summary="Already done")] * 2)
+    fake.queue(*[Reply.tool("finish", status="pass", summary="Already done")] * 3)
     result = await run_agent(make_job("dev", attempt=2))  # T-002 has no commit of its own
     assert result.status is Verdict.FAIL
     assert result.summary.startswith("DEV finished without changing any file: the task asks")

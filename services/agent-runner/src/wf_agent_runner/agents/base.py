@@ -282,8 +282,10 @@ class Agent(ABC):
                 messages.append({"role": "tool", "content": outcome.text, "tool_name": call.name})
                 if outcome.finish is not None:  # calls after finish in the same reply are ignored
                     return LoopOutcome(outcome.finish, turn)
-            if not refused and narrow == current:
-                narrow = ""  # it used what was accepted: the next turn accepts every tool again
+            if narrow == current and (not refused or current == MUST_WRITE):
+                # It used what was accepted (or, told to write, did not: once is enough; its next
+                # finish stands): the next turn accepts every tool again.
+                narrow = ""
         return LoopOutcome(None, max_turns, f"agent did not finish within {max_turns} turns")
 
     async def refuse_finish(self, finish: Finish) -> Objection | None:
