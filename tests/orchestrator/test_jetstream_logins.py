@@ -157,7 +157,7 @@ FOREIGN_STREAMS = [
     ("board", subjects.RESULTS_STREAM),
     ("sync-bridge", subjects.JOBS_STREAM),
     ("sync-bridge", subjects.ADVISORIES_STREAM),
-    ("cli", subjects.EVENTS_STREAM),
+    ("cli", subjects.RESULTS_STREAM),
     ("cli", subjects.JOBS_STREAM),
 ]
 
@@ -197,12 +197,15 @@ async def test_a_non_owner_login_is_refused_deleting_the_orchestrators_consumers
         assert consumer in await hub_bus.consumer_names(stream)
 
 
-async def test_the_boards_throwaway_consumers_leave_the_other_services_durables_alone(hub_bus: Bus) -> None:
-    """The board makes and deletes ephemeral consumers on WF_EVENTS, but cannot replace, delete or
-    drain the orchestrator's or the sync bridge's durables there."""
+@pytest.mark.parametrize("kind", ["board", "cli"])
+async def test_throwaway_consumers_on_the_events_leave_the_other_services_durables_alone(
+    hub_bus: Bus, kind: str
+) -> None:
+    """The board (and the operator's `nats` CLI) make and delete ephemeral consumers on WF_EVENTS, but
+    cannot replace, delete, drain or ack for the orchestrator's or the sync bridge's durables there."""
     sync = await hub_bus.login("sync-bridge")
     await ensure_sync_consumer(sync.js)
-    board = await hub_bus.login("board")
+    board = await hub_bus.login(kind)
     for durable in (subjects.RUNNER_EVENTS_CONSUMER, subjects.SYNC_BRIDGE_CONSUMER):
         with pytest.raises(nats.errors.TimeoutError):
             await board.js.delete_consumer(subjects.EVENTS_STREAM, durable)
@@ -216,6 +219,9 @@ async def test_the_boards_throwaway_consumers_leave_the_other_services_durables_
             )
         await _refused(board, f"$JS.API.CONSUMER.DELETE.{subjects.EVENTS_STREAM}.{durable}")
         await _refused(board, f"$JS.API.CONSUMER.MSG.NEXT.{subjects.EVENTS_STREAM}.{durable}")
+        ack = f"$JS.ACK.{subjects.EVENTS_STREAM}.{durable}.1.1.1.0.0"
+        await board.nc.publish(ack, b"+ACK")
+        await _refused(board, ack)
         assert durable in await hub_bus.consumer_names(subjects.EVENTS_STREAM)
     info = await hub_bus.owner.consumer_info(subjects.EVENTS_STREAM, subjects.RUNNER_EVENTS_CONSUMER)
     assert info.config.filter_subjects == list(subjects.RUNNER_EVENT_SUBJECTS)
@@ -248,7 +254,7 @@ async def test_each_service_starts_and_works_with_its_own_login(hub_bus: Bus) ->
     beats = await runner.js.key_value(subjects.RUNNERS_BUCKET)
     await beats.put("runner-1", b"{}")
     await (await hub_bus.owner.key_value(subjects.CONTROL_BUCKET)).put(subjects.PAUSED_KEY, b"1")
-    for kind in ("runner", "board"):
+    for kind in ("runner", "board", "cli"):
         kv = await logins[kind].js.key_value(subjects.CONTROL_BUCKET)
         entry = await kv.get(subjects.PAUSED_KEY)
         assert entry.value == b"1"
@@ -266,20 +272,24 @@ async def test_each_service_starts_and_works_with_its_own_login(hub_bus: Bus) ->
     await event.ack_sync()
     await bsub.unsubscribe()
 
-    # The board reads events through throwaway consumers (counted, then deleted; a live feed).
-    board = logins["board"]
-    counted = await board.js.add_consumer(
-        subjects.EVENTS_STREAM, ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL)
-    )
-    assert counted.num_pending == 1
-    await board.js.delete_consumer(subjects.EVENTS_STREAM, counted.name)
-    page = await board.js.pull_subscribe("wf.events.>", stream=subjects.EVENTS_STREAM)
-    (line,) = await page.fetch(1, timeout=5)
-    assert line.subject == event.subject
-    await page.unsubscribe()
-    live = await board.js.subscribe("wf.events.>", stream=subjects.EVENTS_STREAM, ordered_consumer=True)
-    assert (await live.next_msg(timeout=5)).subject == event.subject
-    await live.unsubscribe()
+    # The board (and the operator's CLI) read events through throwaway consumers (counted, then
+    # deleted; a page pulled and acked; a live feed).
+    for kind in ("board", "cli"):
+        reader = logins[kind]
+        counted = await reader.js.add_consumer(
+            subjects.EVENTS_STREAM,
+            ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),
+        )
+        assert counted.num_pending == 1
+        await reader.js.delete_consumer(subjects.EVENTS_STREAM, counted.name)
+        page = await reader.js.pull_subscribe("wf.events.>", stream=subjects.EVENTS_STREAM)
+        (line,) = await page.fetch(1, timeout=5)
+        assert line.subject == event.subject
+        await line.ack_sync()
+        await page.unsubscribe()
+        live = await reader.js.subscribe("wf.events.>", stream=subjects.EVENTS_STREAM, ordered_consumer=True)
+        assert (await live.next_msg(timeout=5)).subject == event.subject
+        await live.unsubscribe()
     for login in logins.values():
         assert not login.errors, login.errors
 

@@ -66,13 +66,14 @@ def _others_commands(kind: str) -> tuple[str, ...]:
 
 def _others_durables(stream: str, durables: tuple[str, ...]) -> tuple[str, ...]:
     """What a login with throwaway consumers on `stream` may still not do to the named durables:
-    replace, delete or drain them."""
-    return tuple(
+    replace, delete, drain them or ack their messages."""
+    ops = tuple(
         f"{_JS}.{op}.{stream}.{name}{tail}"
         for name in durables
         for op in ("CONSUMER.CREATE", "CONSUMER.DELETE", "CONSUMER.MSG.NEXT")
         for tail in ("", ".>")
     )
+    return (*ops, *(f"$JS.ACK.{stream}.{name}.>" for name in durables))
 
 
 _NO_JOBS_OR_RESULTS = (f"{JOBS_PREFIX}.>", f"{RESULTS_PREFIX}.>", _CONTROL_WRITES, *_NOT_ADMIN)
@@ -83,13 +84,17 @@ NATS_DENY_PUBLISH: dict[str, tuple[str, ...]] = {
     "runner": (f"{JOBS_PREFIX}.>", f"{COMMANDS_PREFIX}.>", _CONTROL_WRITES, *_NOT_ADMIN),
     # The board, the sync bridge and the CLI send commands (on their own subjects) and read; they
     # never forge jobs or results.
-    **{kind: (*_NO_JOBS_OR_RESULTS, *_others_commands(kind)) for kind in ("sync-bridge", "cli")},
-    # ... and the board's throwaway consumers on WF_EVENTS leave the other services' durables alone.
-    "board": (
-        *_NO_JOBS_OR_RESULTS,
-        *_others_commands("board"),
-        *_others_durables(EVENTS_STREAM, (RUNNER_EVENTS_CONSUMER, SYNC_BRIDGE_CONSUMER)),
-    ),
+    "sync-bridge": (*_NO_JOBS_OR_RESULTS, *_others_commands("sync-bridge")),
+    # ... and the throwaway consumers of the board and the CLI on WF_EVENTS (NATS_ALLOW_PUBLISH)
+    # leave the other services' durables there alone.
+    **{
+        kind: (
+            *_NO_JOBS_OR_RESULTS,
+            *_others_commands(kind),
+            *_others_durables(EVENTS_STREAM, (RUNNER_EVENTS_CONSUMER, SYNC_BRIDGE_CONSUMER)),
+        )
+        for kind in ("board", "cli")
+    },
 }
 
 # The JetStream API: only the orchestrator's login (the orchestrator, and `wf start` declaring the
@@ -117,6 +122,14 @@ def _pull(stream: str, consumer: str) -> tuple[str, ...]:
     return (f"{_JS}.CONSUMER.MSG.NEXT.{stream}.{consumer}", f"$JS.ACK.{stream}.{consumer}.>")
 
 
+# Throwaway consumers on WF_EVENTS: made, pulled from (and acked), deleted.
+_READ_EVENTS = (
+    f"{_JS}.CONSUMER.CREATE.{EVENTS_STREAM}",
+    f"{_JS}.CONSUMER.CREATE.{EVENTS_STREAM}.>",
+    f"{_JS}.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.*",
+    f"{_JS}.CONSUMER.DELETE.{EVENTS_STREAM}.*",
+    f"$JS.ACK.{EVENTS_STREAM}.>",
+)
 # Our own subjects, request replies and push consumers' flow-control replies.
 _OWN = ("wf.>", "_INBOX.>", "$JS.FC.>", *_READ_INFO)
 NATS_ALLOW_PUBLISH: dict[str, tuple[str, ...] | None] = {
@@ -128,17 +141,14 @@ NATS_ALLOW_PUBLISH: dict[str, tuple[str, ...] | None] = {
     ),
     # Throwaway (ephemeral) consumers on WF_EVENTS for the live feed and the output pages; the
     # durables of other services on WF_EVENTS are denied (NATS_DENY_PUBLISH).
-    "board": (
-        *_OWN, f"{_JS}.CONSUMER.CREATE.{EVENTS_STREAM}", f"{_JS}.CONSUMER.CREATE.{EVENTS_STREAM}.>",
-        f"{_JS}.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.*", f"{_JS}.CONSUMER.DELETE.{EVENTS_STREAM}.*",
-        *_read_kv(CONTROL_BUCKET), *_read_kv(RUNNERS_BUCKET),
-    ),
+    "board": (*_OWN, *_READ_EVENTS, *_read_kv(CONTROL_BUCKET), *_read_kv(RUNNERS_BUCKET)),
     # Its own durable on WF_EVENTS, made (or updated) by the bridge at start.
     "sync-bridge": (
         *_OWN, f"{_JS}.CONSUMER.DURABLE.CREATE.{EVENTS_STREAM}.{SYNC_BRIDGE_CONSUMER}",
         *_pull(EVENTS_STREAM, SYNC_BRIDGE_CONSUMER),
     ),
-    "cli": _OWN,
+    # The operator's `nats` CLI reads as the board does (`nats stream view WF_EVENTS`, `nats kv get`).
+    "cli": (*_OWN, *_READ_EVENTS, *_read_kv(CONTROL_BUCKET), *_read_kv(RUNNERS_BUCKET)),
 }  # fmt: skip
 
 
