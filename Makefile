@@ -54,7 +54,7 @@ bench: install ## Benchmarks: JetStream latency, orchestration overhead, transit
 test-real-llm: install ## Opt-in: PM and DEV against a real local model (first run builds llama-cpp-python, ~13 min)
 	$(VENV)/bin/python scripts/real_llm.py test $(ARGS)
 
-bench-agents: install ## Opt-in: single agent vs pipeline on benchmarks/agent_tasks with the local model (ARGS=--record)
+bench-agents: install sandbox-tools ## Opt-in: single agent vs pipeline on benchmarks/agent_tasks with the local model (ARGS=--record)
 	$(VENV)/bin/python scripts/real_llm.py bench $(ARGS)
 
 clean: ## Remove the virtual environments and caches

@@ -51,11 +51,17 @@ from wf_common.states import Verdict
 TASKS_DIR = Path(__file__).parent / "agent_tasks"
 PERFORMANCE = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 MODES = ("single", "pipeline")
-# The tests run with this venv's python (pytest comes from it), which only this machine has: the
-# harness runs agents' commands unconfined on it, with a fresh HOME and a minimal environment.
-BENCH_SANDBOX = "none"
+# What the agents write runs in the bubblewrap sandbox, with the agents' tools venv (`make
+# sandbox-tools`: pytest among them) bound read-only and first on PATH, so `python` there is its python.
+TOOLS_DIR = Path(__file__).resolve().parent.parent / ".tools" / "sandbox"
 LABELS = {"wf.project": "bench", "wf.runner": "bench"}
-TEST_COMMAND = f"{sys.executable} -m pytest -q -p no:cacheprovider --disable-plugin-autoload"
+TEST_COMMAND = "python -m pytest -q -p no:cacheprovider"
+
+
+def bench_sandbox(tools_dir: Path = TOOLS_DIR) -> SandboxConfig:
+    if not (tools_dir / "bin" / "pytest").exists():
+        raise SystemExit(f"bench-agents: no agents' tools at {tools_dir}; run `make sandbox-tools` first")
+    return SandboxConfig(backend="bubblewrap", tools_dir=str(tools_dir))
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,7 @@ class Bench:
         self.workdir = workdir
         self.rework_limit = rework_limit
         self.max_turns = max_turns
+        self.sandbox = bench_sandbox()
 
     async def execute(self, ws: Path, task: AgentTask, role: str, attempt: int, bugs: list[BugRef]) -> Result:
         project = ProjectRef(slug="bench", name="Bench", workspace=str(ws), test_command=TEST_COMMAND)
@@ -139,7 +146,7 @@ class Bench:
         )
         sink = OutputSink(None, job, actor="bench", transcript=Transcript(transcript_path(ws, job)))
         adapter = build_adapter(self.llm, role)
-        sandbox = await open_sandbox(SandboxConfig(backend=BENCH_SANDBOX), ws, LABELS)
+        sandbox = await open_sandbox(self.sandbox, ws, LABELS)
         try:
             result: Result = await agent_for(role)(
                 AgentContext(job, adapter, sink, ws, runner_id="bench", sandbox=sandbox)
@@ -196,7 +203,7 @@ class Bench:
         check = self.workdir / f"{ws.name}-hidden"
         shutil.copytree(ws, check, ignore=shutil.ignore_patterns(".git", ".workflow"))
         (check / "test_hidden_bench.py").write_text(task.hidden_test, encoding="utf-8")
-        sandbox = await open_sandbox(SandboxConfig(backend=BENCH_SANDBOX), check, LABELS)
+        sandbox = await open_sandbox(self.sandbox, check, LABELS)
         try:
             report = await run_tests(sandbox, f"{TEST_COMMAND} test_hidden_bench.py", limit_seconds=120)
         finally:
@@ -320,6 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--record", action="store_true", help="append the figures to docs/performance.md")
     ap.add_argument("--json", action="store_true", help="print the outcomes as JSON")
+    ap.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="keep the workspaces (and agents' transcripts) under this folder",
+    )
     args = ap.parse_args(argv)
     llm = LLMBackendConfig(
         adapter=args.adapter,
@@ -332,7 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     tasks = load_tasks(only=args.tasks)
     with tempfile.TemporaryDirectory(prefix="bench-agents-") as tmp:
-        bench = Bench(llm, Path(tmp), rework_limit=args.rework_limit, max_turns=args.max_turns)
+        workdir = Path(tmp)
+        if args.keep is not None:
+            workdir = args.keep / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+            workdir.mkdir(parents=True)
+        bench = Bench(llm, workdir, rework_limit=args.rework_limit, max_turns=args.max_turns)
         outcomes = asyncio.run(run_all(bench, tasks, resume=args.resume))
     print(json.dumps([asdict(o) for o in outcomes], indent=2) if args.json else render(outcomes))
     if args.record:

@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"resuming from {progress} (delete it to start over)")
             cmd = [
                 sys.executable, "-m", "benchmarks.agents", "--base-url", base, "--model", MODEL_NAME,
-                "--tool-calls", "emulated", "--resume", str(progress),
+                "--tool-calls", "emulated", "--resume", str(progress), "--keep", str(HOME / "bench-runs"),
             ]  # fmt: skip
             done = subprocess.run([*cmd, *args.pytest_args], cwd=ROOT, check=False)  # noqa: S603
             return done.returncode

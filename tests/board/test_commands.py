@@ -80,7 +80,8 @@ async def test_the_recorded_actor_is_the_tokens_holder_whatever_the_request_says
     assert in_body.json()["fields"][0]["field"] == "body.actor"
     assert [c.type for c in commands.sent()] == ["create_project"]
 
-    # Naming oneself is allowed; a tool may say it acted for the holder.
+    # Naming oneself is allowed; a tool may say it acted for the holder, and an MCP client is
+    # recorded as itself.
     same = await client.post(
         "/api/projects/listsnap/ideas",
         json={"text": "Export lists as CSV"},
@@ -91,10 +92,15 @@ async def test_the_recorded_actor_is_the_tokens_holder_whatever_the_request_says
         "/api/projects/listsnap/ideas", json={"text": "Import lists"}, headers={"X-WF-Client": "mcp:cursor"}
     )
     assert tool.status_code == 201, tool.text
+    script = await client.post(
+        "/api/projects/listsnap/ideas", json={"text": "Sort lists"}, headers={"X-WF-Client": "nightly.sh"}
+    )
+    assert script.status_code == 201, script.text
     created = (await db.execute(text("SELECT task_key, created_by FROM tasks ORDER BY task_key"))).all()
     assert [tuple(r) for r in created] == [
         (same.json()["task"]["key"], "human:owner"),
-        (tool.json()["task"]["key"], "human:owner via mcp:cursor"),
+        (tool.json()["task"]["key"], "mcp:cursor"),
+        (script.json()["task"]["key"], "human:owner via nightly.sh"),
     ]
     project_owner = (await db.execute(text("SELECT created_by FROM projects"))).scalar_one()
     assert project_owner == "human:owner"

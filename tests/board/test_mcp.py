@@ -1,5 +1,5 @@
 """/mcp driven by the mcp SDK's own client over streamable HTTP: the tools reach the board API and
-the real orchestrator, and commands are recorded as the token's holder via mcp:<client name>."""
+the real orchestrator, and commands are recorded as mcp:<client name>."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, Implementation, TextContent
@@ -61,7 +62,7 @@ async def test_mcp_client_lists_tools_and_sends_commands_as_mcp_actor(
 
     kinds = [type(c) for c in commands.sent()]
     assert kinds == [Pause, Approve]
-    assert {c.actor for c in commands.sent()} == {"human:owner via mcp:claude-code"}
+    assert {c.actor for c in commands.sent()} == {"mcp:claude-code"}
     approve = commands.sent()[1]
     assert isinstance(approve, Approve)
     assert approve.task_key == "T-002"
@@ -87,7 +88,7 @@ async def test_wf_mcp_on_stdio_talks_to_the_board(
         await session.initialize()
         result = await session.call_tool("resume", {})
         assert not result.isError
-    assert [(c.type, c.actor) for c in commands.sent()] == [("resume", "human:owner via mcp:cursor")]
+    assert [(c.type, c.actor) for c in commands.sent()] == [("resume", "mcp:cursor")]
 
 
 def _json(result: CallToolResult) -> Any:
@@ -119,8 +120,10 @@ async def test_mcp_tools_cover_ideas_tasks_feedback_gates_and_scoped_pauses(
         _json(await session.call_tool("add_feedback", note))
         task = _json(await session.call_tool("get_task", {"project": "calc", "key": key}))
         assert task["key"] == key
-        assert [(f["file"], f["line"], f["text"]) for f in task["feedback"]] == [
-            ("calc/add.py", 2, "Mind the types")
+        # The task's history records the MCP client itself as who acted.
+        assert task["created_by"] == "mcp:claude-code"
+        assert [(f["file"], f["line"], f["text"], f["actor"]) for f in task["feedback"]] == [
+            ("calc/add.py", 2, "Mind the types", "mcp:claude-code")
         ]
         assert "handoffs" in task
         assert "executions" in task
@@ -153,6 +156,37 @@ async def test_mcp_tools_cover_ideas_tasks_feedback_gates_and_scoped_pauses(
         "resume",
         "resume",
     ]
-    assert {c.actor for c in sent} == {"human:owner via mcp:claude-code"}
+    assert {c.actor for c in sent} == {"mcp:claude-code"}
     scopes = [(c.project, c.task_key) for c in sent if isinstance(c, Pause | Resume)]
     assert scopes == [("calc", None), ("calc", key), ("calc", key), ("calc", None)]
+
+
+@pytest.mark.parametrize(
+    ("name", "actor"),
+    [
+        # Spaces, markup and control characters become `_`; the name stays a plain label.
+        ("Claude Code <script>\n", "mcp:Claude_Code_script"),
+        # Bounded: at most 50 characters of the client's name.
+        ("a" * 300, "mcp:" + "a" * 50),
+        # Nothing usable: a clear default rather than an empty or made-up name.
+        ("", "mcp:unnamed-client"),
+        ("\u2603 \u00e9", "mcp:unnamed-client"),
+    ],
+)
+async def test_the_recorded_mcp_actor_is_the_client_name_made_safe(
+    live_url: str, orchestrator: Orchestrator, commands: CommandTap, name: str, actor: str
+) -> None:
+    async with (
+        httpx.AsyncClient(headers=AUTH_HEADERS, timeout=30) as http,
+        streamable_http_client(f"{live_url}/mcp", http_client=http) as (read, write, _),
+        ClientSession(read, write, client_info=Implementation(name=name, version="1")) as session,
+    ):
+        await session.initialize()
+        assert not (await session.call_tool("pause", {})).isError
+        assert not (await session.call_tool("resume", {})).isError
+
+    async def both_heard() -> bool:
+        return len(commands.sent()) >= 2
+
+    await eventually(both_heard, what="the tap to hear pause and resume")
+    assert [(c.type, c.actor) for c in commands.sent()] == [("pause", actor), ("resume", actor)]

@@ -118,6 +118,23 @@ async def test_model_without_tools_gets_emulated_calls(plain_ollama: OllamaWitho
     assert finish["properties"]["arguments"]["properties"]["status"]["enum"] == ["pass", "fail"]
 
 
+async def test_a_narrowed_turn_constrains_the_reply_to_the_tools_it_accepts(
+    plain_ollama: OllamaWithoutTools,
+) -> None:
+    plain_ollama.queue(
+        Reply.text(reply("qwen_tool_call_tag.txt")), Reply.text(reply("qwen_tool_call_tag.txt"))
+    )
+    async with ToolCallAdapter(OllamaAdapter(plain_ollama.url, "gemma2:2b")) as llm:
+        await llm.chat(USER, tools=TOOLS)
+        await llm.chat(USER, tools=TOOLS, accepted={"write_file"})
+    every, narrowed = plain_ollama.requests
+    # The same system prompt (every tool described: the server's prompt cache keeps serving it)...
+    assert narrowed["messages"] == every["messages"]
+    # ...but the grammar of the narrowed turn allows a call to write_file only.
+    assert len(every["format"]["anyOf"]) == len(TOOLS)
+    assert [v["properties"]["name"]["const"] for v in narrowed["format"]["anyOf"]] == ["write_file"]
+
+
 async def test_emulated_history_and_error_feedback() -> None:
     with ScriptedOpenAI(models=("tiny",)) as fake:
         fake.queue(

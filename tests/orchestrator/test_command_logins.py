@@ -93,10 +93,10 @@ def idea(actor: str) -> dict[str, Any]:
 async def test_each_login_sends_as_the_actors_it_may_name(bus: Bus) -> None:
     board, sync, cli = bus.logins["board"], bus.logins["sync-bridge"], bus.logins["cli"]
 
-    ok = await board.request(command_subject("submit_idea", "board"), idea("human:owner via mcp:cursor"))
+    ok = await board.request(command_subject("submit_idea", "board"), idea("mcp:cursor"))
     assert ok.ok, ok.error
     assert ok.data is not None
-    assert ok.data["task"]["created_by"] == "human:owner via mcp:cursor"
+    assert ok.data["task"]["created_by"] == "mcp:cursor"  # an MCP client acting with the board's token
     assert (await cli.request(command_subject("ping", "cli"), {"type": "ping", "actor": "human:ops"})).ok
 
     # The sync bridge's own client, as the bridge runs it: its tracker actor is accepted.
@@ -113,6 +113,8 @@ async def test_each_login_sends_as_the_actors_it_may_name(bus: Bus) -> None:
         ("board", "sync:jira"),  # the board cannot pass off the owner's click as a tracker's change
         ("cli", "hook:deploy"),
         ("cli", "board-api"),
+        ("cli", "mcp:cursor"),  # MCP clients come through the board API only
+        ("sync-bridge", "mcp:cursor"),
     ],
 )
 async def test_an_actor_the_login_may_not_name_is_forbidden_and_changes_nothing(

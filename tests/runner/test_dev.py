@@ -15,6 +15,10 @@ from tests.runner.helpers import PRICES, git, last_message, log_subjects
 NEW_PRICES = PRICES.replace(
     '    return float(text.replace("$", "").replace(",", ""))', "    raise NotImplementedError"
 )
+# A change that keeps the project's test passing.
+FIXED_PRICES = PRICES.replace(
+    '"""\'$1,234.50\' -> 1234.5"""', '"""\'$1,234.50\' -> 1234.5; commas are thousands"""'
+)
 SUMMARY = "Add price parser\n\nParses '$1,234.50' into 1234.5 and rejects bad input."
 
 
@@ -26,13 +30,26 @@ async def test_dev_writes_and_commits_with_the_job_trailer(
         Reply.tool("write_file", path="app/prices.py", content=NEW_PRICES),
         Reply.tool("write_file", path="docs/prices.md", content="# Prices\n"),
         Reply.tool("finish", status="pass", summary=SUMMARY),
+        Reply.tool("finish", status="pass", summary=SUMMARY),
     )
     job = make_job("dev")
     result = await run_agent(job)
     assert result.status is Verdict.PASS
-    # It never called run: the runner ran the tests and says so.
+    # It never called run: at its first finish the runner ran the tests, and their failure went back
+    # to the model as finish's error, with the failing test and the output's end.
+    refusal = last_message(fake.requests[4])
+    assert refusal["role"] == "tool"
+    assert refusal["content"].startswith("error: the project's tests fail (`")
+    assert "failing: tests/test_prices.py::test_parse_price" in refusal["content"]
+    assert "NotImplementedError" in refusal["content"]
+    # Its second finish stands (each reason is refused once); the summary says the tests fail.
     assert result.summary.startswith(SUMMARY + "\n\nDEV finished without running the tests; the runner ran")
+    assert "1 failed" in result.summary
     assert result.test_run is not None
+    assert not result.test_run.passed
+    # Nothing changed between the two finishes: that one run is what the result carries.
+    transcript = (workspace / ".workflow" / "agent_logs" / "T-002-dev-1.jsonl").read_text()
+    assert transcript.count("running the test command in the") == 1
     head = git(workspace, "rev-parse", "HEAD")
     assert result.commits == [head]
     assert sorted(result.files_changed) == ["app/prices.py", "docs/prices.md"]
@@ -44,7 +61,7 @@ async def test_dev_writes_and_commits_with_the_job_trailer(
     assert git(workspace, "log", "-1", "--format=%an") == "Workflow Hub DEV agent"
     # Only the agent's files: the transcript it wrote meanwhile is not committed, the tree is clean.
     assert git(workspace, "status", "--porcelain") == ""
-    assert result.usage.llm_calls == 4
+    assert result.usage.llm_calls == 5
     assert result.usage.prompt_tokens > 0
     # The model saw the tool definitions and the tool results.
     assert {t["function"]["name"] for t in fake.requests[0]["tools"]} == {
@@ -66,7 +83,7 @@ async def test_redelivered_dev_job_does_not_commit_twice(
     fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner, workspace: Path
 ) -> None:
     fake.queue(
-        Reply.tool("write_file", path="app/prices.py", content=NEW_PRICES),
+        Reply.tool("write_file", path="app/prices.py", content=FIXED_PRICES),
         Reply.tool("finish", status="pass", summary=SUMMARY),
     )
     job = make_job("dev")
@@ -79,7 +96,7 @@ async def test_redelivered_dev_job_does_not_commit_twice(
     assert log_subjects(workspace) == ["T-002: Add price parser", "Initial commit"]
     # A new attempt (rework) is a new job and commits again.
     fake.queue(
-        Reply.tool("edit_file", path="app/prices.py", old="NotImplementedError", new="ValueError"),
+        Reply.tool("edit_file", path="app/prices.py", old="commas are", new="commas separate"),
         Reply.tool("finish", status="pass", summary="T-002: Raise ValueError for bad prices"),
     )
     third = await run_agent(make_job("dev", attempt=2))
@@ -96,6 +113,7 @@ async def test_tool_errors_go_back_to_the_model(
         Reply.tool("edit_file", path="app/prices.py", old="nope", new="x"),
         Reply(tool_calls=[("write_file", {"path": ".git/hooks/pre-commit", "content": "x"})]),
         Reply.tool("finish", status="pass", summary="Nothing to change"),
+        Reply.tool("finish", status="pass", summary="Nothing to change"),  # told to write: refused
         Reply.tool("finish", status="pass", summary="Nothing to change"),
     )
     result = await run_agent(make_job("dev"))
@@ -104,12 +122,20 @@ async def test_tool_errors_go_back_to_the_model(
     assert result.summary.startswith("DEV finished without changing any file")
     assert result.commits == []
     assert result.files_changed == []
-    errors = [last_message(r) for r in fake.requests[1:5]]
+    errors = [*(last_message(r) for r in fake.requests[1:4]), fake.requests[4]["messages"][-2]]
     assert all(m["role"] == "tool" and m["content"].startswith("error:") for m in errors)
     assert "outside the workspace" in errors[0]["content"]
     assert "occurs 0 times" in errors[1]["content"]
     assert ".git/" in errors[2]["content"]
     assert errors[3]["content"].startswith("error: DEV finished without changing any file. The task asks")
+    # The turn after that refusal accepts only the tools that write, and says so; the finish it sent
+    # anyway was refused, and then every tool is accepted again (its last finish stands).
+    told = last_message(fake.requests[4])
+    assert told["role"] == "user"
+    assert told["content"].startswith("Nothing is written yet: call write_file(path, content)")
+    assert "Only edit_file, write_file is accepted on this turn" in told["content"]
+    assert last_message(fake.requests[5])["content"].startswith("error: finish is not accepted on this turn")
+    assert len(fake.requests) == 6
 
 
 async def test_turn_cap_fails_with_a_clear_summary(
@@ -184,7 +210,7 @@ async def test_a_reply_without_tool_call_is_nudged_once(
 ) -> None:
     fake.queue(
         Reply.text("I have looked at it."),
-        Reply.tool("write_file", path="app/prices.py", content=NEW_PRICES),
+        Reply.tool("write_file", path="app/prices.py", content=FIXED_PRICES),
         Reply.tool("finish", status="pass", summary=SUMMARY),
     )
     result = await run_agent(make_job("dev"))
@@ -223,7 +249,7 @@ async def test_transcript_is_written_as_json_lines(
 ) -> None:
     fake.queue(
         Reply.text("Thinking about prices"),
-        Reply.tool("write_file", path="app/prices.py", content=NEW_PRICES),
+        Reply.tool("write_file", path="app/prices.py", content=FIXED_PRICES),
         Reply.tool("finish", status="pass", summary=SUMMARY),
     )
     await run_agent(make_job("dev"))
@@ -249,16 +275,18 @@ async def test_a_pass_without_any_change_fails_with_the_reason(
         Reply.tool("write_file", path="app/prices.py", content=PRICES),
         Reply.tool("finish", status="pass", summary="Add price parser\n\nImplemented parse_price."),
         Reply.tool("finish", status="pass", summary="Add price parser\n\nImplemented parse_price."),
+        Reply.tool("finish", status="pass", summary="Add price parser\n\nImplemented parse_price."),
     )
     before = git(workspace, "rev-parse", "HEAD")
     result = await run_agent(make_job("dev"))
-    # Its first finish went back to it once, saying what is wrong and what to do; the second stands.
-    told = last_message(fake.requests[3])
+    # Its first finish went back to it once, saying what is wrong and what to do (the next turn then
+    # accepts only the tools that write, which refuses the second); the third stands.
+    told = fake.requests[3]["messages"][-2]  # the last one tells the turn to write
     assert told["role"] == "tool"
     assert told["content"] == (
-        "error: DEV finished without changing any file. The task asks for a change: make it with "
-        "write_file or edit_file, then call finish again; or call finish(status='fail', "
-        "summary=<what is unclear>)."
+        "error: DEV finished without changing any file. The task asks for a change: write the code "
+        "with write_file(path, content) (or edit_file for a small change to an existing file), then "
+        "call finish again; or call finish(status='fail', summary=<what is unclear>)."
     )
     assert result.status is Verdict.FAIL
     assert result.summary.startswith("DEV finished without changing any file: the task asks for a change")
@@ -298,6 +326,7 @@ async def test_rework_without_change_fails_when_the_tests_fail(
     fake.queue(
         Reply.tool("write_file", path="app/prices.py", content=NEW_PRICES),  # breaks test_parse_price
         Reply.tool("finish", status="pass", summary=SUMMARY),
+        Reply.tool("finish", status="pass", summary=SUMMARY),  # the failing tests were shown once
     )
     assert (await run_agent(make_job("dev"))).commits
     fake.queue(Reply.tool("finish", status="pass", summary="Looks fine to me"))
@@ -317,7 +346,7 @@ async def test_rework_of_another_task_does_not_count_as_earlier_work(
         Reply.tool("finish", status="pass", summary="Add other"),
     )
     assert (await run_agent(make_job("dev", task=other))).commits
-    fake.queue(*[Reply.tool("finish", status="pass", summary="Already done")] * 2)
+    fake.queue(*[Reply.tool("finish", status="pass", summary="Already done")] * 3)
     result = await run_agent(make_job("dev", attempt=2))  # T-002 has no commit of its own
     assert result.status is Verdict.FAIL
     assert result.summary.startswith("DEV finished without changing any file: the task asks")
@@ -328,10 +357,48 @@ async def test_a_refused_finish_lets_a_weak_model_make_the_change_it_claimed(
 ) -> None:
     fake.queue(
         Reply.tool("finish", status="pass", summary="Add price parser\n\nAdded it to app/prices.py."),
-        Reply.tool("write_file", path="app/prices.py", content=NEW_PRICES),
+        Reply.tool("write_file", path="app/prices.py", content=FIXED_PRICES),
         Reply.tool("finish", status="pass", summary=SUMMARY),
     )
     result = await run_agent(make_job("dev"))
     assert result.status is Verdict.PASS
     assert result.files_changed == ["app/prices.py"]
     assert result.commits == [git(workspace, "rev-parse", "HEAD")]
+
+
+async def test_failing_tests_at_finish_go_back_and_the_fix_passes_with_the_run(
+    fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner, workspace: Path
+) -> None:
+    # A weak model finishes without running the tests; the failures it is shown lead it to the fix.
+    fake.queue(
+        Reply.tool("write_file", path="app/prices.py", content=NEW_PRICES),
+        Reply.tool("finish", status="pass", summary=SUMMARY),
+        Reply.tool("write_file", path="app/prices.py", content=PRICES + "\n"),
+        Reply.tool("finish", status="pass", summary=SUMMARY),
+    )
+    result = await run_agent(make_job("dev"))
+    assert result.status is Verdict.PASS
+    assert "the project's tests fail" in last_message(fake.requests[2])["content"]
+    # The run that let the second finish stand travels in the result: it passed.
+    assert result.test_run is not None
+    assert result.test_run.passed
+    assert "1 passed" in result.summary
+    assert result.files_changed == ["app/prices.py"]
+
+
+async def test_a_failed_write_made_again_does_not_narrow_to_finish(
+    fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner, workspace: Path
+) -> None:
+    # What Qwen2.5-Coder 0.5B did on the palindrome task: the same failing edit twice. It is not done:
+    # the next turn still accepts every tool, and its write_file then runs.
+    bad = Reply.tool("edit_file", path="README.md", old="nope", new="x")
+    fake.queue(
+        bad,
+        bad,
+        Reply.tool("write_file", path="app/prices.py", content=PRICES + "\n"),
+        Reply.tool("finish", status="pass", summary=SUMMARY),
+    )
+    result = await run_agent(make_job("dev"))
+    assert result.status is Verdict.PASS
+    assert result.files_changed == ["app/prices.py"]
+    assert all("Only finish is accepted" not in str(r["messages"]) for r in fake.requests)

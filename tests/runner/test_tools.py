@@ -125,9 +125,27 @@ def test_edit_file_keeps_crlf_line_endings(box: ToolBox, workspace: Path) -> Non
     assert (workspace / "win.txt").read_bytes() == b"one\r\n2\r\n"
 
 
-def test_edit_file_needs_an_existing_file_and_non_empty_old(box: ToolBox) -> None:
+def test_edit_file_needs_an_existing_file_and_non_empty_old(box: ToolBox, workspace: Path) -> None:
     assert "does not exist" in box.call("edit_file", {"path": "nope.py", "old": "a", "new": "b"}).text
-    assert "must not be empty" in box.call("edit_file", {"path": "app/prices.py", "old": "", "new": "b"}).text
+    before = (workspace / "app" / "prices.py").read_text()
+    refused = box.call("edit_file", {"path": "app/prices.py", "old": "", "new": "b"})
+    assert "must not be empty; to create or replace a whole file use write_file" in refused.text
+    assert (workspace / "app" / "prices.py").read_text() == before
+
+
+def test_an_edit_of_nothing_in_a_new_file_creates_it(box: ToolBox, workspace: Path) -> None:
+    # What Qwen2.5-Coder 0.5B sends to make a file: edit_file with an empty `old`.
+    out = box.call(
+        "edit_file", {"path": "palindrome.py", "old": "", "new": "def f() -> int:\n    return 1\n"}
+    )
+    assert out.ok, out.text
+    assert "created palindrome.py" in out.text
+    assert (workspace / "palindrome.py").read_text() == "def f() -> int:\n    return 1\n"
+    assert box.workspace.changed == ["palindrome.py"]
+    # The same checks as write_file: no Python that does not parse, nothing outside the workspace.
+    assert not box.call("edit_file", {"path": "broken.py", "old": "", "new": "def f(:\n"}).ok
+    assert not box.call("edit_file", {"path": "../out.py", "old": "", "new": "x = 1\n"}).ok
+    assert not (workspace / "broken.py").exists()
 
 
 def test_write_creates_parents_and_tracks_changes(box: ToolBox, workspace: Path) -> None:

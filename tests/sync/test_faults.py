@@ -85,8 +85,10 @@ async def test_an_expired_asana_sync_token_means_a_full_resync_and_nothing_is_mi
     await eventually(renamed, within=20, what="the rename after the token expired")
     # The rename may also arrive with a hub-driven sync of T-001; the expired token must still be
     # noticed and answered with a full resync on a fresh token, after which polling goes on.
-    expired = lambda: [c for c in fakes.asana.calls("GET /events") if c.status == 412]  # noqa: E731
-    await until(lambda: len(expired()) >= 2, "the expired token answered with 412", within=20)
+    def expired() -> int:
+        return len([c for c in fakes.asana.calls("GET /events") if c.status == 412])
+
+    await until(lambda: expired() >= 2, "the expired token answered with 412", within=20)
     polls = len(fakes.asana.calls("GET /events"))
     await until(
         lambda: any(c.status == 200 for c in fakes.asana.calls("GET /events")[polls:]),

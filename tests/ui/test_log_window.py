@@ -181,9 +181,14 @@ def test_activity_indicator_follows_the_agent_on_the_board_and_the_card(
     board_activity = page.get_by_role("article", name="T-001 Add function add").locator(".activity")
     expect(board_activity).to_have_text("thinking", timeout=TIMEOUT)  # a running task, from the server
     expect(page.locator("#board")).to_have_attribute("data-connected", "true", timeout=TIMEOUT)
+    board_card = page.get_by_role("article", name="T-001 Add function add")
+    heights = set()
     for event, label in reversed(steps):  # each differs from the one before it
         _off_loop(_publish(nats_server.url, [event]))
         expect(board_activity).to_have_text(label, timeout=TIMEOUT)
+        heights.add(board_card.evaluate("c => c.getBoundingClientRect().height"))
+    # The card keeps its size whatever its activity says, so the cards below it do not jump.
+    assert len(heights) == 1, heights
 
     page.goto(f"{board_url}/ui/projects/calc/tasks/T-001")
     card_activity = page.locator("#activity")

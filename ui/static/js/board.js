@@ -1,6 +1,8 @@
 // The live board: cards move between columns as events arrive (FLIP animation), reconnects resume
 // from the last event seen (EventSource sends Last-Event-ID), drag and drop asks the orchestrator
-// to move a card and snaps it back with the reason when refused.
+// to move a card and snaps it back with the reason when refused. The keyboard's way is each card's
+// "Move <key>…" button: a dialog to pick the column, the same move command, the result announced
+// (the toast is role=alert), and focus back on the card's button.
 import Sortable from "/ui/static/vendor/sortable.esm.js";
 import { api, refreshPauses, toast } from "/ui/static/js/common.js";
 import { activityFor } from "/ui/static/js/activity.js";
@@ -58,6 +60,8 @@ function place(fresh) {
     span.dataset.activity = activity.dataset.activity;
     span.dataset.live = "1";
   }
+  // A keyboard user's place survives the swap: focus goes to the same control in the fresh card.
+  const focused = old && old.contains(document.activeElement) ? document.activeElement : null;
   const movers = [...target.querySelectorAll(".card")];
   if (old) movers.push(old);
   flip(movers, () => {
@@ -68,6 +72,10 @@ function place(fresh) {
     }
   });
   const moved = card(key);
+  if (focused && moved) {
+    const same = focused.classList.contains("move-card") ? moved.querySelector(".move-card") : moved.querySelector("h3 a");
+    if (same) same.focus({ preventScroll: true });
+  }
   if (moved && old && old.parentElement !== target) {
     moved.animate([{ opacity: 0.3 }, { opacity: 1 }], { duration: 250 });
   }
@@ -167,6 +175,62 @@ function connect() {
 }
 window.wfConnect = connect;
 
+// Ask the orchestrator to move a card (drag or keyboard): true when it agreed. Either way the
+// answer is announced (the toast is role=alert); the caller re-reads the card.
+async function requestMove(key, to) {
+  try {
+    await api("POST", `/api/projects/${encodeURIComponent(project)}/tasks/${encodeURIComponent(key)}/move`, {
+      to_stage: to,
+    });
+    toast(`${key} moved to ${to}.`);
+    return true;
+  } catch (err) {
+    toast(err.message, "error");
+    return false;
+  }
+}
+
+const moveDialog = document.getElementById("move-dialog");
+const moveForm = document.getElementById("move-form");
+const moveTo = document.getElementById("move-to");
+let moving = null; // the key the dialog is moving
+
+// After a move the user asked for, focus and view follow the card to where it is now.
+function focusMoveButton(key) {
+  const button = card(key) && card(key).querySelector(".move-card");
+  if (!button) return;
+  button.focus({ preventScroll: true });
+  button.scrollIntoView({ block: "nearest", inline: "nearest" });
+}
+
+board.addEventListener("click", (event) => {
+  const button = event.target.closest("button.move-card");
+  if (!button || !moveDialog) return;
+  moving = button.dataset.move;
+  document.getElementById("move-key").textContent = moving;
+  const here = button.closest(".card").dataset.stage;
+  if ([...moveTo.options].some((o) => o.value === here)) moveTo.value = here;
+  moveDialog.showModal(); // modal: focus goes to the column list, Escape closes
+  moveTo.focus();
+});
+
+if (moveDialog) {
+  moveDialog.addEventListener("close", () => {
+    if (moving) focusMoveButton(moving);
+  });
+  document.getElementById("move-cancel").addEventListener("click", () => moveDialog.close());
+  moveForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const key = moving;
+    const to = moveTo.value;
+    // Closed first: a modal dialog makes the rest of the page inert, the announcement included.
+    moveDialog.close();
+    await requestMove(key, to);
+    await refresh(key);
+    focusMoveButton(key);
+  });
+}
+
 for (const list of board.querySelectorAll(".cards")) {
   Sortable.create(list, {
     group: "board",
@@ -181,15 +245,7 @@ for (const list of board.querySelectorAll(".cards")) {
         const ref = evt.from.children[evt.oldIndex] || null;
         evt.from.insertBefore(evt.item, ref);
       };
-      try {
-        await api("POST", `/api/projects/${encodeURIComponent(project)}/tasks/${encodeURIComponent(key)}/move`, {
-          to_stage: to,
-        });
-        toast(`${key} moved to ${to}.`);
-      } catch (err) {
-        back();
-        toast(err.message, "error");
-      }
+      if (!(await requestMove(key, to))) back();
       refresh(key);
     },
   });

@@ -2,8 +2,8 @@
 
     claude mcp add workflow-hub -- wf mcp            # or, over HTTP: <board url>/mcp
 
-Each tool is a call to the board API at --url (wf_common.mcp_board); commands are recorded as the
-token's holder via `mcp:<client name>` (`human:owner via mcp:cursor`). The token is found as for
+Each tool is a call to the board API at --url (wf_common.mcp_board); commands are recorded as
+`mcp:<client name>` (`mcp:cursor`), the name from the client's `initialize`. The token is found as for
 every `wf` command (the data dir or WF_TOKEN).
 """
 

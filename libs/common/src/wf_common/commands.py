@@ -221,13 +221,14 @@ COMMAND_TYPES: tuple[str, ...] = tuple(
 
 
 # The NATS logins that send commands (wf_cli.credentials.NATS_KINDS) and the actors each may name: the
-# board API is the token's holder (`human:<owner>`, `… via <client>`), its signed webhooks
-# (`hook:<name>`) and its health check; the sync bridge is `sync:<tracker>`; the operator's `nats` CLI
-# is a human. A runner sends none (its login cannot publish on wf.cmd.>); any other sender is refused.
+# board API is the token's holder (`human:<owner>`, `… via <client>`), an MCP client acting with the
+# token (`mcp:<client name>`), its signed webhooks (`hook:<name>`) and its health check; the sync
+# bridge is `sync:<tracker>`; the operator's `nats` CLI is a human. A runner sends none (its login
+# cannot publish on wf.cmd.>); any other sender is refused.
 # None = wf.cmd.<type>: the orchestrator's own login (or a server without logins, where the bus
 # itself is the operator's to protect).
 SENDERS: dict[str, re.Pattern[str]] = {
-    "board": re.compile(r"human(:.+)?|hook:.+|board-api"),
+    "board": re.compile(r"human(:.+)?|mcp:.+|hook:.+|board-api"),
     "sync-bridge": re.compile(r"sync:.+"),
     "cli": re.compile(r"human(:.+)?"),
     "orchestrator": re.compile(r".+"),

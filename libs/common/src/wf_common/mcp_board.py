@@ -2,8 +2,8 @@
 
 Every tool is one HTTP call to the board API (`httpx.AsyncClient` given by the host: `wf mcp` talks
 to the board's URL, the board's own `/mcp` endpoint calls itself in-process), so the API's rules,
-validation and audit trail apply unchanged; commands are recorded as the token's holder via
-`mcp:<client name>`.
+validation and audit trail apply unchanged; commands are recorded as `mcp:<client name>` (the name
+the client gave in its `initialize` clientInfo).
 """
 
 from __future__ import annotations
@@ -17,23 +17,34 @@ from urllib.parse import quote
 import httpx
 from mcp.server.fastmcp import Context, FastMCP
 
-# The board records commands as its token's holder "via" this client (wf_board_api.state.get_actor).
+# The board records commands sent with this header's `mcp:<name>` as that actor
+# (wf_board_api.state.get_actor; it allows 55 characters of `[A-Za-z0-9][A-Za-z0-9:._@/+-]*`).
 CLIENT_HEADER = "X-WF-Client"
-_UNSAFE = re.compile(r"[^A-Za-z0-9._@/+-]")
+CLIENT_NAME_MAX = 50
+UNNAMED_CLIENT = "mcp:unnamed-client"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@/+-]+")
 
 
 class BoardError(RuntimeError):
     """The board API refused or failed; the message is the API's own."""
 
 
+def safe_client_name(name: object) -> str:
+    """The actor for an MCP client's self-given name: `mcp:<name>` in plain characters (each run of
+    anything else, spaces and control characters included, becomes one `_`), at most
+    CLIENT_NAME_MAX of them, starting with a letter or digit; `mcp:unnamed-client` when nothing
+    usable is left. The name is the client's own claim, so it is only ever a label."""
+    text = name.strip() if isinstance(name, str) else ""
+    cleaned = _UNSAFE.sub("_", text).lstrip("_.@/+-")[:CLIENT_NAME_MAX].rstrip("_")
+    return f"mcp:{cleaned}" if cleaned else UNNAMED_CLIENT
+
+
 def client_name(ctx: Context | None) -> str:  # type: ignore[type-arg]
     try:
         info = ctx.session.client_params.clientInfo  # type: ignore[union-attr]
     except AttributeError:
-        return "mcp:unknown"
-    # The board takes a tool's name in plain characters only (wf_board_api.state.CLIENT_PATTERN).
-    name = _UNSAFE.sub("_", (getattr(info, "name", "") or "").strip())[:50].lstrip("_.:@/+-")
-    return f"mcp:{name or 'unknown'}"
+        return UNNAMED_CLIENT
+    return safe_client_name(getattr(info, "name", None))
 
 
 def _scoped(action: str, project: str | None, key: str | None) -> str:

@@ -200,7 +200,11 @@ class ToolBox:
             return ToolOutcome(ws.write_file(_arg(args, "path"), _arg(args, "content", allow_empty=True)))
         if name == "edit_file":
             return ToolOutcome(
-                ws.edit_file(_arg(args, "path"), _arg(args, "old"), _arg(args, "new", allow_empty=True))
+                ws.edit_file(
+                    _arg(args, "path"),
+                    _arg(args, "old", allow_empty=True),
+                    _arg(args, "new", allow_empty=True),
+                )
             )
         return _finish(args)
 

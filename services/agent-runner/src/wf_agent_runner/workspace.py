@@ -73,6 +73,7 @@ class Workspace:
         self.root = Path(real)
         self.write_filter = write_filter
         self.changed: list[str] = []  # relative paths written or edited, in first-change order
+        self.writes = 0  # how many writes and edits succeeded
 
     # -- paths ---------------------------------------------------------------------------------------
 
@@ -196,9 +197,13 @@ class Workspace:
     def edit_file(self, path: str, old: str, new: str) -> str:
         if not isinstance(old, str) or not isinstance(new, str):
             raise ToolError("old and new must be strings")
-        if not old:
-            raise ToolError("old must not be empty; to create or replace a whole file use write_file")
         rel = self.relative(path, for_write=True)
+        if not old:
+            with confined.rooted(self.root) as root_fd:
+                missing = self._read_for_edit(root_fd, rel) is None
+            if missing:  # what a model plausibly means by an edit of nothing in a new file
+                return self.write_file(path, new)
+            raise ToolError("old must not be empty; to create or replace a whole file use write_file")
         with confined.rooted(self.root) as root_fd:
             raw = self._read_for_edit(root_fd, rel)
             if raw is None:
@@ -324,6 +329,7 @@ class Workspace:
         return found
 
     def _mark(self, rel: str) -> None:
+        self.writes += 1
         if rel not in self.changed:
             self.changed.append(rel)
 

@@ -2,7 +2,7 @@
 
 Its tools call this same app in-process (an ASGI transport with the lifespan's state), with the
 install's token as a Bearer header when there is one, so every rule and audit record of the API
-applies; the actor is the token's holder via `mcp:<client name>`.
+applies; the actor is `mcp:<client name>`.
 """
 
 from __future__ import annotations

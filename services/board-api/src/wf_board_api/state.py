@@ -52,6 +52,8 @@ ACTOR_HEADER = "X-WF-Actor"
 CLIENT_HEADER = "X-WF-Client"
 CLIENT_MAX = 55  # human:<owner, 30> via <client, 55> fits in an actor (ACTOR_MAX)
 CLIENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9:._@/+-]*$"  # a tool's name, e.g. mcp:claude-code
+# An MCP client (wf_common.mcp_board) is recorded as itself: `mcp:<client name>`.
+MCP_CLIENT_PREFIX = "mcp:"
 
 
 def get_actor(
@@ -73,7 +75,10 @@ def get_actor(
             min_length=1,
             max_length=CLIENT_MAX,
             pattern=CLIENT_PATTERN,
-            description="the tool acting for the token's holder (e.g. mcp:cursor), recorded after 'via'",
+            description=(
+                "the tool acting with the token: an MCP client (mcp:<name>) is recorded as itself, "
+                "any other tool after 'via' (human:<owner> via <tool>)"
+            ),
         ),
     ] = None,
 ) -> str:
@@ -81,9 +86,12 @@ def get_actor(
 
     Every request that gets this far carried the install's token (Bearer) or the session made from
     it, and the token belongs to the owner (`board.owner`), so the actor is `human:<owner>`. A
-    client may say which tool it is (`X-WF-Client`), recorded as `human:<owner> via <tool>`; it
-    cannot change who. A request that claims another actor (`X-WF-Actor`) is refused, so a caller
-    learns its claim is not taken instead of believing it was recorded.
+    client may say which tool it is (`X-WF-Client`): an MCP client (`mcp:<client name>`, from its
+    `initialize` clientInfo) is recorded as itself, as the issue's audit trail asks, and any other
+    tool as `human:<owner> via <tool>`. Either way the token is what lets it act, and the pattern
+    keeps it from passing for a human, a hook or a tracker (no `human:`, `hook:`, `sync:` actor
+    can be made from it). A request that claims another actor (`X-WF-Actor`) is refused, so a
+    caller learns its claim is not taken instead of believing it was recorded.
     """
     who = f"human:{state.settings.workflow.board.owner}"
     if claimed is not None and claimed != who:
@@ -92,7 +100,11 @@ def get_actor(
             f"the actor is who authenticated ({who}, the holder of this token); a request cannot "
             f"name another: leave the header out (a tool may name itself in {CLIENT_HEADER})",
         )
-    return f"{who} via {client}" if client else who
+    if client is None:
+        return who
+    if client.startswith(MCP_CLIENT_PREFIX) and len(client) > len(MCP_CLIENT_PREFIX):
+        return client
+    return f"{who} via {client}"
 
 
 State = Annotated[AppState, Depends(get_state)]

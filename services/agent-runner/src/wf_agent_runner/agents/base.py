@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -41,10 +42,23 @@ SAME_WRITE = (
     "You made exactly this change already: the file has it. If the task is complete call "
     "finish(status='pass', summary=...), otherwise finish(status='fail', summary=<what is missing>)."
 )
+MUST_WRITE = (
+    "Nothing is written yet: call write_file(path, content) with the complete file the task needs "
+    "(or edit_file for a small change to an existing file)."
+)
 LAST_TURN = (
     "This is your last turn: call finish now. status 'pass' only if the task is complete, "
     "otherwise 'fail' with what is missing."
 )
+
+
+@dataclass(frozen=True)
+class Objection:
+    """A refused finish: what the model is told, and why the next turn accepts fewer tools (one of
+    the narrowing messages above, or "")."""
+
+    text: str
+    narrow: str = ""
 
 
 @dataclass
@@ -154,10 +168,13 @@ class Agent(ABC):
         *,
         tools: list[dict[str, Any]] | None = None,
         format: dict[str, Any] | str | None = None,
+        accepted: Collection[str] | None = None,
     ) -> ChatResult:
         if self.ctx.turns is not None:
             messages.extend(await self.ctx.turns.before_turn())
-        reply = await self.ctx.llm.chat(messages, tools=tools, format=format, on_token=self.out.token)
+        reply = await self.ctx.llm.chat(
+            messages, tools=tools, format=format, on_token=self.out.token, accepted=accepted
+        )
         await self.out.flush()
         self.meter.add(reply)
         self.out.record(
@@ -191,8 +208,7 @@ class Agent(ABC):
         nudged = False
         spent = await asyncio.to_thread(task_tokens_so_far, self.ctx.workspace, self.job)
         guard = LoopGuard(self.ctx.guards, task_tokens_before=spent)
-        made: set[str] = set()  # the calls made so far, as JSON
-        refused_finish = False
+        made: set[str] = set()  # the calls that succeeded so far, as JSON
         narrow = ""  # why the next turn accepts fewer tools: SAME_WRITE, SAME_LOOK or LAST_TURN
         # Every turn sends the same system prompt and the same tool list, so the model server's
         # prompt-prefix cache (llama.cpp, Ollama, vLLM; emulated calls describe the tools in the system
@@ -211,7 +227,7 @@ class Agent(ABC):
                 await self.out.emit("log", f"turn {turn}: only {only} accepted")
             else:
                 narrow = ""
-            reply = await self.chat(messages, tools=schemas)
+            reply = await self.chat(messages, tools=schemas, accepted=offered if narrow else None)
             if reason := guard.after_reply(self.meter.usage):
                 return await self._guard_stop(reason, turn)
             messages.append(reply.as_message())
@@ -238,11 +254,12 @@ class Agent(ABC):
                     refused = True
                     continue
                 seen = json.dumps([call.name, call.arguments], sort_keys=True, default=str)
-                if seen in made and call.name in WRITE_TOOLS:  # the same change again: it is done
+                # The same change again after it succeeded: it is done. A failed write repeated is
+                # not (the error goes back; the repeated-call guard stops a loop).
+                if seen in made and call.name in WRITE_TOOLS:
                     narrow = SAME_WRITE
                 elif seen in made and call.name in LOOK_TOOLS:  # the same look again: time to act
                     narrow = SAME_LOOK
-                made.add(seen)
                 args = json.dumps(call.arguments, ensure_ascii=False, default=str)
                 await self.out.emit(
                     "tool_call",
@@ -254,23 +271,26 @@ class Agent(ABC):
                     self.commands_run.append(call.arguments["command"])
                 # File IO off the event loop (acall): heartbeats and output events keep flowing.
                 outcome = await toolbox.acall(call.name, call.arguments)
-                objection = None
-                if outcome.finish is not None and not refused_finish:
-                    objection = await self.refuse_finish(outcome.finish)
+                if outcome.ok and call.name != "finish":
+                    made.add(seen)
+                objection = await self.refuse_finish(outcome.finish) if outcome.finish else None
                 if objection:
-                    refused_finish = True  # once: the agent's next finish stands
-                    await self.out.emit("log", f"finish refused: {objection}")
-                    outcome = ToolOutcome(f"error: {objection}", ok=False)
+                    await self.out.emit("log", f"finish refused: {objection.text}")
+                    outcome = ToolOutcome(f"error: {objection.text}", ok=False)
+                    narrow = objection.narrow or narrow
                 await self.out.emit("tool_result", outcome.text, name=call.name, ok=outcome.ok)
                 messages.append({"role": "tool", "content": outcome.text, "tool_name": call.name})
                 if outcome.finish is not None:  # calls after finish in the same reply are ignored
                     return LoopOutcome(outcome.finish, turn)
-            if not refused and narrow == current:
-                narrow = ""  # it used what was accepted: the next turn accepts every tool again
+            if narrow == current and (not refused or current == MUST_WRITE):
+                # It used what was accepted (or, told to write, did not: once is enough; its next
+                # finish stands): the next turn accepts every tool again.
+                narrow = ""
         return LoopOutcome(None, max_turns, f"agent did not finish within {max_turns} turns")
 
-    async def refuse_finish(self, finish: Finish) -> str | None:
-        """Why this finish cannot stand yet (fed back to the model once, as the tool's error), or None."""
+    async def refuse_finish(self, finish: Finish) -> Objection | None:
+        """Why this finish cannot stand yet (fed back to the model as the tool's error), or None. An
+        agent refuses each reason once at most, so that its next finish stands: the loop ends."""
         return None
 
     @staticmethod
@@ -282,6 +302,8 @@ class Agent(ABC):
         names = set(toolbox.names)
         if narrow in (LAST_TURN, SAME_WRITE) and "finish" in names:
             return {"finish"}
+        if narrow == MUST_WRITE and names & set(WRITE_TOOLS):
+            return names & set(WRITE_TOOLS)
         if narrow == SAME_LOOK and names - set(LOOK_TOOLS):
             return names - set(LOOK_TOOLS)
         return names

@@ -1,6 +1,7 @@
 """DEV: implements the task with the file tools, runs the tests itself (run, in the sandbox), then
-commits what it changed. If it finishes without having run the tests, the runner runs the project's
-test command and reports the outcome in the result (the test run travels to QA).
+commits what it changed. If it calls finish without having run the tests, the runner runs the
+project's test command then: failing tests go back to the agent once, as finish's error with the
+failures, so that it fixes them; the outcome of the last run travels to QA in the result.
 
 A "pass" that changed no file is not a delivery: the task asked for a change. It fails with
 NO_CHANGE (the task goes to needs-human with the agent's own words), except on rework, when this
@@ -13,18 +14,26 @@ from wf_common.jobs import Result
 from wf_common.states import Verdict
 
 from wf_agent_runner import gitrepo
-from wf_agent_runner.agents.base import Agent, after_first_line, commit_subject
+from wf_agent_runner.agents.base import MUST_WRITE, Agent, Objection, after_first_line, commit_subject
 from wf_agent_runner.agents.verdicts import run_project_tests
+from wf_agent_runner.testrun import TestReport
 from wf_agent_runner.tools import RUN_TOOLS, Finish
 from wf_agent_runner.workspace import Workspace
 
 NO_CHANGE = "DEV finished without changing any file"
+NO_TESTS_COLLECTED = 5  # pytest's exit code
+FAILURE_TAIL_CHARS = 1500  # of the test output, fed back with a refused finish
 
 
 class DevAgent(Agent):
     role = "dev"
     tools = RUN_TOOLS
     ws: Workspace  # set by run()
+    # Set by run(): each reason refuses a finish once (no change; failing tests, with that run and
+    # the (writes, commands) count it saw), and the test run that let the last finish stand.
+    refused_no_change: bool
+    refused_tests: tuple[tuple[int, int], TestReport] | None
+    finish_tests: TestReport | None
     instructions = """\
 You work in the project's workspace through tools: list_files, read_file, search, write_file, edit_file,
 and run (a shell command in a sandbox, e.g. the tests: no network, nothing outside the workspace).
@@ -40,6 +49,7 @@ If the task is unclear or cannot be done, call finish(status="fail", summary=<yo
         if done := await self.earlier_delivery():
             return done
         ws = self.ws = Workspace(self.ctx.workspace)
+        self.refused_no_change, self.refused_tests, self.finish_tests = False, None, None
         loop = await self.tool_loop(self.toolbox(ws), await self.prompt())
         if loop.finish is None:
             return self.result(Verdict.FAIL, loop.reason, escalate=True, files_changed=list(ws.changed))
@@ -58,8 +68,10 @@ If the task is unclear or cannot be done, call finish(status="fail", summary=<yo
             return await self.nothing_changed(summary)
         if ran_tests(self.commands_run, self.job.project.test_command):
             return self.result(Verdict.PASS, summary, commits=commits, files_changed=files)
-        await self.out.emit("log", "DEV finished without running the tests; running the test command")
-        report = await run_project_tests(self)
+        report = self.finish_tests
+        if report is None:
+            await self.out.emit("log", "DEV finished without running the tests; running the test command")
+            report = await run_project_tests(self)
         note = (
             "DEV finished without running the tests; the runner ran "
             f"`{report.run.command}`: {report.description}."
@@ -68,16 +80,46 @@ If the task is unclear or cannot be done, call finish(status="fail", summary=<yo
             Verdict.PASS, f"{summary}\n\n{note}", commits=commits, files_changed=files, test_run=report.run
         )
 
-    async def refuse_finish(self, finish: Finish) -> str | None:
-        """A first "pass" with no change goes back to the agent once: weak models often say they wrote
-        what they did not. A rework over this task's earlier commits may legitimately change nothing."""
-        if finish.status != "pass" or await gitrepo.changed_paths(self.ctx.workspace, list(self.ws.changed)):
+    async def refuse_finish(self, finish: Finish) -> Objection | None:
+        """A "pass" goes back to the agent, once per reason: with no change (weak models often say
+        they wrote what they did not; a rework over this task's earlier commits may legitimately change
+        nothing), and with failing tests when it did not run them itself (the runner runs them now)."""
+        self.finish_tests = None
+        if finish.status != "pass":
             return None
-        if self.is_rework() and await self.earlier_commits():
+        changed = await gitrepo.changed_paths(self.ctx.workspace, list(self.ws.changed))
+        if not changed:
+            if self.refused_no_change or (self.is_rework() and await self.earlier_commits()):
+                return None
+            self.refused_no_change = True
+            text = (
+                f"{NO_CHANGE}. The task asks for a change: write the code with write_file(path, content) "
+                "(or edit_file for a small change to an existing file), then call finish again; or call "
+                "finish(status='fail', summary=<what is unclear>)."
+            )
+            return Objection(text, narrow=MUST_WRITE)  # the next turn accepts only the tools that write
+        if ran_tests(self.commands_run, self.job.project.test_command):
             return None
-        return (
-            f"{NO_CHANGE}. The task asks for a change: make it with write_file or edit_file, then call "
-            "finish again; or call finish(status='fail', summary=<what is unclear>)."
+        stamp = (self.ws.writes, len(self.commands_run))
+        if self.refused_tests is not None and self.refused_tests[0] == stamp:
+            self.finish_tests = self.refused_tests[1]  # nothing changed since: the same failing run
+            return None
+        if self.refused_tests is not None:
+            return None  # refused once already: this finish stands, the end runs the tests again
+        await self.out.emit("log", "DEV called finish without running the tests; running the test command")
+        report = await run_project_tests(self)
+        if report.run.passed or report.run.exit_code == NO_TESTS_COLLECTED:
+            # No tests yet is nothing to fix: QA writes them for the acceptance criteria.
+            self.finish_tests = report
+            return None
+        self.refused_tests = (stamp, report)
+        failing = ", ".join(report.run.failed_tests[:10])
+        tail = report.run.output_tail[-FAILURE_TAIL_CHARS:].strip()
+        return Objection(
+            f"the project's tests fail (`{report.run.command}`: {report.description})"
+            + (f"; failing: {failing}" if failing else "")
+            + ". Fix the code (or the tests, if they are wrong), run the tests with run, then call finish "
+            + f"again. The end of the test output:\n{tail}"
         )
 
     def is_rework(self) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Collection
 from typing import Any
 
 import httpx
@@ -114,6 +115,7 @@ class AnthropicAdapter(LLMAdapter):
         tools: list[dict[str, Any]] | None = None,
         format: dict[str, Any] | str | None = None,
         on_token: TokenCallback | None = None,
+        accepted: Collection[str] | None = None,
     ) -> ChatResult:
         body = self.body(messages, tools, format)
         deadline = asyncio.timeout(self.timeout_seconds)

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,9 +96,12 @@ class LLMAdapter(ABC):
         tools: list[dict[str, Any]] | None = None,
         format: dict[str, Any] | str | None = None,
         on_token: TokenCallback | None = None,
+        accepted: Collection[str] | None = None,
     ) -> ChatResult:
         """One assistant turn. `tools` are function schemas, `format` a JSON schema or "json";
-        `on_token` receives each content piece as it streams."""
+        `on_token` receives each content piece as it streams. `accepted` names the tools this turn
+        accepts (the others stay described, so the prompt is the same every turn): emulated tool
+        calls constrain the reply to those; native ones leave it to the caller to refuse the rest."""
 
     @abstractmethod
     async def aclose(self) -> None: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import Any
 
 from wf_agent_runner.llm.base import Capabilities, ChatResult, LLMAdapter, Message, TokenCallback
@@ -35,12 +36,17 @@ class FallbackAdapter(LLMAdapter):
         tools: list[dict[str, Any]] | None = None,
         format: dict[str, Any] | str | None = None,
         on_token: TokenCallback | None = None,
+        accepted: Collection[str] | None = None,
     ) -> ChatResult:
         try:
-            return await self.primary.chat(messages, tools=tools, format=format, on_token=on_token)
+            return await self.primary.chat(
+                messages, tools=tools, format=format, on_token=on_token, accepted=accepted
+            )
         except LLMUnavailable as exc:
             log.warning("primary LLM unavailable, using fallback %r for this call: %s", self.fallback, exc)
-            return await self.fallback.chat(messages, tools=tools, format=format, on_token=on_token)
+            return await self.fallback.chat(
+                messages, tools=tools, format=format, on_token=on_token, accepted=accepted
+            )
 
     async def capabilities(self) -> Capabilities:
         return await self.primary.capabilities()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Collection
 from typing import Any
 
 import httpx
@@ -135,6 +136,7 @@ class OllamaAdapter(LLMAdapter):
         tools: list[dict[str, Any]] | None = None,
         format: dict[str, Any] | str | None = None,
         on_token: TokenCallback | None = None,
+        accepted: Collection[str] | None = None,
     ) -> ChatResult:
         deadline = asyncio.timeout(self.timeout_seconds)
         try:

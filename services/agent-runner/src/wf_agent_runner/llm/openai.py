@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Collection
 from typing import Any
 
 import httpx
@@ -107,6 +108,7 @@ class OpenAIAdapter(LLMAdapter):
         tools: list[dict[str, Any]] | None = None,
         format: dict[str, Any] | str | None = None,
         on_token: TokenCallback | None = None,
+        accepted: Collection[str] | None = None,
     ) -> ChatResult:
         body = self.body(messages, tools, format)
         if self.base_url in _SCHEMA_IN_JSON_OBJECT and isinstance(format, dict):

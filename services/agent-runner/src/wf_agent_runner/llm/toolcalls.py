@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -348,6 +349,7 @@ class ToolCallAdapter(LLMAdapter):
         tools: list[dict[str, Any]] | None = None,
         format: dict[str, Any] | str | None = None,
         on_token: TokenCallback | None = None,
+        accepted: Collection[str] | None = None,
     ) -> ChatResult:
         if not tools:
             return await self.inner.chat(messages, format=format, on_token=on_token)
@@ -381,7 +383,7 @@ class ToolCallAdapter(LLMAdapter):
                 )
                 _NATIVE[_key(self.inner)] = False
                 spent = reply.usage
-        return await self._emulated(messages, tools, format, on_token, spent)
+        return await self._emulated(messages, tools, format, on_token, spent, accepted)
 
     async def _emulated(
         self,
@@ -390,10 +392,13 @@ class ToolCallAdapter(LLMAdapter):
         format: dict[str, Any] | str | None,
         on_token: TokenCallback | None,
         usage: Usage,
+        accepted: Collection[str] | None = None,
     ) -> ChatResult:
         history = emulated_history(messages, tools)
-        # The reply is constrained to one well-formed call unless the caller asked for its own format.
-        shape = format if format is not None else call_schema(tools)
+        # The reply is constrained to one well-formed call to a tool this turn accepts (the system
+        # prompt describes all of them, every turn) unless the caller asked for its own format.
+        allowed = [t for t in tools if accepted is None or t.get("function", t).get("name") in accepted]
+        shape = format if format is not None else call_schema(allowed or tools)
         reply: ChatResult | None = None
         for _ in range(1 + max(0, self.repairs)):
             reply = await self.inner.chat(history, format=shape, on_token=on_token)

@@ -164,10 +164,7 @@ class DockerSandbox(Sandbox):
                 tmpfs={TMP: f"rw,nosuid,nodev,size={self.config.tmp_mb}m,uid={uid},gid={gid},mode=1777"},
                 mounts=[
                     Mount(WORKDIR, str(self.worktree), type="bind", read_only=False),
-                    *(
-                        Mount(b.inside, str(b.host), type="bind", read_only=True)
-                        for b in self._git.binds()
-                    ),
+                    *(Mount(b.inside, str(b.host), type="bind", read_only=True) for b in self._git.binds()),
                 ],
                 environment=sandbox_env(),
                 network_mode=network,

@@ -68,6 +68,8 @@ class BoardView:
     paused: bool
     last_event_id: int
     counts: dict[str, int]
+    # The columns a card can be asked to move to (by drag or the keyboard's "Move to"): the stages.
+    stages: list[str] = field(default_factory=list)
 
 
 def column_of(task: TaskSnapshot) -> str:
@@ -160,6 +162,7 @@ def board_view(
         paused=pauses.paused,
         last_event_id=last_event_id,
         counts=counts(snapshots),
+        stages=list(stages),
     )
 
 
