@@ -41,6 +41,7 @@ from pathlib import Path
 
 from wf_agent_runner.agents import AgentContext, agent_for
 from wf_agent_runner.llm import build_adapter
+from wf_agent_runner.llm.errors import LLMError
 from wf_agent_runner.output import OutputSink, Transcript, transcript_path
 from wf_agent_runner.sandbox import open_sandbox
 from wf_agent_runner.testrun import run_tests
@@ -350,7 +351,12 @@ def main(argv: list[str] | None = None) -> int:
             workdir = args.keep / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
             workdir.mkdir(parents=True)
         bench = Bench(llm, workdir, rework_limit=args.rework_limit, max_turns=args.max_turns)
-        outcomes = asyncio.run(run_all(bench, tasks, resume=args.resume))
+        try:
+            outcomes = asyncio.run(run_all(bench, tasks, resume=args.resume))
+        except LLMError as err:  # the model server went away: what is measured so far is kept
+            kept = f"; the outcomes so far are in {args.resume}, run again to continue" if args.resume else ""
+            print(f"bench-agents: stopped: {err}{kept}", file=sys.stderr)
+            return 1
     print(json.dumps([asdict(o) for o in outcomes], indent=2) if args.json else render(outcomes))
     if args.record:
         record(outcomes, args.model)

@@ -188,13 +188,14 @@ async def test_card_page_shows_the_whole_task(client: httpx.AsyncClient, db: Asy
         usage=usage,
     )  # fmt: skip
     await rows.handoff(db, tid, "dev", "qa", actor="agent:dev", notes="ready for tests")
-    await rows.bug(
+    bug = await rows.bug(
         db, pid, tid, "BUG-001", title="add(-1, 1) is wrong", execution_id=eid,
         reproduction={"command": "pytest tests/test_add.py", "expected": "0", "actual": "2"},
     )  # fmt: skip
     await rows.note(db, tid, "Mind negative numbers")
     png = b"\x89PNG..."
     await rows.attachment(db, pid, png, task_id=tid, filename="screen.png", content_type="image/png")
+    await rows.attachment(db, pid, b"FAILED", task_id=tid, bug_id=bug, filename="e2e-output.txt")
 
     page = await client.get("/ui/projects/calc/tasks/T-002")
     assert page.status_code == 200
@@ -213,6 +214,7 @@ async def test_card_page_shows_the_whole_task(client: httpx.AsyncClient, db: Asy
     assert "Mind negative numbers" in text
     assert "screen.png" in text
     assert "image/png" in text
+    assert "e2e-output.txt</a> (application/octet-stream, 6 bytes), from bug BUG-001</li>" in text
     assert "<script>alert" not in text
 
     # The board's card carries the badges: open bugs, failed checks, tokens spent.

@@ -275,7 +275,8 @@ def test_start_supervise_stop_and_resume(work: Path, hubs: list[RunningHub]) -> 
 
     # Some state to find again after a restart.
     psql(data, run["postgres"]["port"], "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')")
-    asyncio.run(_publish(login_url(data, run)))
+    # (A stream of our own: only the orchestrator's login may make one.)
+    asyncio.run(_publish(login_url(data, run, "orchestrator")))
 
     # Only one wf start per data dir.
     second = run_wf("start", "--data-dir", str(data), "--port", str(free_port()))

@@ -42,3 +42,27 @@ async def test_topology_is_idempotent_and_jobs_dedupe_and_term(nats_server: Nats
     info = await js.stream_info(subjects.JOBS_STREAM)
     assert seen == [1] and info.state.messages == 0, "a terminated job is not left in the stream"  # noqa: PT018 - one condition
     await nc.close()
+
+
+async def test_a_service_that_is_not_the_owner_only_looks_at_an_existing_topology(
+    nats_server: NatsServer,
+) -> None:
+    """The owner (the orchestrator, `wf start`) brings streams and consumers to its config; another
+    service (update_existing=False) leaves what exists as it is and makes only what is missing."""
+    nc = await bus.connect(nats_server.url, "t")
+    js = nc.jetstream()
+    try:
+        await bus.ensure_topology(js, BusConfig(events_max_age_days=7, ack_wait_seconds=60), ["dev"])
+        await bus.ensure_topology(
+            js, BusConfig(events_max_age_days=1, ack_wait_seconds=5), ["dev", "qa"], update_existing=False
+        )
+        events = await js.stream_info(subjects.EVENTS_STREAM)
+        assert events.config.max_age == 7 * 86400
+        assert (await js.consumer_info(subjects.JOBS_STREAM, "dev")).config.ack_wait == 60
+        assert (await js.consumer_info(subjects.JOBS_STREAM, "qa")).config.ack_wait == 5  # was missing
+
+        await bus.ensure_topology(js, BusConfig(events_max_age_days=1, ack_wait_seconds=5), ["dev"])
+        assert (await js.stream_info(subjects.EVENTS_STREAM)).config.max_age == 86400
+        assert (await js.consumer_info(subjects.JOBS_STREAM, "dev")).config.ack_wait == 5
+    finally:
+        await nc.close()

@@ -362,3 +362,12 @@ def test_idea_to_committed_tested_code_and_a_runner_killed_mid_job(
     events = stack.events()
     assert len(events) > 20
     assert_no_secret_leaked(stack.data, [s["pid"] for s in run["services"].values()], events)
+    # Every service did all of the above within its NATS login's permissions (wf_cli.credentials):
+    # neither the server nor a client logged a refused publish or subscription.
+    violations = [
+        f"{path.name}: {line}"
+        for path in stack.data.rglob("*.log")
+        for line in path.read_text(errors="replace").splitlines()
+        if "violation" in line.lower()
+    ]
+    assert not violations, violations

@@ -9,9 +9,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+from wf_cli.embedded.ports import free_port
 from wf_common.config import LLMBackendConfig
 
-from benchmarks.agents import Bench, load_outcomes, load_tasks, record, render, run_all, summary
+from benchmarks.agents import Bench, load_outcomes, load_tasks, main, record, render, run_all, summary
 from tests.fakes.openai import Reply, ScriptedOpenAI
 
 FIZZ = (
@@ -128,3 +130,18 @@ async def test_an_interrupted_run_resumes_and_every_execution_shares_its_roles_p
         by_role.setdefault(role, set()).add(json.dumps([system, r.get("tools")], sort_keys=True))
     assert sorted(by_role) == ["dev", "qa"]
     assert all(len(prefixes) == 1 for prefixes in by_role.values())
+
+
+def test_a_model_server_that_goes_away_stops_the_run_with_a_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    progress = tmp_path / "outcomes.jsonl"
+    args = ["--base-url", f"http://127.0.0.1:{free_port()}/v1", "--model", "gone", "--max-turns", "2"]
+    code = main([*args, "--tasks", "01_fizzbuzz", "--resume", str(progress)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "bench-agents: stopped: could not reach the OpenAI-compatible server at http://127.0.0.1:"
+    )
+    assert f"the outcomes so far are in {progress}, run again to continue" in err
+    assert load_outcomes(progress) == []  # nothing half-measured was recorded

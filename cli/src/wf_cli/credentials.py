@@ -26,7 +26,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wf_common.subjects import COMMANDS_PREFIX, CONTROL_BUCKET, JOBS_PREFIX, RESULTS_PREFIX
+from wf_common.subjects import (
+    COMMANDS_PREFIX,
+    CONTROL_BUCKET,
+    EVENTS_STREAM,
+    JOBS_PREFIX,
+    JOBS_STREAM,
+    RESULTS_PREFIX,
+    RUNNER_EVENTS_CONSUMER,
+    RUNNERS_BUCKET,
+    SYNC_BRIDGE_CONSUMER,
+)
 
 from wf_cli.datadir import DataDir
 from wf_cli.embedded import NatsUser
@@ -43,6 +53,7 @@ NATS_KINDS = ("orchestrator", "runner", "board", "sync-bridge", "cli")
 # What no client but the orchestrator may do: wipe the streams, answer commands as the orchestrator.
 _NOT_ADMIN = ("$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>")
 _CONTROL_WRITES = f"$KV.{CONTROL_BUCKET}.>"  # pausing goes through the orchestrator's command
+_JS = "$JS.API"
 
 
 def _others_commands(kind: str) -> tuple[str, ...]:
@@ -53,6 +64,18 @@ def _others_commands(kind: str) -> tuple[str, ...]:
     return (f"{COMMANDS_PREFIX}.*", *others)
 
 
+def _others_durables(stream: str, durables: tuple[str, ...]) -> tuple[str, ...]:
+    """What a login with throwaway consumers on `stream` may still not do to the named durables:
+    replace, delete, drain them or ack their messages."""
+    ops = tuple(
+        f"{_JS}.{op}.{stream}.{name}{tail}"
+        for name in durables
+        for op in ("CONSUMER.CREATE", "CONSUMER.DELETE", "CONSUMER.MSG.NEXT")
+        for tail in ("", ".>")
+    )
+    return (*ops, *(f"$JS.ACK.{stream}.{name}.>" for name in durables))
+
+
 _NO_JOBS_OR_RESULTS = (f"{JOBS_PREFIX}.>", f"{RESULTS_PREFIX}.>", _CONTROL_WRITES, *_NOT_ADMIN)
 NATS_DENY_PUBLISH: dict[str, tuple[str, ...]] = {
     "orchestrator": (),
@@ -61,8 +84,74 @@ NATS_DENY_PUBLISH: dict[str, tuple[str, ...]] = {
     "runner": (f"{JOBS_PREFIX}.>", f"{COMMANDS_PREFIX}.>", _CONTROL_WRITES, *_NOT_ADMIN),
     # The board, the sync bridge and the CLI send commands (on their own subjects) and read; they
     # never forge jobs or results.
-    **{kind: (*_NO_JOBS_OR_RESULTS, *_others_commands(kind)) for kind in ("board", "sync-bridge", "cli")},
+    "sync-bridge": (*_NO_JOBS_OR_RESULTS, *_others_commands("sync-bridge")),
+    # ... and the throwaway consumers of the board and the CLI on WF_EVENTS (NATS_ALLOW_PUBLISH)
+    # leave the other services' durables there alone.
+    **{
+        kind: (
+            *_NO_JOBS_OR_RESULTS,
+            *_others_commands(kind),
+            *_others_durables(EVENTS_STREAM, (RUNNER_EVENTS_CONSUMER, SYNC_BRIDGE_CONSUMER)),
+        )
+        for kind in ("board", "cli")
+    },
 }
+
+# The JetStream API: only the orchestrator's login (the orchestrator, and `wf start` declaring the
+# topology before the services start) creates, changes or deletes streams, consumers and buckets.
+# Every other login may publish on our own subjects (wf.>, less the denials above) and on the JetStream
+# subjects its service uses, nothing else: no $JS.API.STREAM.CREATE (a stream capturing or republishing
+# another service's subjects), no deleting a stream, no consumer on another service's stream.
+_READ_INFO = (f"{_JS}.INFO", f"{_JS}.STREAM.INFO.*", f"{_JS}.CONSUMER.INFO.*.*")
+
+
+def _read_kv(bucket: str) -> tuple[str, ...]:
+    """Get a key (direct or stored-message get) and watch or list keys (an ephemeral ordered consumer)."""
+    stream = f"KV_{bucket}"
+    return (
+        f"{_JS}.DIRECT.GET.{stream}",
+        f"{_JS}.DIRECT.GET.{stream}.>",
+        f"{_JS}.STREAM.MSG.GET.{stream}",
+        f"{_JS}.CONSUMER.CREATE.{stream}",
+        f"{_JS}.CONSUMER.CREATE.{stream}.>",
+    )
+
+
+def _pull(stream: str, consumer: str) -> tuple[str, ...]:
+    """Fetch from a durable pull consumer and ack (nak, term, in-progress) what it delivered."""
+    return (f"{_JS}.CONSUMER.MSG.NEXT.{stream}.{consumer}", f"$JS.ACK.{stream}.{consumer}.>")
+
+
+# Throwaway consumers on WF_EVENTS: made, pulled from (and acked), deleted.
+_READ_EVENTS = (
+    f"{_JS}.CONSUMER.CREATE.{EVENTS_STREAM}",
+    f"{_JS}.CONSUMER.CREATE.{EVENTS_STREAM}.>",
+    f"{_JS}.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.*",
+    f"{_JS}.CONSUMER.DELETE.{EVENTS_STREAM}.*",
+    f"$JS.ACK.{EVENTS_STREAM}.>",
+)
+# Our own subjects, request replies and push consumers' flow-control replies.
+_OWN = ("wf.>", "_INBOX.>", "$JS.FC.>", *_READ_INFO)
+NATS_ALLOW_PUBLISH: dict[str, tuple[str, ...] | None] = {
+    "orchestrator": None,  # everything: it owns the topology
+    # Any stage's job queue (one login for all runners), heartbeats in wf_runners, pauses read.
+    "runner": (
+        *_OWN, *_pull(JOBS_STREAM, "*"), f"$KV.{RUNNERS_BUCKET}.>",
+        *_read_kv(CONTROL_BUCKET), *_read_kv(RUNNERS_BUCKET),
+    ),
+    # Throwaway (ephemeral) consumers on WF_EVENTS for the live feed and the output pages; the
+    # durables of other services on WF_EVENTS are denied (NATS_DENY_PUBLISH).
+    "board": (*_OWN, *_READ_EVENTS, *_read_kv(CONTROL_BUCKET), *_read_kv(RUNNERS_BUCKET)),
+    # Its own durable on WF_EVENTS, made (or updated) by the bridge at start.
+    "sync-bridge": (
+        *_OWN, f"{_JS}.CONSUMER.DURABLE.CREATE.{EVENTS_STREAM}.{SYNC_BRIDGE_CONSUMER}",
+        *_pull(EVENTS_STREAM, SYNC_BRIDGE_CONSUMER),
+    ),
+    # The operator's `nats` CLI reads as the board does (`nats stream view WF_EVENTS`, `nats kv get`).
+    "cli": (*_OWN, *_READ_EVENTS, *_read_kv(CONTROL_BUCKET), *_read_kv(RUNNERS_BUCKET)),
+}  # fmt: skip
+
+
 # Only the orchestrator listens on wf.cmd.>: nobody else can take a command and answer it.
 NATS_DENY_SUBSCRIBE = {
     kind: (() if kind == "orchestrator" else (f"{COMMANDS_PREFIX}.>",)) for kind in NATS_KINDS
@@ -112,7 +201,13 @@ class Credentials:
 
     def nats_users(self) -> list[NatsUser]:
         return [
-            NatsUser(kind, self.nats[kind], NATS_DENY_PUBLISH[kind], NATS_DENY_SUBSCRIBE[kind])
+            NatsUser(
+                kind,
+                self.nats[kind],
+                NATS_DENY_PUBLISH[kind],
+                NATS_DENY_SUBSCRIBE[kind],
+                NATS_ALLOW_PUBLISH[kind],
+            )
             for kind in NATS_KINDS
         ]
 

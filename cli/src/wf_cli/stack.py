@@ -31,6 +31,7 @@ from wf_cli.modelcheck import model_server_warnings
 from wf_cli.servers import Servers
 from wf_cli.supervisor import RestartPolicy, ServiceSpec, Supervisor
 from wf_cli.text import clean, shorten
+from wf_cli.topology import declare_topology
 from wf_cli.url import board_login_url
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,8 @@ class Stack:
                 "stop what uses it or pass --port N"
             )
         await asyncio.to_thread(self.servers.start_nats)
+        self._check_stop()
+        await declare_topology(self.servers.nats_url_for("orchestrator"), self.config)
         self._check_stop()
         await asyncio.to_thread(self.servers.start_postgres)
         self._check_stop()

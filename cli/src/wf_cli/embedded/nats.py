@@ -90,17 +90,24 @@ def nats_server_binary() -> Path:
 
 @dataclass(frozen=True)
 class NatsUser:
-    """A client login; `deny_*`: subjects (wildcards allowed) it may not publish to / subscribe to."""
+    """A client login; `deny_*`: subjects (wildcards allowed) it may not publish to / subscribe to;
+    `allow_publish`: when given, the only subjects it may publish to (less those denied)."""
 
     name: str
     password: str = field(repr=False)
     deny_publish: Sequence[str] = ()
     deny_subscribe: Sequence[str] = ()
+    allow_publish: Sequence[str] | None = None
 
     def entry(self) -> dict[str, Any]:
         permissions: dict[str, Any] = {}
+        publish: dict[str, list[str]] = {}
+        if self.allow_publish is not None:
+            publish["allow"] = list(self.allow_publish)
         if self.deny_publish:
-            permissions["publish"] = {"deny": list(self.deny_publish)}
+            publish["deny"] = list(self.deny_publish)
+        if publish:
+            permissions["publish"] = publish
         if self.deny_subscribe:
             permissions["subscribe"] = {"deny": list(self.deny_subscribe)}
         entry: dict[str, Any] = {"user": self.name, "password": self.password}

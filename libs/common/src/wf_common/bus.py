@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client as NATS
@@ -38,6 +38,7 @@ from wf_common.urls import redact_url
 log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW_SECONDS = 15 * 60
+T = TypeVar("T")
 
 
 async def connect(url: str, name: str, *, first_connect_timeout: float = 15.0, **kwargs: Any) -> NATS:
@@ -73,9 +74,11 @@ async def connect(url: str, name: str, *, first_connect_timeout: float = 15.0, *
         ) from err
 
 
-async def _ensure_stream(js: JetStreamContext, cfg: StreamConfig) -> None:
+async def _ensure_stream(js: JetStreamContext, cfg: StreamConfig, *, update_existing: bool = True) -> None:
+    if not update_existing and await _exists(js.stream_info(cfg.name or "")):
+        return
     try:
-        await js.add_stream(cfg)
+        await _declare(js.add_stream(cfg), f"stream {cfg.name}", update_existing=update_existing)
     except BadRequestError as err:
         # Exists with another config (e.g. retention changed in config.yaml): update what may change.
         if err.err_code == 10058:
@@ -84,8 +87,37 @@ async def _ensure_stream(js: JetStreamContext, cfg: StreamConfig) -> None:
             raise
 
 
-async def ensure_topology(js: JetStreamContext, bus: BusConfig, stages: Iterable[str]) -> None:
-    """Declare streams, consumers and KV buckets. Idempotent: every service may call it at start."""
+async def _exists(info: Awaitable[object]) -> bool:
+    try:
+        await info
+    except NotFoundError:
+        return False
+    return True
+
+
+async def _declare(make: Awaitable[T], what: str, *, update_existing: bool) -> T:
+    """Run a create call; a non-owner's refused one (the embedded server lets only the orchestrator's
+    login make streams and consumers, and a refused request goes unanswered) gets a clear error."""
+    try:
+        return await make
+    except (TimeoutError, nats.errors.TimeoutError):
+        if update_existing:
+            raise
+        raise BusError(
+            f"{what} does not exist and this service's NATS login may not make it: start the "
+            "orchestrator first (`wf start` makes the streams before it starts the services)"
+        ) from None
+
+
+async def ensure_topology(
+    js: JetStreamContext, bus: BusConfig, stages: Iterable[str], *, update_existing: bool = True
+) -> None:
+    """Declare streams, consumers and KV buckets. Idempotent: every service may call it at start.
+
+    The owner (the orchestrator, and `wf start` before it starts the services) brings existing ones
+    to this config; the other services pass `update_existing=False`: they only look (stream and
+    consumer INFO, which their logins may do) and make what is missing, which outside the embedded
+    server (no logins: tests, a shared dev server) lets any one of them start alone."""
     for name, prefix in (
         (subjects.JOBS_STREAM, subjects.JOBS_PREFIX),
         (subjects.RESULTS_STREAM, subjects.RESULTS_PREFIX),
@@ -99,6 +131,7 @@ async def ensure_topology(js: JetStreamContext, bus: BusConfig, stages: Iterable
                 storage=StorageType.FILE,
                 duplicate_window=DUPLICATE_WINDOW_SECONDS,
             ),
+            update_existing=update_existing,
         )
     await _ensure_stream(
         js,
@@ -112,6 +145,7 @@ async def ensure_topology(js: JetStreamContext, bus: BusConfig, stages: Iterable
             discard=DiscardPolicy.OLD,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
         ),
+        update_existing=update_existing,
     )
     for stage in stages:
         await ensure_consumer(
@@ -126,6 +160,7 @@ async def ensure_topology(js: JetStreamContext, bus: BusConfig, stages: Iterable
                 max_ack_pending=1000,
                 deliver_policy=DeliverPolicy.ALL,
             ),
+            update_existing=update_existing,
         )
     await ensure_consumer(
         js,
@@ -140,9 +175,10 @@ async def ensure_topology(js: JetStreamContext, bus: BusConfig, stages: Iterable
             max_ack_pending=1000,
             deliver_policy=DeliverPolicy.ALL,
         ),
+        update_existing=update_existing,
     )
-    await ensure_kv(js, subjects.CONTROL_BUCKET, history=10)
-    await ensure_kv(js, subjects.RUNNERS_BUCKET, ttl=bus.runners_ttl_seconds)
+    await ensure_kv(js, subjects.CONTROL_BUCKET, history=10, update_existing=update_existing)
+    await ensure_kv(js, subjects.RUNNERS_BUCKET, ttl=bus.runners_ttl_seconds, update_existing=update_existing)
 
 
 async def ensure_orchestrator_topology(js: JetStreamContext, lease_ttl_seconds: float) -> None:
@@ -187,9 +223,16 @@ async def ensure_orchestrator_topology(js: JetStreamContext, lease_ttl_seconds: 
     await ensure_kv(js, subjects.LEASE_BUCKET, ttl=lease_ttl_seconds)
 
 
-async def ensure_consumer(js: JetStreamContext, stream: str, cfg: ConsumerConfig) -> None:
+async def ensure_consumer(
+    js: JetStreamContext, stream: str, cfg: ConsumerConfig, *, update_existing: bool = True
+) -> None:
+    name = cfg.durable_name or cfg.name or ""
+    if not update_existing and await _exists(js.consumer_info(stream, name)):
+        return
     try:
-        await js.add_consumer(stream, cfg)
+        await _declare(
+            js.add_consumer(stream, cfg), f"consumer {stream}/{name}", update_existing=update_existing
+        )
     except BadRequestError as err:
         # 10148: exists with different settings (e.g. ack_wait changed): update in place.
         if err.err_code in (10148, 10013):
@@ -198,11 +241,22 @@ async def ensure_consumer(js: JetStreamContext, stream: str, cfg: ConsumerConfig
             raise
 
 
-async def ensure_kv(js: JetStreamContext, bucket: str, *, history: int = 1, ttl: float | None = None) -> None:
+async def ensure_kv(
+    js: JetStreamContext,
+    bucket: str,
+    *,
+    history: int = 1,
+    ttl: float | None = None,
+    update_existing: bool = True,
+) -> None:
     try:
         await js.key_value(bucket)
     except (NotFoundError, BucketNotFound):
-        await js.create_key_value(KeyValueConfig(bucket=bucket, history=history, ttl=ttl))
+        await _declare(
+            js.create_key_value(KeyValueConfig(bucket=bucket, history=history, ttl=ttl)),
+            f"KV bucket {bucket}",
+            update_existing=update_existing,
+        )
 
 
 try:  # older nats-py raises BucketNotFoundError under another name

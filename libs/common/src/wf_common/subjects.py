@@ -30,6 +30,8 @@ RESULTS_CONSUMER = "orchestrator"
 ADVISORIES_CONSUMER = "orchestrator"
 RUNNER_EVENTS_CONSUMER = "orchestrator-runner-events"
 COMMANDS_QUEUE = "orchestrator"
+# The sync bridge's durable consumer on WF_EVENTS (the bridge makes it; its login may make only it).
+SYNC_BRIDGE_CONSUMER = "sync-bridge"
 
 CONTROL_BUCKET = "wf_control"
 PAUSED_KEY = "paused"

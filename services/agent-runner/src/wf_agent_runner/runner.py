@@ -57,7 +57,7 @@ class Runner:
         self.pauses = PauseWatch(self.js)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await bus.ensure_topology(self.js, self.workflow.bus, self.stages)
+        await bus.ensure_topology(self.js, self.workflow.bus, self.stages, update_existing=False)
         self._kv = await self.js.key_value(subjects.RUNNERS_BUCKET)
         await self.pauses.start()
         done = asyncio.Event()

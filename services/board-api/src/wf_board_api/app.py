@@ -65,7 +65,7 @@ def create_app(settings: BoardSettings) -> FastAPI:
         workflow = settings.workflow
         try:
             # Idempotent, and every service may do it: the board can start before the orchestrator.
-            await bus.ensure_topology(js, workflow.bus, workflow.pipeline.agent_stages)
+            await bus.ensure_topology(js, workflow.bus, workflow.pipeline.agent_stages, update_existing=False)
         except Exception as err:  # noqa: BLE001 - the board still serves reads; /health says what's wrong
             log.warning("could not declare the NATS streams and buckets: %s", err)
         engine = make_engine(database_url)

@@ -68,7 +68,9 @@ class SyncBridge:
         self.db = create_async_engine(url, pool_size=5)
         self.nc = await bus.connect(self.settings.resolved_nats_url(), "sync-bridge")
         js = self.nc.jetstream()
-        await bus.ensure_topology(js, self.workflow.bus, self.workflow.pipeline.agent_stages)
+        await bus.ensure_topology(
+            js, self.workflow.bus, self.workflow.pipeline.agent_stages, update_existing=False
+        )
         await ensure_consumer(js)
         local = LocalTasks(self.nc)
         for target in self.workflow.task_backend.sync_to:

@@ -19,7 +19,7 @@ from wf_sync_bridge.syncer import TargetSync
 
 log = logging.getLogger(__name__)
 
-CONSUMER = "sync-bridge"
+CONSUMER = subjects.SYNC_BRIDGE_CONSUMER
 TASK_EVENTS = (TaskCreated, TaskUpdated, TaskMoved, TaskStateChanged)
 
 
