@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from wf_common.jobs import TaskRef
@@ -10,7 +11,7 @@ from wf_common.states import Verdict
 
 from tests.fakes.ollama import Reply, ScriptedOllama
 from tests.runner.conftest import AgentRunner, JobFactory
-from tests.runner.helpers import PRICES, git, last_message, log_subjects
+from tests.runner.helpers import PRICES, PYTEST, git, last_message, log_subjects
 
 NEW_PRICES = PRICES.replace(
     '    return float(text.replace("$", "").replace(",", ""))', "    raise NotImplementedError"
@@ -402,3 +403,122 @@ async def test_a_failed_write_made_again_does_not_narrow_to_finish(
     assert result.status is Verdict.PASS
     assert result.files_changed == ["app/prices.py"]
     assert all("Only finish is accepted" not in str(r["messages"]) for r in fake.requests)
+
+
+# -- changes made with run ------------------------------------------------------------------------
+
+STRINGS = "def shout(text: str) -> str:\n    return text.upper()\n"
+
+
+def _human_edits(workspace: Path) -> None:
+    """Uncommitted work a human left in the worktree before the job, and no .gitignore for caches."""
+    git(workspace, "rm", "-q", ".gitignore")
+    git(workspace, "commit", "-q", "-m", "Drop .gitignore")
+    (workspace / "app" / "prices.py").write_text(PRICES + "# human: check the euro sign\n", encoding="utf-8")
+    (workspace / "notes.txt").write_text("ask about rounding\n", encoding="utf-8")
+
+
+async def test_files_made_with_run_are_committed_and_listed_without_junk_or_human_edits(
+    fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner, workspace: Path
+) -> None:
+    _human_edits(workspace)
+    # The tests with pytest's cache on (it leaves .pytest_cache/ behind), then bytecode (__pycache__/).
+    pytest = PYTEST.replace(" -p no:cacheprovider", "")
+    command = (
+        "mkdir -p app/text && touch app/text/__init__.py"
+        " && rm tests/__init__.py"  # a tracked file deleted with run
+        " && ln -s /etc/hostname app/host"  # a symlink out of the worktree
+        " && head -c 300000 /dev/zero > app/blob.bin"  # over the write limit
+        " && mkdir -p node_modules/left-pad && echo 'module.exports = 1' > node_modules/left-pad/index.js"
+        f" && {pytest} && {sys.executable} -m compileall -q app"
+        f" && cat > app/strings.py <<'EOF'\n{STRINGS}EOF\n"
+    )
+    fake.queue(
+        Reply.tool("run", command=command),
+        Reply.tool("finish", status="pass", summary="Add shout\n\nUpper-cases text."),
+    )
+    job = make_job("dev")
+    result = await run_agent(job)
+    assert result.status is Verdict.PASS
+    # The finish stood at once: made with run, the change counts (no "finished without changing").
+    assert len(fake.requests) == 2
+    assert (workspace / "app" / "__pycache__").is_dir()
+    assert (workspace / ".pytest_cache").is_dir()
+    head = git(workspace, "rev-parse", "HEAD")
+    assert result.commits == [head]
+    expected = ["app/strings.py", "app/text/__init__.py", "tests/__init__.py"]
+    assert sorted(result.files_changed) == expected
+    committed = git(workspace, "show", "--no-renames", "--name-only", "--format=", head).splitlines()
+    assert sorted(committed) == expected
+    assert git(workspace, "show", f"{head}:app/strings.py") == STRINGS.strip()
+    # The human's edit and note are still there, uncommitted; the junk too, never committed.
+    status = git(workspace, "status", "--porcelain", "--untracked-files=all").splitlines()
+    assert "M app/prices.py" in [s.strip() for s in status]
+    assert "?? notes.txt" in status
+    assert "?? app/host" in status
+    assert "?? app/blob.bin" in status
+    assert "?? node_modules/left-pad/index.js" in status
+    assert any(line.startswith("?? app/__pycache__/") for line in status)
+    assert not any(p.startswith(".workflow/") for p in committed)
+    # What was left out, and why, is in the job's log.
+    transcript = (workspace / ".workflow" / "agent_logs" / "T-002-dev-1.jsonl").read_text()
+    assert "not committed, left in the worktree:" in transcript
+    assert "app/host (a symbolic link to '/etc/hostname', outside the worktree)" in transcript
+    assert "app/blob.bin (300000 bytes, over the 200000-byte limit)" in transcript
+    assert "node_modules/left-pad/index.js (under node_modules/" in transcript
+    assert "(under __pycache__/, a cache or installed dependencies: add it to .gitignore)" in transcript
+    # Redelivered: the same commit, no second one.
+    again = await run_agent(job)
+    assert again.commits == [head]
+    assert sorted(again.files_changed) == expected
+    assert git(workspace, "rev-parse", "HEAD") == head
+
+
+async def test_a_human_edit_changed_further_with_run_is_left_out(
+    fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner, workspace: Path
+) -> None:
+    _human_edits(workspace)
+    fake.queue(
+        # The agent edits the file the human left dirty, and a clean one: only the clean one is its own.
+        Reply.tool("run", command="sed -i 's/euro/yen/' app/prices.py && echo 'X = 1' >> app/__init__.py"),
+        Reply.tool("finish", status="pass", summary="Add X"),
+    )
+    result = await run_agent(make_job("dev"))
+    assert result.status is Verdict.PASS
+    assert result.files_changed == ["app/__init__.py"]
+    assert git(workspace, "show", "--name-only", "--format=", "HEAD") == "app/__init__.py"
+    assert "# human: check the yen sign" in (workspace / "app" / "prices.py").read_text()
+    assert git(workspace, "status", "--porcelain").splitlines()[0] == "M app/prices.py"
+    transcript = (workspace / ".workflow" / "agent_logs" / "T-002-dev-1.jsonl").read_text()
+    assert "app/prices.py (already changed before the job started; commit it yourself)" in transcript
+
+
+async def test_only_junk_made_with_run_is_still_no_change(
+    fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner, workspace: Path
+) -> None:
+    _human_edits(workspace)
+    fake.queue(
+        Reply.tool("run", command=PYTEST.replace(" -p no:cacheprovider", "")),  # caches only
+        *[Reply.tool("finish", status="pass", summary="Add price parser")] * 3,
+    )
+    result = await run_agent(make_job("dev"))
+    assert result.status is Verdict.FAIL
+    assert result.summary.startswith("DEV finished without changing any file")
+    assert result.commits == []
+    assert log_subjects(workspace)[0] == "Drop .gitignore"
+
+
+async def test_a_file_named_like_a_pathspec_commits_only_itself(
+    fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner, workspace: Path
+) -> None:
+    _human_edits(workspace)
+    fake.queue(
+        Reply.tool("write_file", path="*", content="star\n"),  # as a git pathspec: every file
+        Reply.tool("run", command="echo glob > ':(glob)**'"),
+        Reply.tool("run", command=PYTEST),
+        Reply.tool("finish", status="pass", summary="Add odd names"),
+    )
+    result = await run_agent(make_job("dev"))
+    assert result.status is Verdict.PASS
+    assert sorted(result.files_changed) == ["*", ":(glob)**"]
+    assert git(workspace, "status", "--porcelain").splitlines() == ["M app/prices.py", "?? notes.txt"]

@@ -137,7 +137,10 @@ async def stage_commits(root: Path, project: str, task_key: str, stage: str) -> 
 
 
 async def commit_files(root: Path, sha: str) -> list[str]:
-    _, out = await git(root, "show", "--no-ext-diff", "--no-textconv", "--name-only", "--format=", "-z", sha)
+    # --no-renames: a file moved is both paths (the old one deleted), not only the new one.
+    _, out = await git(
+        root, "show", "--no-ext-diff", "--no-textconv", "--no-renames", "--name-only", "--format=", "-z", sha
+    )
     return [p for p in out.split("\0") if p.strip()]
 
 
@@ -155,7 +158,9 @@ async def changed_paths(root: Path, paths: list[str]) -> list[str]:
     """Those of `paths` that differ from HEAD (new or modified) and are not ignored."""
     if not paths:
         return []
-    _, out = await git(root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *paths)
+    _, out = await git(
+        root, "--literal-pathspecs", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *paths
+    )
     changed: list[str] = []
     entries = iter(out.split("\0"))
     for entry in entries:
@@ -191,8 +196,9 @@ async def commit_job(
 
     def work() -> str:
         g = _git(root, author)
-        g.run("add", "-A", "--", *changed)
-        g.run("commit", "-q", "--no-verify", "-F", "-", "--", *changed, stdin=message)
+        # Literal: a file an agent named `*` or `:(glob)**` is that file, not a pattern for every file.
+        g.run("--literal-pathspecs", "add", "-A", "--", *changed)
+        g.run("--literal-pathspecs", "commit", "-q", "--no-verify", "-F", "-", "--", *changed, stdin=message)
         return g.run("rev-parse", "HEAD").strip()
 
     return await asyncio.to_thread(work)

@@ -16,7 +16,7 @@ from wf_common.config import GuardConfig
 from wf_common.jobs import Job, Result, Usage, utcnow
 from wf_common.states import Verdict
 
-from wf_agent_runner import gitrepo
+from wf_agent_runner import gitrepo, jobchanges
 from wf_agent_runner.guards import LoopGuard, task_tokens_so_far
 from wf_agent_runner.llm import ChatResult, LLMAdapter, Message
 from wf_agent_runner.output import OutputSink, clip
@@ -137,6 +137,9 @@ class Agent(ABC):
         self.started_at = utcnow()
         self.stopped_by_guard = False
         self.commands_run: list[str] = []  # what the agent ran with the `run` tool
+        # The worktree's dirty state when the job started (`take_baseline`): with it, `commit` also
+        # commits what the agent changed by other means than its file tools (`run`).
+        self.baseline: jobchanges.Baseline | None = None
 
     @abstractmethod
     async def run(self) -> Result: ...
@@ -308,11 +311,28 @@ class Agent(ABC):
             return names - set(LOOK_TOOLS)
         return names
 
+    async def take_baseline(self) -> None:
+        """Record the worktree's uncommitted state now, before the agent acts (jobchanges.py)."""
+        self.baseline = await jobchanges.snapshot(self.ctx.workspace)
+
+    async def changed_paths(self, ws: Workspace | None, *, report: bool = False) -> list[str]:
+        """What the agent changed so far: the paths its file tools wrote that differ from HEAD, plus,
+        after `take_baseline`, everything else that changed in the worktree since (jobchanges.py).
+        With `report`, what is left uncommitted and why goes to the job's log."""
+        root = self.ctx.workspace
+        paths = await gitrepo.changed_paths(root, list(ws.changed)) if ws is not None else []
+        if self.baseline is None:
+            return paths
+        changes = await jobchanges.since(root, self.baseline)
+        if report and (note := changes.refusal_note()):
+            await self.out.emit("log", note)
+        return paths + [p for p in changes.paths if p not in paths]
+
     async def commit(self, ws: Workspace, *, subject: str, body: str) -> tuple[list[str], list[str]]:
-        """Commit what the agent changed through its tools: (commits, files changed)."""
+        """Commit what the agent changed (`changed_paths`): (commits, files changed)."""
         sha = await gitrepo.commit_job(
             self.ctx.workspace,
-            list(ws.changed),
+            await self.changed_paths(ws, report=True),
             subject=subject,
             body=body,
             key=self.job.idempotency_key,

@@ -60,6 +60,7 @@ class CliAgent(Agent):
         self.out.record("prompt", system=prompt.system, user=prompt.user, prompt_file=rel)
         command = render(self.executor.template, rel)
         head_before = await _head(root)
+        await self.take_baseline()  # a file dirty before it ran is not its work
         await self.out.emit("log", f"running the coding agent in the {sandbox.backend} sandbox: {command}")
         outcome = await sandbox.run(command, self.executor.timeout_seconds, self.out.command_output)
         await self.out.flush()
@@ -71,7 +72,7 @@ class CliAgent(Agent):
         await self.out.emit("log", f"{exit_text} (its exit code does not decide the verdict)")
         # What it changed: files it left uncommitted (committed here) and commits it made itself.
         own = await _commits_since(root, head_before)
-        changed = await taskdiff.uncommitted_paths(root)
+        changed = await self.changed_paths(None, report=True)  # caches, .workflow/ etc. left out
         title = f"{job.task.key}: {job.stage} by {self.executor.preset or 'coding agent'}"
         sha = await gitrepo.commit_job(
             root, changed, subject=commit_subject(job.task.key, job.task.title, title),

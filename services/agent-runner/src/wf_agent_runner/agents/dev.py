@@ -1,5 +1,7 @@
 """DEV: implements the task with the file tools, runs the tests itself (run, in the sandbox), then
-commits what it changed. If it calls finish without having run the tests, the runner runs the
+commits what it changed: what its file tools wrote and what else changed in the worktree since the job
+started (files made or edited with run; caches, .workflow/ and files already dirty before are left
+out, see jobchanges.py). If it calls finish without having run the tests, the runner runs the
 project's test command then: failing tests go back to the agent once, as finish's error with the
 failures, so that it fixes them; the outcome of the last run travels to QA in the result.
 
@@ -49,14 +51,17 @@ If the task is unclear or cannot be done, call finish(status="fail", summary=<yo
         if done := await self.earlier_delivery():
             return done
         ws = self.ws = Workspace(self.ctx.workspace)
+        await self.take_baseline()  # what `run` changes is committed too; what was dirty before is not
         self.refused_no_change, self.refused_tests, self.finish_tests = False, None, None
         loop = await self.tool_loop(self.toolbox(ws), await self.prompt())
         if loop.finish is None:
-            return self.result(Verdict.FAIL, loop.reason, escalate=True, files_changed=list(ws.changed))
+            return self.result(
+                Verdict.FAIL, loop.reason, escalate=True, files_changed=await self.changed_paths(ws)
+            )
         if loop.finish.status == "fail":
             # "If unsure, ask for clarification rather than guessing": a human answers.
             return self.result(
-                Verdict.FAIL, loop.finish.summary, escalate=True, files_changed=list(ws.changed)
+                Verdict.FAIL, loop.finish.summary, escalate=True, files_changed=await self.changed_paths(ws)
             )
         summary = loop.finish.summary
         commits, files = await self.commit(
@@ -87,8 +92,7 @@ If the task is unclear or cannot be done, call finish(status="fail", summary=<yo
         self.finish_tests = None
         if finish.status != "pass":
             return None
-        changed = await gitrepo.changed_paths(self.ctx.workspace, list(self.ws.changed))
-        if not changed:
+        if not await self.changed_paths(self.ws):  # whether with its file tools or with run
             if self.refused_no_change or (self.is_rework() and await self.earlier_commits()):
                 return None
             self.refused_no_change = True
