@@ -14,8 +14,8 @@ docs/performance.md. The agents run in-process (no bus) through the configured a
 Cheap on a small local model, without changing what is measured:
 - every execution of a role sends the same system message (principles, instructions and, for
   emulated tool calls, the tool descriptions) and the same tool list on every turn; the task comes
-  after it. A server with a prompt cache (llama-cpp-python `--cache`, which scripts/real_llm.py
-  turns on; llama-server, Ollama and vLLM reuse the prefix as well) evaluates that prefix once;
+  after it. A server that reuses a prompt's prefix (llama.cpp keeps the previous request's KV;
+  llama-server, Ollama and vLLM cache prefixes as well) evaluates that prefix once per run of turns;
 - `--max-tokens` bounds each reply (a 0.5B model otherwise rambles to the context limit);
 - `--resume FILE` appends each (task, mode) outcome to FILE as a JSON line when it is done and
   skips the ones already there, so an interrupted run continues where it stopped.

@@ -127,9 +127,9 @@ def serving(model: Path, port: int) -> Iterator[str]:
         str(venv_python()), "-m", "llama_cpp.server", "--model", str(model), "--model_alias", MODEL_NAME,
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(CONTEXT),
         "--n_threads", THREADS, "--n_threads_batch", THREADS,
-        # Keep the evaluated state of earlier prompts (RAM, 2 GiB): a request whose prompt starts
-        # like an earlier one (same system prompt and tool list) only evaluates the new tail.
-        "--cache", "True", "--cache_type", "ram",
+        # No `--cache` (llama-cpp-python's RAM prompt cache): with it the server grew past 23 GB and
+        # was OOM-killed within a few bench tasks, its 2 GiB bound notwithstanding. The model's own
+        # KV cache still reuses the prefix a turn shares with the previous request.
     ]  # fmt: skip
     log(" ".join(cmd))
     proc = subprocess.Popen(cmd, stdout=server_log, stderr=subprocess.STDOUT)  # noqa: S603 - fixed argv
