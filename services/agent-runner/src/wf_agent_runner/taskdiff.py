@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wf_agent_runner.gitrepo import git
+from wf_agent_runner.jobchanges import status_paths
 
 BASE_BRANCHES = ("main", "master")
 WORKFLOW_DIR = ".workflow/"
@@ -63,18 +64,7 @@ async def commit_paths(root: Path, commits: list[str]) -> list[str]:
 
 async def uncommitted_paths(root: Path) -> list[str]:
     """Changed, new and deleted files of the worktree (the runner's .workflow/ is left out)."""
-    _, out = await git(root, "status", "--porcelain=v1", "-z", "--untracked-files=all", check=False)
-    paths: list[str] = []
-    entries = iter(out.split("\0"))
-    for entry in entries:
-        if len(entry) < 4:
-            continue
-        path = entry[3:]
-        if entry[0] in "RC":
-            next(entries, None)
-        if not path.startswith(WORKFLOW_DIR):
-            paths.append(path)
-    return paths
+    return [p for p in await status_paths(root) if not p.startswith(WORKFLOW_DIR)]
 
 
 async def task_paths(root: Path, key: str) -> list[str]:
