@@ -10,6 +10,7 @@ JetStream at start and at work still works."""
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -227,6 +228,52 @@ async def test_throwaway_consumers_on_the_events_leave_the_other_services_durabl
     assert info.config.filter_subjects == list(subjects.RUNNER_EVENT_SUBJECTS)
 
 
+@pytest.mark.parametrize("kind", ["board", "cli"])
+async def test_a_throwaway_consumer_cannot_take_a_durables_name(hub_bus: Bus, kind: str) -> None:
+    """The name of a consumer is also in the body of its create request: the unnamed create subject
+    (which takes the name from the body) is refused, and on a throwaway's own subject the server
+    names the consumer after the subject, so neither replaces the sync bridge's durable (which
+    would stop the tracker sync)."""
+    sync = await hub_bus.login("sync-bridge")
+    await ensure_sync_consumer(sync.js)
+    reader = await hub_bus.login(kind)
+    durable = subjects.SYNC_BRIDGE_CONSUMER
+    body = ConsumerConfig(name=durable, ack_policy=AckPolicy.NONE, filter_subject="wf.events.none")
+    request = json.dumps({"stream_name": subjects.EVENTS_STREAM, "config": body.as_dict()}).encode()
+    unnamed = f"$JS.API.CONSUMER.CREATE.{subjects.EVENTS_STREAM}"
+    with pytest.raises(nats.errors.TimeoutError):
+        await reader.nc.request(unnamed, request, timeout=REFUSED_AFTER)
+    await _refused(reader, unnamed)
+    own = f"$JS.API.CONSUMER.CREATE.{subjects.EVENTS_STREAM}.{kind}x1"
+    reply = json.loads((await reader.nc.request(own, request, timeout=5)).data)
+    assert reply.get("name") == f"{kind}x1", reply  # the subject's name wins over the body's
+    info = await hub_bus.owner.consumer_info(subjects.EVENTS_STREAM, durable)
+    assert info.config.durable_name == durable
+    assert info.config.filter_subject == "wf.events.>"
+
+
+async def test_a_live_feed_comes_back_under_a_new_name_after_its_consumer_is_lost(hub_bus: Bus) -> None:
+    """An ordered consumer that loses its consumer (the server dropped it) makes a new one; named
+    throwaways get a fresh name then, so the feed goes on where it stopped."""
+    board = await hub_bus.login("board")
+    js = bus.NamedThrowawaysJetStream(board.nc, "board")
+    await hub_bus.owner.publish(subjects.event_subject("demo", "T-001", "task.created"), b"1")
+    live = await js.subscribe(
+        "wf.events.>", stream=subjects.EVENTS_STREAM, ordered_consumer=True, idle_heartbeat=0.2
+    )
+    assert (await live.next_msg(timeout=5)).data == b"1"
+    first = (await live.consumer_info()).name
+    assert first.startswith("board")
+    await hub_bus.owner.delete_consumer(subjects.EVENTS_STREAM, first)
+    await hub_bus.owner.publish(subjects.event_subject("demo", "T-001", "task.moved"), b"2")
+    assert (await live.next_msg(timeout=10)).data == b"2"
+    names = await hub_bus.consumer_names(subjects.EVENTS_STREAM)
+    assert first not in names
+    assert any(name.startswith("board") for name in names), names
+    await live.unsubscribe()
+    assert not board.errors, board.errors
+
+
 async def test_each_service_starts_and_works_with_its_own_login(hub_bus: Bus) -> None:
     """What each service does with JetStream: look at the topology at start (the call the runner, the
     board and the bridge make), make the bridge's own durable, pull and ack a job, read the pauses,
@@ -276,6 +323,7 @@ async def test_each_service_starts_and_works_with_its_own_login(hub_bus: Bus) ->
     # deleted; a page pulled and acked; a live feed).
     for kind in ("board", "cli"):
         reader = logins[kind]
+        reader.js = bus.NamedThrowawaysJetStream(reader.nc, kind)  # as the board does (and Go clients)
         counted = await reader.js.add_consumer(
             subjects.EVENTS_STREAM,
             ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL),

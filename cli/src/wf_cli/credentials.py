@@ -122,9 +122,10 @@ def _pull(stream: str, consumer: str) -> tuple[str, ...]:
     return (f"{_JS}.CONSUMER.MSG.NEXT.{stream}.{consumer}", f"$JS.ACK.{stream}.{consumer}.>")
 
 
-# Throwaway consumers on WF_EVENTS: made, pulled from (and acked), deleted.
+# Throwaway consumers on WF_EVENTS: made, pulled from (and acked), deleted. Made under a name of
+# their own only (`…CREATE.WF_EVENTS.<name>[.<filter>]`, wf_common.bus.name_throwaway_consumers): the
+# unnamed subject `…CREATE.WF_EVENTS` takes the name from the body, which could replace a durable.
 _READ_EVENTS = (
-    f"{_JS}.CONSUMER.CREATE.{EVENTS_STREAM}",
     f"{_JS}.CONSUMER.CREATE.{EVENTS_STREAM}.>",
     f"{_JS}.CONSUMER.MSG.NEXT.{EVENTS_STREAM}.*",
     f"{_JS}.CONSUMER.DELETE.{EVENTS_STREAM}.*",

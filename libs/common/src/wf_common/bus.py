@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
+from nats.js import JetStreamContext, JetStreamManager
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
+    ConsumerInfo,
     DeliverPolicy,
     DiscardPolicy,
     KeyValueConfig,
@@ -239,6 +241,57 @@ async def ensure_consumer(
             await js.add_consumer(stream, cfg)  # add is create-or-update on 2.10+ servers
         else:
             raise
+
+
+def _named(config: ConsumerConfig | None, params: dict[str, Any], prefix: str) -> ConsumerConfig:
+    config = (config or ConsumerConfig()).evolve(**params)  # a copy: a re-creation gets a new name
+    if not config.name and not config.durable_name:
+        config = config.evolve(name=f"{prefix}{secrets.token_hex(8)}")
+    return config
+
+
+class _NamingManager(JetStreamManager):
+    def __init__(self, name_prefix: str, **opts: Any) -> None:
+        super().__init__(**opts)
+        self._name_prefix = name_prefix
+
+    async def add_consumer(
+        self,
+        stream: str,
+        config: ConsumerConfig | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - nats-py's signature
+        **params: Any,
+    ) -> ConsumerInfo:
+        return await super().add_consumer(stream, _named(config, params, self._name_prefix), timeout)
+
+
+class NamedThrowawaysJetStream(JetStreamContext):
+    """A JetStream context that gives every consumer it makes without a name (a reader's ordered
+    and pull consumers, and an ordered consumer's re-creation after a gap) a fresh name of its own,
+    `<prefix><random>`.
+
+    Unnamed, nats-py makes a consumer through `$JS.API.CONSUMER.CREATE.<stream>`, which takes the name
+    from the request body: a login allowed that subject could replace another service's durable. Named,
+    the request goes to `$JS.API.CONSUMER.CREATE.<stream>.<name>[.<filter>]`, where the server names
+    the consumer after the subject, and the logins deny the durables' subjects (wf_cli.credentials).
+    nats-py's subscriptions make their consumers through the `_jsm` manager, so it is named too."""
+
+    def __init__(self, nc: NATS, name_prefix: str, **opts: Any) -> None:
+        super().__init__(nc, **opts)
+        self._name_prefix = name_prefix
+
+    @property
+    def _jsm(self) -> JetStreamManager:
+        return _NamingManager(self._name_prefix, conn=self._nc, prefix=self._prefix, timeout=self._timeout)
+
+    async def add_consumer(
+        self,
+        stream: str,
+        config: ConsumerConfig | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - nats-py's signature
+        **params: Any,
+    ) -> ConsumerInfo:
+        return await super().add_consumer(stream, _named(config, params, self._name_prefix), timeout)
 
 
 async def ensure_kv(

@@ -61,7 +61,8 @@ def create_app(settings: BoardSettings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[LifespanState]:
         nc = await bus.connect(nats_url, name="board-api")
-        js = nc.jetstream()
+        # Its readers' consumers on WF_EVENTS are made under names of their own (the login allows no other).
+        js = bus.NamedThrowawaysJetStream(nc, "board")
         workflow = settings.workflow
         try:
             # Idempotent, and every service may do it: the board can start before the orchestrator.
