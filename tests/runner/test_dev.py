@@ -191,9 +191,14 @@ async def test_the_same_look_twice_narrows_to_the_tools_that_act(
     fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner
 ) -> None:
     look = Reply.tool("list_files", path=".")
-    fake.queue(look, look, look, Reply.tool("finish", status="fail", summary="Which file?"))
+    give_up = Reply.tool("finish", status="fail", summary="Which file?")
+    # Its first "fail" with nothing written goes back once (the next turn accepts only the tools that
+    # write, so the finish after it is refused too); the one after that stands.
+    fake.queue(look, look, look, give_up, give_up, give_up)
     result = await run_agent(make_job("dev"))
     assert result.status is Verdict.FAIL
+    assert result.summary.startswith("Which file?")
+    assert fake.pending == 0
     third, fourth = fake.requests[2], fake.requests[3]
     assert third["tools"] == fake.requests[0]["tools"]
     told = last_message(third)["content"]
@@ -403,6 +408,56 @@ async def test_a_failed_write_made_again_does_not_narrow_to_finish(
     assert result.status is Verdict.PASS
     assert result.files_changed == ["app/prices.py"]
     assert all("Only finish is accepted" not in str(r["messages"]) for r in fake.requests)
+    # The third turn is told that repeating the failed call will not help, and accepts every tool
+    # but edit_file (write_file among them).
+    told = last_message(fake.requests[2])["content"]
+    assert "failed the same way" in told
+    accepted = told.split("Only ", 1)[1]
+    assert "write_file" in accepted
+    assert "finish" in accepted
+    assert "edit_file" not in accepted
+
+
+async def test_a_failed_call_repeated_is_refused_on_the_next_turn(
+    fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner
+) -> None:
+    # What Qwen2.5-Coder 0.5B did on the chunk task: list_files on a path that does not exist, four
+    # times, until the loop guard stopped it. The third one is refused (not run), the model is told
+    # why, and it goes on with another tool.
+    missing = Reply.tool("list_files", path="./*")
+    fake.queue(
+        missing,
+        missing,
+        missing,
+        Reply.tool("write_file", path="app/prices.py", content=PRICES + "\n"),
+        Reply.tool("finish", status="pass", summary=SUMMARY),
+    )
+    result = await run_agent(make_job("dev"))
+    assert result.status is Verdict.PASS
+    assert result.files_changed == ["app/prices.py"]
+    refusal = [m for m in fake.requests[3]["messages"] if m["role"] == "tool"][-1]
+    assert refusal["content"].startswith("error: list_files is not accepted on this turn; not run")
+    # After a turn that used an accepted tool, every tool is accepted again.
+    assert "Only " not in last_message(fake.requests[4])["content"]
+
+
+async def test_dev_that_gives_up_before_writing_anything_is_asked_to_try_once(
+    fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner, workspace: Path
+) -> None:
+    # What Qwen2.5-Coder 0.5B did on the run-length task: ran the tests of a project that has none
+    # (pytest: no tests collected), then finish(fail). Sent back once, told to write; it does.
+    fake.queue(
+        Reply.tool("run", command=PYTEST),
+        Reply.tool("finish", status="fail", summary="Test failed. No tests ran."),
+        Reply.tool("write_file", path="app/prices.py", content=FIXED_PRICES),
+        Reply.tool("finish", status="pass", summary=SUMMARY),
+    )
+    result = await run_agent(make_job("dev"))
+    assert result.status is Verdict.PASS
+    assert result.files_changed == ["app/prices.py"]
+    told = [m for m in fake.requests[2]["messages"] if m["role"] == "tool"][-1]["content"]
+    assert told.startswith("error: nothing is written yet, and the task asks for a change: try it first")
+    assert "Only edit_file, write_file is accepted" in last_message(fake.requests[2])["content"]
 
 
 # -- changes made with run ------------------------------------------------------------------------

@@ -104,15 +104,16 @@ async def run_attack(
     fake: ScriptedOllama, backend: str, worktree: Path, command: str, job_id: int
 ) -> tuple[str, Verdict]:
     """Run one job whose agent runs `command`; the tool result the model saw, and the verdict."""
-    fake.queue(
-        Reply.tool("run", command=command, timeout_seconds=60),
-        Reply.tool("finish", status="fail", summary="I could not get out"),
-    )
+    # DEV's first "fail" with nothing written goes back once, and the turn after accepts only the
+    # tools that write; its third finish stands.
+    give_up = Reply.tool("finish", status="fail", summary="I could not get out")
+    fake.queue(Reply.tool("run", command=command, timeout_seconds=60), give_up, give_up, give_up)
     ex = executor(fake.url, backend)
+    before = len(fake.requests)
     outcome = await ex.execute(job_for(worktree, job_id), 1)
     assert outcome.result is not None
     assert outcome.result.error is None, outcome.result.summary  # the job itself worked
-    seen = last_message(fake.requests[-1])
+    seen = last_message(fake.requests[before + 1])  # what the model saw after its run
     assert seen["role"] == "tool"
     # The executor keeps serving: the next job on it runs normally.
     fake.queue(

@@ -70,7 +70,8 @@ async def test_a_token_budget_per_execution_stops_the_agent(ws: Path) -> None:
 
 async def test_a_token_budget_per_task_counts_earlier_executions(ws: Path) -> None:
     with ScriptedOllama(models=(MODEL,)) as fake:
-        fake.queue(Reply.tool("finish", status="fail", summary="Which currency?"))
+        give_up = Reply.tool("finish", status="fail", summary="Which currency?")
+        fake.queue(give_up, give_up, give_up)  # the first two go back: nothing is written yet
         first = await executor(fake.url).execute(dev_job(ws), 1)
         assert first.result is not None
         used = first.result.usage.prompt_tokens + first.result.usage.completion_tokens

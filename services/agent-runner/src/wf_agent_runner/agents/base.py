@@ -46,6 +46,11 @@ MUST_WRITE = (
     "Nothing is written yet: call write_file(path, content) with the complete file the task needs "
     "(or edit_file for a small change to an existing file)."
 )
+SAME_FAILURE = (
+    "You made exactly this call before and it failed the same way (the error is above): repeating it "
+    "will not help. Do something else: to change a file you cannot match or find, write the whole file "
+    "with write_file(path, content); when you are done, call finish."
+)
 LAST_TURN = (
     "This is your last turn: call finish now. status 'pass' only if the task is complete, "
     "otherwise 'fail' with what is missing."
@@ -212,7 +217,9 @@ class Agent(ABC):
         spent = await asyncio.to_thread(task_tokens_so_far, self.ctx.workspace, self.job)
         guard = LoopGuard(self.ctx.guards, task_tokens_before=spent)
         made: set[str] = set()  # the calls that succeeded so far, as JSON
-        narrow = ""  # why the next turn accepts fewer tools: SAME_WRITE, SAME_LOOK or LAST_TURN
+        failed: set[str] = set()  # the calls that failed so far, as JSON
+        narrow = ""  # why the next turn accepts fewer tools: SAME_WRITE, SAME_LOOK, SAME_FAILURE, ...
+        excluded = ""  # the tool a SAME_FAILURE turn does not accept
         # Every turn sends the same system prompt and the same tool list, so the model server's
         # prompt-prefix cache (llama.cpp, Ollama, vLLM; emulated calls describe the tools in the system
         # prompt) keeps serving the conversation so far. A narrowed turn says so in a user message
@@ -221,15 +228,15 @@ class Agent(ABC):
         for turn in range(1, max_turns + 1):
             if turn == max_turns and max_turns > 1:
                 narrow = LAST_TURN
-            offered = self._offered(toolbox, narrow)
-            current = narrow
+            offered = self._offered(toolbox, narrow, excluded)
+            current = (narrow, excluded)
             if narrow and offered != set(toolbox.names):
                 only = ", ".join(sorted(offered))
                 told = f"{narrow} Only {only} is accepted on this turn."
                 messages.append({"role": "user", "content": told})
                 await self.out.emit("log", f"turn {turn}: only {only} accepted")
             else:
-                narrow = ""
+                narrow, excluded = "", ""
             reply = await self.chat(messages, tools=schemas, accepted=offered if narrow else None)
             if reason := guard.after_reply(self.meter.usage):
                 return await self._guard_stop(reason, turn)
@@ -276,6 +283,10 @@ class Agent(ABC):
                 outcome = await toolbox.acall(call.name, call.arguments)
                 if outcome.ok and call.name != "finish":
                     made.add(seen)
+                elif call.name != "finish":
+                    if seen in failed:  # the same failing call again: the next turn offers another
+                        narrow, excluded = SAME_FAILURE, call.name
+                    failed.add(seen)
                 objection = await self.refuse_finish(outcome.finish) if outcome.finish else None
                 if objection:
                     await self.out.emit("log", f"finish refused: {objection.text}")
@@ -285,10 +296,10 @@ class Agent(ABC):
                 messages.append({"role": "tool", "content": outcome.text, "tool_name": call.name})
                 if outcome.finish is not None:  # calls after finish in the same reply are ignored
                     return LoopOutcome(outcome.finish, turn)
-            if narrow == current and (not refused or current == MUST_WRITE):
+            if (narrow, excluded) == current and (not refused or narrow == MUST_WRITE):
                 # It used what was accepted (or, told to write, did not: once is enough; its next
                 # finish stands): the next turn accepts every tool again.
-                narrow = ""
+                narrow, excluded = "", ""
         return LoopOutcome(None, max_turns, f"agent did not finish within {max_turns} turns")
 
     async def refuse_finish(self, finish: Finish) -> Objection | None:
@@ -297,12 +308,16 @@ class Agent(ABC):
         return None
 
     @staticmethod
-    def _offered(toolbox: ToolBox, narrow: str) -> set[str]:
+    def _offered(toolbox: ToolBox, narrow: str, excluded: str = "") -> set[str]:
         """The tools the next turn accepts. Small models loop; a repeat narrows the choice (and the
         message `narrow` says why): the last turn, or a change made a second time, offers only
         finish (a model that lost track still says where it stands); a second identical look
-        (list_files, read_file, search) offers only the tools that act."""
+        (list_files, read_file, search) offers only the tools that act; a call that failed twice
+        the same way (a path that does not exist, an edit whose text is not there) offers every
+        tool but that one."""
         names = set(toolbox.names)
+        if narrow == SAME_FAILURE and names - {excluded}:
+            return names - {excluded}
         if narrow in (LAST_TURN, SAME_WRITE) and "finish" in names:
             return {"finish"}
         if narrow == MUST_WRITE and names & set(WRITE_TOOLS):

@@ -86,22 +86,32 @@ If the task is unclear or cannot be done, call finish(status="fail", summary=<yo
         )
 
     async def refuse_finish(self, finish: Finish) -> Objection | None:
-        """A "pass" goes back to the agent, once per reason: with no change (weak models often say
-        they wrote what they did not; a rework over this task's earlier commits may legitimately change
-        nothing), and with failing tests when it did not run them itself (the runner runs them now)."""
+        """A finish goes back to the agent, once per reason: a "pass" or a "fail" with no change (weak
+        models say they wrote what they did not, or give up before writing anything, e.g. when the
+        tests of a new project collect nothing; a rework over this task's earlier commits may
+        legitimately change nothing), and a "pass" with failing tests when it did not run them itself
+        (the runner runs them now)."""
         self.finish_tests = None
-        if finish.status != "pass":
-            return None
         if not await self.changed_paths(self.ws):  # whether with its file tools or with run
             if self.refused_no_change or (self.is_rework() and await self.earlier_commits()):
                 return None
             self.refused_no_change = True
-            text = (
-                f"{NO_CHANGE}. The task asks for a change: write the code with write_file(path, content) "
-                "(or edit_file for a small change to an existing file), then call finish again; or call "
-                "finish(status='fail', summary=<what is unclear>)."
-            )
+            if finish.status == "fail":
+                text = (
+                    "nothing is written yet, and the task asks for a change: try it first. Write the code "
+                    "with write_file(path, content) (or edit_file for a small change to an existing file), "
+                    "then call finish; if it really cannot be done, call finish(status='fail', "
+                    "summary=<why>) again."
+                )
+            else:
+                text = (
+                    f"{NO_CHANGE}. The task asks for a change: write the code with write_file(path, "
+                    "content) (or edit_file for a small change to an existing file), then call finish "
+                    "again; or call finish(status='fail', summary=<what is unclear>)."
+                )
             return Objection(text, narrow=MUST_WRITE)  # the next turn accepts only the tools that write
+        if finish.status != "pass":
+            return None
         if ran_tests(self.commands_run, self.job.project.test_command):
             return None
         stamp = (self.ws.writes, len(self.commands_run))
