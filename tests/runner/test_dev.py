@@ -396,7 +396,7 @@ async def test_a_failed_write_made_again_does_not_narrow_to_finish(
     fake: ScriptedOllama, make_job: JobFactory, run_agent: AgentRunner, workspace: Path
 ) -> None:
     # What Qwen2.5-Coder 0.5B did on the palindrome task: the same failing edit twice. It is not done:
-    # the next turn still accepts every tool, and its write_file then runs.
+    # the next turn is not narrowed to finish (only edit_file is off), and its write_file then runs.
     bad = Reply.tool("edit_file", path="README.md", old="nope", new="x")
     fake.queue(
         bad,

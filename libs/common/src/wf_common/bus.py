@@ -243,17 +243,11 @@ async def ensure_consumer(
             raise
 
 
-def _named(config: ConsumerConfig | None, params: dict[str, Any], prefix: str) -> ConsumerConfig:
-    config = (config or ConsumerConfig()).evolve(**params)  # a copy: a re-creation gets a new name
-    if not config.name and not config.durable_name:
-        config = config.evolve(name=f"{prefix}{secrets.token_hex(8)}")
-    return config
+class _NamesThrowaways:
+    """What both nats-py managers below share: `add_consumer` names a consumer made without a name
+    `<prefix><random>`, on a copy of its config (so a re-creation gets a new name)."""
 
-
-class _NamingManager(JetStreamManager):
-    def __init__(self, name_prefix: str, **opts: Any) -> None:
-        super().__init__(**opts)
-        self._name_prefix = name_prefix
+    _name_prefix: str
 
     async def add_consumer(
         self,
@@ -262,10 +256,20 @@ class _NamingManager(JetStreamManager):
         timeout: float | None = None,  # noqa: ASYNC109 - nats-py's signature
         **params: Any,
     ) -> ConsumerInfo:
-        return await super().add_consumer(stream, _named(config, params, self._name_prefix), timeout)
+        config = (config or ConsumerConfig()).evolve(**params)
+        if not config.name and not config.durable_name:
+            config = config.evolve(name=f"{self._name_prefix}{secrets.token_hex(8)}")
+        info: ConsumerInfo = await super().add_consumer(stream, config, timeout)  # type: ignore[misc]
+        return info
 
 
-class NamedThrowawaysJetStream(JetStreamContext):
+class _NamingManager(_NamesThrowaways, JetStreamManager):
+    def __init__(self, name_prefix: str, **opts: Any) -> None:
+        super().__init__(**opts)
+        self._name_prefix = name_prefix
+
+
+class NamedThrowawaysJetStream(_NamesThrowaways, JetStreamContext):
     """A JetStream context that gives every consumer it makes without a name (a reader's ordered
     and pull consumers, and an ordered consumer's re-creation after a gap) a fresh name of its own,
     `<prefix><random>`.
@@ -283,15 +287,6 @@ class NamedThrowawaysJetStream(JetStreamContext):
     @property
     def _jsm(self) -> JetStreamManager:
         return _NamingManager(self._name_prefix, conn=self._nc, prefix=self._prefix, timeout=self._timeout)
-
-    async def add_consumer(
-        self,
-        stream: str,
-        config: ConsumerConfig | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - nats-py's signature
-        **params: Any,
-    ) -> ConsumerInfo:
-        return await super().add_consumer(stream, _named(config, params, self._name_prefix), timeout)
 
 
 async def ensure_kv(

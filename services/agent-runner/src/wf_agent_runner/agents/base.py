@@ -281,10 +281,10 @@ class Agent(ABC):
                     self.commands_run.append(call.arguments["command"])
                 # File IO off the event loop (acall): heartbeats and output events keep flowing.
                 outcome = await toolbox.acall(call.name, call.arguments)
-                if outcome.ok and call.name != "finish":
+                if call.name != "finish" and outcome.ok:
                     made.add(seen)
                 elif call.name != "finish":
-                    if seen in failed:  # the same failing call again: the next turn offers another
+                    if seen in failed:  # the same failing call again: the next turn offers another tool
                         narrow, excluded = SAME_FAILURE, call.name
                     failed.add(seen)
                 objection = await self.refuse_finish(outcome.finish) if outcome.finish else None
