@@ -80,6 +80,60 @@ async def test_a_guard_that_fails_falls_back_to_the_locked_path(hub: Hub) -> Non
     await counted(hub, guard_failed=1, applied=1)
 
 
+async def test_a_statement_the_database_refuses_falls_back_to_the_locked_path(hub: Hub) -> None:
+    dev = await dev_job_of_a_child(hub)
+    # The database refuses the first handoff written after this point, once: the hop's statement.
+    # (A sequence is not rolled back with the failed statement, so the locked path's insert passes.)
+    async with hub.db.begin() as conn:
+        await conn.execute(text("CREATE SEQUENCE refuse_once"))
+        await conn.execute(
+            text(
+                """CREATE FUNCTION refuse_once() RETURNS trigger LANGUAGE plpgsql AS $$
+                   BEGIN
+                     IF nextval('refuse_once') = 1 THEN RAISE EXCEPTION 'refused by the test'; END IF;
+                     RETURN NEW;
+                   END $$"""
+            )
+        )
+        await conn.execute(
+            text(
+                "CREATE TRIGGER refuse_once BEFORE INSERT ON handoffs "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_once()"
+            )
+        )
+    await hub.finish(dev, summary="wrote it")
+    qa = await hub.next_job("qa")
+    await counted(hub, applied=0)
+    assert qa.task.key == "T-002"
+    assert await hub.path("T-002") == [("backlog", "dev"), ("dev", "qa")]  # one handoff, not two
+    assert [e["status"] for e in await hub.executions("T-002")] == ["completed", "pending"]
+    await hub.no_job("qa")
+
+
+async def test_a_lost_hop_connection_is_opened_again_and_the_result_applied_once(hub: Hub) -> None:
+    dev = await dev_job_of_a_child(hub)
+    await hub.finish(dev)
+    qa = await hub.next_job("qa")
+    await counted(hub, applied=1)
+    connection = hop_of(hub)._connection
+    assert connection._driver is not None
+    pid = connection._driver.get_server_pid()
+    async with hub.db.begin() as conn:  # as a database restart or a network cut would
+        await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    await hub.finish(qa)
+    sec = await hub.next_job("sec", within=10)
+    assert (sec.task.key, sec.attempt) == ("T-002", 1)
+    await counted(hub, applied=2)  # the Result came back (nak'ed) and the hop applied it, once
+    assert connection._driver is not None
+    assert connection._driver.get_server_pid() != pid  # a new connection
+    assert [(e["stage"], e["status"]) for e in await hub.executions("T-002")] == [
+        ("dev", "completed"),
+        ("qa", "completed"),
+        ("sec", "pending"),
+    ]
+    await hub.no_job("sec")
+
+
 async def test_a_full_next_stage_leaves_the_task_queued_until_a_slot_frees(
     make_hub: Any, tmp_path: Path
 ) -> None:

@@ -199,6 +199,10 @@ class Orchestrator:
         if lease is not None:
             with contextlib.suppress(Exception):
                 await lease.release()
+        hop = results.hop if results is not None else None
+        if hop is not None:
+            with contextlib.suppress(Exception):
+                await hop.close()
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.drain()

@@ -18,20 +18,26 @@ attempt counts are in memory, wf_orchestrator.memory). The statement then, in on
 If a guard fails (a human command raced it, the stage is full, the configuration moved) nothing is
 written, memory forgets the task and the caller takes the locked path, which re-reads everything.
 The next Job is published first; the caller acks the Result after the Job's ack.
+
+The statement runs on one connection the hop keeps (`HopConnection`), prepared once, through asyncpg
+itself: no pool checkout and check-in, no SQL compilation per hop (they were more than half of the
+hop's time in the database; docs/performance.md). Hops are written one at a time under the dispatch
+lock, so one connection is all they need.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
+import asyncpg
 from sqlalchemy import DateTime, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from wf_common.events import ExecutionDispatched, ExecutionFinished, TaskMoved, TaskStateChanged, _Event
 from wf_common.jobs import Job, Result, idempotency_key, utcnow
 from wf_common.states import ExecutionStatus, TaskState
@@ -111,6 +117,113 @@ SELECT CASE WHEN (SELECT count(*) FROM t) = (SELECT count(*) FROM ex) THEN (SELE
 )
 
 
+class HopStatementFailed(Exception):
+    """The statement failed in the database (nothing was written): the locked path takes the Result."""
+
+
+class HopConnection:
+    """The hop statement, prepared once on a connection kept for it (autocommit; a batch is one
+    transaction). A lost connection is dropped and raises ConnectionResetError (the Result is nak'ed
+    and comes back); the next hop opens a new one."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        compiled = HOP.compile(dialect=engine.dialect)
+        self._sql = compiled.string
+        self._names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        processors = compiled._bind_processors  # JSONB values to the text the connection's codec sends
+        self._process: dict[str, Callable[[Any], Any]] = {
+            n: cast(Callable[[Any], Any], processors[n]) for n in self._names if n in processors
+        }
+        self._held: AsyncConnection | None = None
+        self._statement: Any = None  # asyncpg.prepared_stmt.PreparedStatement
+        self._driver: Any = None  # asyncpg.Connection
+
+    def _args(self, params: dict[str, Any]) -> list[Any]:
+        return [
+            self._process[n](params[n]) if n in self._process and params[n] is not None else params[n]
+            for n in self._names
+        ]
+
+    async def _open(self) -> None:
+        if self._statement is not None:
+            return
+        held = await self._engine.connect()
+        try:
+            held = await held.execution_options(isolation_level="AUTOCOMMIT")
+            raw = await held.get_raw_connection()
+            driver = raw.driver_connection
+            self._statement = await driver.prepare(self._sql)  # type: ignore[union-attr]
+        except BaseException:
+            await held.invalidate()
+            await held.close()
+            raise
+        self._held, self._driver = held, driver
+
+    async def run(
+        self, batch: Sequence[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any] | HopStatementFailed], bool]:
+        """The statement for each of `batch`, and whether they were one transaction: alone, autocommit;
+        more, in one transaction, falling back to one at a time when one of them fails (then nothing of
+        the transaction was written)."""
+        lost: BaseException
+        try:
+            return await self._run(batch)
+        except asyncpg.PostgresError as err:
+            if not _lost(err):  # the statement could not be prepared: the locked path takes them all
+                return [HopStatementFailed(f"{type(err).__name__}: {err}") for _ in batch], False
+            lost = err
+        except (TimeoutError, asyncpg.InterfaceError, OSError) as err:
+            lost = err
+        await self.close(invalidate=True)
+        what = type(lost).__name__
+        raise ConnectionResetError(f"the hop's database connection was lost ({what})") from lost
+
+    async def _run(
+        self, batch: Sequence[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any] | HopStatementFailed], bool]:
+        await self._open()
+        if len(batch) > 1:
+            try:
+                async with self._driver.transaction():
+                    return [_row(await self._statement.fetchrow(*self._args(p))) for p in batch], True
+            except asyncpg.PostgresError as err:
+                if _lost(err):
+                    raise
+                # one at a time below, each its own statement
+        rows: list[dict[str, Any] | HopStatementFailed] = []
+        for p in batch:
+            try:
+                rows.append(_row(await self._statement.fetchrow(*self._args(p))))
+            except asyncpg.PostgresError as err:
+                if _lost(err):
+                    raise
+                rows.append(HopStatementFailed(f"{type(err).__name__}: {err}"))
+        return rows, False
+
+    async def close(self, *, invalidate: bool = False) -> None:
+        held, self._held, self._statement, self._driver = self._held, None, None, None
+        if held is None:
+            return
+        try:
+            if invalidate:
+                await held.invalidate()
+        finally:
+            await held.close()
+
+
+def _lost(err: asyncpg.PostgresError) -> bool:
+    """A server error that ends the connection, not the statement (08: connection, 57P: shutdown)."""
+    return str(getattr(err, "sqlstate", "") or "").startswith(("08", "57P"))
+
+
+def _row(record: Any) -> dict[str, Any]:
+    row = dict(record)
+    if isinstance(row.get("outbox_ids"), str):  # json, when no codec decodes it
+        row["outbox_ids"] = json.loads(row["outbox_ids"])
+    return row
+
+
 @dataclass
 class Messages:
     """What the hop publishes, in order; the same encoding as UnitOfWork's."""
@@ -137,7 +250,7 @@ class Hop:
         held: Callable[[], tuple[Collection[int], Collection[int]]] | None = None,
     ) -> None:
         self._held = held or (lambda: ((), ()))  # paused projects and tasks: the locked path decides
-        self._engine = engine
+        self._connection = HopConnection(engine)
         self._lock = lock  # the dispatch lock: WIP and project slots are counted by one writer at a time
         self._outbox = outbox
         self._ctx = ctx
@@ -147,6 +260,11 @@ class Hop:
         self.queued_behind = False  # the last hop saw tasks queued in the stage it freed
         self.batches = 0  # transactions that applied more than one hop
         self._queue: list[tuple[_Pending, asyncio.Future[bool]]] = []
+
+    async def close(self) -> None:
+        """Give the statement's connection back (before the engine is disposed)."""
+        async with self._lock:
+            await self._connection.close()
 
     def plan(self, result: Result, paused: bool) -> tuple[Inflight, Decision] | None:
         """The decision, when this result is a plain hop the statement can apply."""
@@ -323,28 +441,13 @@ class Hop:
             else:
                 seen.add(item[0].execution_id)
                 unique.append(item)
-        rows: list[dict[str, Any] | BaseException] = []
-        if len(unique) > 1:
-            try:
-                async with self._engine.begin() as conn:
-                    rows = [dict((await conn.execute(HOP, p.params)).mappings().one()) for p, _ in unique]
-                self.batches += 1
-            except DBAPIError as err:
-                # One statement aborted the transaction (nothing was written): one at a time below.
-                rows = [err] * len(unique) if err.connection_invalidated else []
-        if not rows:
-            for p, _ in unique:
-                try:
-                    async with self._engine.connect() as conn:
-                        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                        rows.append(dict((await conn.execute(HOP, p.params)).mappings().one()))
-                except DBAPIError as err:
-                    rows.append(err)
+        rows, batched = await self._connection.run([p.params for p, _ in unique]) if unique else ([], False)
+        self.batches += batched
         written: list[_Written] = []
         memory = self._ctx.memory
         self.queued_behind = False
         for (p, done), row in zip(unique, rows, strict=True):
-            if isinstance(row, BaseException):
+            if isinstance(row, HopStatementFailed):
                 done.set_exception(row)
             elif not row["moved"]:
                 self.guard_failed += 1

@@ -69,29 +69,32 @@ class Outbox:
     async def publish(self, stored: list[Stored], *, events_behind: bool = False) -> None:
         """Publish in order and wait for JetStream's acks; raises if any waited for was not stored.
 
-        `events_behind`: wait only for the Jobs' acks; the events' acks are collected in the background
-        (`settle`). Safe for a caller that acks a Result next: the events' rows stay in the outbox until
-        their acks came, and a row whose publication failed is published again by the sweeper (or at
-        the next start), deduplicated by its Nats-Msg-Id."""
+        `events_behind`: the Jobs go out alone and their acks are waited for; only then are the events
+        published, their acks collected in the background (`settle`). JetStream acks a publication once
+        it has read and stored what came with it, so a Job sent ahead of five events waited for their
+        storage too: alone, its ack (and its delivery to a runner) comes a round trip after the send.
+        Safe for a caller that acks a Result next: the events' rows stay in the outbox until their acks
+        came, and a row whose publication failed is published again by the sweeper (or at the next
+        start), deduplicated by its Nats-Msg-Id."""
         if not stored:
             return
-        futures = []
-        for s in stored:
-            m = s.message
-            futures.append(
-                await self._js.publish_async(m.subject, m.payload, headers={"Nats-Msg-Id": m.msg_id})
-            )
         if events_behind:
-            jobs = [i for i, s in enumerate(stored) if s.message.subject.startswith(JOBS_PREFIX + ".")]
-            if len(jobs) < len(stored):
-                later = [i for i in range(len(stored)) if i not in set(jobs)]
-                task = asyncio.create_task(
-                    self._acked([stored[i] for i in later], [futures[i] for i in later])
-                )
+            jobs = [s for s in stored if s.message.subject.startswith(JOBS_PREFIX + ".")]
+            if jobs and len(jobs) < len(stored):
+                await self._acked(jobs, await self._send(jobs), raise_=True)
+                later = [s for s in stored if not s.message.subject.startswith(JOBS_PREFIX + ".")]
+                task = asyncio.create_task(self._acked(later, await self._send(later)))
                 self._settling.add(task)
                 task.add_done_callback(self._settling.discard)
-                stored, futures = [stored[i] for i in jobs], [futures[i] for i in jobs]
-        await self._acked(stored, futures, raise_=True)
+                return
+        await self._acked(stored, await self._send(stored), raise_=True)
+
+    async def _send(self, stored: list[Stored]) -> list[Any]:
+        """Publish `stored` in order; the futures of their acks."""
+        return [
+            await self._js.publish_async(m.subject, m.payload, headers={"Nats-Msg-Id": m.msg_id})
+            for m in (s.message for s in stored)
+        ]
 
     async def _acked(self, stored: list[Stored], futures: list[Any], *, raise_: bool = False) -> None:
         """Wait for the acks of `futures`; their rows are deleted later. Raises if `raise_`, else logs

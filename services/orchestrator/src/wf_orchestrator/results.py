@@ -24,7 +24,7 @@ from wf_common import bus
 from wf_common.jobs import Result
 from wf_common.subjects import RESULTS_CONSUMER, RESULTS_STREAM
 
-from wf_orchestrator.hop import Hop
+from wf_orchestrator.hop import Hop, HopStatementFailed
 from wf_orchestrator.tasks.context import Context
 from wf_orchestrator.tasks.outcomes import apply_result, fail_execution
 from wf_orchestrator.uow import Runner
@@ -121,9 +121,7 @@ class ResultsConsumer:
             applied = await self._hop.try_apply(result, paused=self._paused())
         except TRANSIENT:
             raise
-        except DBAPIError as err:
-            if err.connection_invalidated:
-                raise
+        except HopStatementFailed as err:
             # Nothing was written (one statement): the locked path tries, and bounds, it again.
             log.info("hop for %s failed (%s); taking the locked path", result.idempotency_key, _describe(err))
             self._ctx.memory.forget_task_of(result.job_id)
