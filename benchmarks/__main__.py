@@ -84,8 +84,11 @@ def main() -> None:
                     "jobs": agents.jobs,
                 }
                 print(json.dumps({"throughput": throughput}), flush=True)
-                samples, count = reads.board_read(cfg, nats.url, db, root, tasks=args.board_tasks, reads=300)
-                print(json.dumps({"board_read": {**summary_ms(samples), "tasks": count}}), flush=True)
+                same, changed, count = reads.board_read(
+                    cfg, nats.url, db, root, tasks=args.board_tasks, reads=300
+                )
+                for key, samples in (("board_read", same), ("board_read_after_a_write", changed)):
+                    print(json.dumps({key: {**summary_ms(samples), "tasks": count}}), flush=True)
             count = asyncio.run(reads.top_up(db, args.rss_tasks))
             with pipeline.orchestrator(cfg, nats.url, db, root / "orchestrator-3.log") as proc:
                 rss = reads.rss_mb(proc.pid)

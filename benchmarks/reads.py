@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 from wf_cli.embedded import free_port
 
 TOP_UP = text(
@@ -66,9 +67,28 @@ def board_api(config: Path, nats_url: str, database_url: str, log: Path, token: 
             proc.wait(timeout=30)
 
 
+TOUCH = text("UPDATE tasks SET updated_at = now() WHERE id = (SELECT min(id) FROM tasks)")
+
+
+def _touch(database_url: str) -> None:
+    """One task written, as a hop would: the next read builds the board again."""
+
+    async def write() -> None:
+        engine = create_async_engine(database_url, poolclass=NullPool)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(TOUCH)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(write())
+
+
 def board_read(
     config: Path, nats_url: str, database_url: str, workdir: Path, *, tasks: int, reads: int
-) -> tuple[list[float], int]:
+) -> tuple[list[float], list[float], int]:
+    """Reads of an unchanged board (served as built), then reads each after a task was written (built
+    again by PostgreSQL): both figures, in that order, and the number of tasks."""
     count = asyncio.run(top_up(database_url, tasks))
     token = secrets.token_urlsafe(24)
     with board_api(config, nats_url, database_url, workdir / "board-api.log", token) as url:
@@ -79,13 +99,19 @@ def board_read(
                     if client.get("/api/board").status_code == 200:
                         break
                 time.sleep(0.1)
-            samples = []
+            unchanged, changed = [], []
             for _ in range(reads):
                 began = time.perf_counter()
                 reply = client.get("/api/board")
-                samples.append(time.perf_counter() - began)
+                unchanged.append(time.perf_counter() - began)
                 reply.raise_for_status()
-    return samples, count
+            for _ in range(max(1, reads // 3)):
+                _touch(database_url)
+                began = time.perf_counter()
+                reply = client.get("/api/board")
+                changed.append(time.perf_counter() - began)
+                reply.raise_for_status()
+    return unchanged, changed, count
 
 
 def rss_mb(pid: int) -> float:

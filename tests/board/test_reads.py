@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import httpx
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from wf_common.db.tables import projects, tasks
 
 from tests.board import rows
 from tests.board.rows import T0
@@ -190,6 +192,41 @@ async def test_board_cards_are_the_task_snapshots_of_api_tasks(
     assert card["blocked_by"] == ["T-002", "T-001"]
     assert card["updated_at"] == "2025-03-01T12:00:00.120000Z"
     assert board["columns"]["pm"][0]["updated_at"] == "2025-03-01T12:00:00Z"
+
+
+async def test_an_unchanged_board_answers_304_and_any_write_shows_on_the_next_read(
+    client: httpx.AsyncClient, db: AsyncConnection
+) -> None:
+    # The board is built again only when a row it shows changed (wf_board_api.board.service); every
+    # way a row can change, written straight to the database here, must show on the next read.
+    pid = await rows.project(db, "listsnap")
+    t1 = await rows.task(db, pid, "T-001", current_stage="dev", state="queued")
+    t2 = await rows.task(db, pid, "T-002", current_stage="qa", state="queued")
+    first = await client.get("/api/board", params={"project": "listsnap"})
+    etag = first.headers["etag"]
+    assert first.headers["cache-control"] == "no-cache"
+    again = await client.get("/api/board", params={"project": "listsnap"}, headers={"If-None-Match": etag})
+    assert (again.status_code, again.content) == (304, b"")
+    assert (await client.get("/api/board", params={"project": "listsnap"})).content == first.content
+
+    def keys(response: httpx.Response, stage: str) -> list[str]:
+        return [t["key"] for t in response.json()["columns"][stage]]
+
+    await db.execute(update(tasks).where(tasks.c.id == t1).values(current_stage="sec"))
+    moved = await client.get("/api/board", params={"project": "listsnap"}, headers={"If-None-Match": etag})
+    assert moved.status_code == 200
+    assert moved.headers["etag"] != etag
+    assert (keys(moved, "dev"), keys(moved, "sec")) == ([], ["T-001"])
+    await db.execute(update(tasks).where(tasks.c.id == t2).values(title="Renamed"))
+    renamed = (await client.get("/api/board", params={"project": "listsnap"})).json()
+    assert renamed["columns"]["qa"][0]["title"] == "Renamed"
+    await db.execute(delete(tasks).where(tasks.c.id == t2))
+    assert keys(await client.get("/api/board", params={"project": "listsnap"}), "qa") == []
+    await rows.task(db, pid, "T-003", current_stage="qa", state="queued")
+    assert keys(await client.get("/api/board", params={"project": "listsnap"}), "qa") == ["T-003"]
+    await db.execute(update(projects).where(projects.c.id == pid).values(slug="renamed"))
+    everything = (await client.get("/api/board")).json()
+    assert {t["project"] for s in everything["stages"] for t in everything["columns"][s]} == {"renamed"}
 
 
 async def test_task_detail_has_history_bugs_feedback_children_and_cost(

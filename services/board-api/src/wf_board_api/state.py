@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -13,6 +13,7 @@ from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from wf_common.text import ACTOR_MAX, LINE_PATTERN
 
+from wf_board_api.board.service import BoardCache
 from wf_board_api.db import read_only
 from wf_board_api.errors import field_error
 from wf_board_api.events.hub import EventHub
@@ -32,6 +33,8 @@ class AppState:
     # Set when the server is asked to stop: open event streams end instead of holding shutdown up.
     # A threading.Event because uvicorn's signal handler is not a coroutine.
     stopping: threading.Event
+    # The boards built last, by the version of what they show (wf_board_api.board.service).
+    board_cache: BoardCache = field(default_factory=BoardCache)
 
 
 def get_state(request: Request) -> AppState:

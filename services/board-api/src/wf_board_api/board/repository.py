@@ -1,4 +1,5 @@
-"""The board's one query: every task of the board as TaskSnapshot JSON, built by PostgreSQL per column.
+"""The board's one query: every task of the board as TaskSnapshot JSON, built by PostgreSQL per column,
+and the version of what it shows (`version`), so an unchanged board is not built again.
 
 With thousands of tasks, decoding rows into Python objects and encoding them again costs far more
 than the query (docs/performance.md, board_read); PostgreSQL builds the same JSON in C instead. The
@@ -39,6 +40,18 @@ GROUP BY t.current_stage
 )
 
 
+# Every row's version: a row's xmin changes with each update, a row inserted or deleted changes the
+# list. The same list is the same rows as they were (read in the same snapshot as the columns).
+_VERSION = text(
+    """
+SELECT md5(coalesce((SELECT string_agg(t.id || ':' || t.xmin::text, ',' ORDER BY t.id) FROM tasks t
+                     WHERE CAST(:project_id AS integer) IS NULL OR t.project_id = :project_id), '')
+           || '/' || coalesce((SELECT string_agg(p.id || ':' || p.xmin::text, ',' ORDER BY p.id)
+                               FROM projects p), ''))
+"""
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     stage: str
@@ -50,3 +63,8 @@ async def columns(conn: AsyncConnection, project_id: int | None) -> list[Column]
     """The non-empty columns, each with its tasks in (project, creation) order."""
     result = await conn.execute(_COLUMNS, {"project_id": project_id})
     return [Column(r.stage, r.first, r.tasks) for r in result]
+
+
+async def version(conn: AsyncConnection, project_id: int | None) -> str:
+    """Changes whenever a task of the board (or a project) is written, inserted or deleted."""
+    return str(await conn.scalar(_VERSION, {"project_id": project_id}))
