@@ -4,9 +4,14 @@ are, so an event JetStream did not store is still there for the sweeper (nothing
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import nats.js.errors
 import pytest
+from nats.js import JetStreamContext
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from wf_cli.embedded import NatsServer
 from wf_common import bus, subjects
 from wf_common.config import WorkflowConfig
@@ -16,15 +21,26 @@ from wf_orchestrator.db import create_engine
 from wf_orchestrator.outbox import Outbox, Outgoing
 
 
-async def test_an_event_jetstream_refuses_stays_in_the_outbox_while_the_job_is_published(
-    nats_server: NatsServer, database_url: str
-) -> None:
-    nc = await bus.connect(nats_server.url, "test-outbox")
+@contextlib.asynccontextmanager
+async def an_outbox(
+    nats_url: str, database_url: str
+) -> AsyncIterator[tuple[Outbox, JetStreamContext, AsyncEngine]]:
+    """An Outbox on a real JetStream (the workflow's streams made) and a real PostgreSQL."""
+    nc = await bus.connect(nats_url, "test-outbox")
     engine = create_engine(database_url, pool_size=2)
     try:
         js = nc.jetstream()
         await bus.ensure_topology(js, WorkflowConfig().bus, ["dev"])
-        box = Outbox(engine, js)
+        yield Outbox(engine, js), js, engine
+    finally:
+        await engine.dispose()
+        await nc.close()
+
+
+async def test_an_event_jetstream_refuses_stays_in_the_outbox_while_the_job_is_published(
+    nats_server: NatsServer, database_url: str
+) -> None:
+    async with an_outbox(nats_server.url, database_url) as (box, js, engine):
         job = Outgoing(subjects.job_subject("dev"), b'{"job": 1}', "demo/T-001/dev/1")
         # No stream takes this subject: JetStream answers with an error, the event is not stored.
         event = Outgoing("nowhere.event", b'{"event": 1}', "event-1")
@@ -40,9 +56,6 @@ async def test_an_event_jetstream_refuses_stays_in_the_outbox_while_the_job_is_p
         async with engine.connect() as conn:
             left = (await conn.execute(select(outbox.c.msg_id))).scalars().all()
         assert left == ["event-1"]  # the Job's row is deleted; the refused event waits for the sweeper
-    finally:
-        await engine.dispose()
-        await nc.close()
 
 
 async def test_the_events_go_out_once_the_job_is_stored_and_stay_when_it_is_not(
@@ -51,12 +64,7 @@ async def test_the_events_go_out_once_the_job_is_stored_and_stay_when_it_is_not(
     # nats-py raises inside its reply handler for a refused publication instead of failing the
     # future (APIError.from_error raises), so a refusal surfaces as the publish timeout: shortened here.
     monkeypatch.setattr(outbox_module, "PUBLISH_TIMEOUT", 1.0)
-    nc = await bus.connect(nats_server.url, "test-outbox-order")
-    engine = create_engine(database_url, pool_size=2)
-    try:
-        js = nc.jetstream()
-        await bus.ensure_topology(js, WorkflowConfig().bus, ["dev"])
-        box = Outbox(engine, js)
+    async with an_outbox(nats_server.url, database_url) as (box, js, engine):
         event_subject = subjects.event_subject("demo", "T-001", "task.moved")
         # The jobs stream takes no message this large: JetStream refuses the Job, the caller is told.
         jobs = (await js.stream_info(subjects.JOBS_STREAM)).config
@@ -75,6 +83,3 @@ async def test_the_events_go_out_once_the_job_is_stored_and_stay_when_it_is_not(
         async with engine.connect() as conn:
             left = sorted((await conn.execute(select(outbox.c.msg_id))).scalars().all())
         assert left == ["demo/T-001/dev/1", "event-2"]  # both wait for the sweeper, nothing lost
-    finally:
-        await engine.dispose()
-        await nc.close()

@@ -28,7 +28,6 @@ lock, so one connection is all they need.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
@@ -140,10 +139,8 @@ class HopConnection:
         self._driver: Any = None  # asyncpg.Connection
 
     def _args(self, params: dict[str, Any]) -> list[Any]:
-        return [
-            self._process[n](params[n]) if n in self._process and params[n] is not None else params[n]
-            for n in self._names
-        ]
+        """Positional, each through SQLAlchemy's processor where it has one (None to JSON null too)."""
+        return [self._process[n](params[n]) if n in self._process else params[n] for n in self._names]
 
     async def _open(self) -> None:
         if self._statement is not None:
@@ -186,7 +183,7 @@ class HopConnection:
         if len(batch) > 1:
             try:
                 async with self._driver.transaction():
-                    return [_row(await self._statement.fetchrow(*self._args(p))) for p in batch], True
+                    return [dict(await self._statement.fetchrow(*self._args(p))) for p in batch], True
             except asyncpg.PostgresError as err:
                 if _lost(err):
                     raise
@@ -194,7 +191,7 @@ class HopConnection:
         rows: list[dict[str, Any] | HopStatementFailed] = []
         for p in batch:
             try:
-                rows.append(_row(await self._statement.fetchrow(*self._args(p))))
+                rows.append(dict(await self._statement.fetchrow(*self._args(p))))
             except asyncpg.PostgresError as err:
                 if _lost(err):
                     raise
@@ -217,11 +214,6 @@ def _lost(err: asyncpg.PostgresError) -> bool:
     return str(getattr(err, "sqlstate", "") or "").startswith(("08", "57P"))
 
 
-def _row(record: Any) -> dict[str, Any]:
-    row = dict(record)
-    if isinstance(row.get("outbox_ids"), str):  # json, when no codec decodes it
-        row["outbox_ids"] = json.loads(row["outbox_ids"])
-    return row
 
 
 @dataclass

@@ -42,13 +42,17 @@ class Stored:
     message: Outgoing
 
 
+def _is_job(s: Stored) -> bool:
+    return s.message.subject.startswith(JOBS_PREFIX + ".")
+
+
 def jobs_first(stored: list[Stored]) -> list[Stored]:
     """The Jobs before the events, each kind in its order: a runner gets its next job one publication
     sooner, and every task's events keep their order (they are on another stream than the jobs)."""
-    jobs = [s for s in stored if s.message.subject.startswith(JOBS_PREFIX + ".")]
+    jobs = [s for s in stored if _is_job(s)]
     if not jobs or len(jobs) == len(stored):
         return stored
-    return jobs + [s for s in stored if not s.message.subject.startswith(JOBS_PREFIX + ".")]
+    return jobs + [s for s in stored if not _is_job(s)]
 
 
 class Outbox:
@@ -79,10 +83,10 @@ class Outbox:
         if not stored:
             return
         if events_behind:
-            jobs = [s for s in stored if s.message.subject.startswith(JOBS_PREFIX + ".")]
+            jobs = [s for s in stored if _is_job(s)]
             if jobs and len(jobs) < len(stored):
                 await self._acked(jobs, await self._send(jobs), raise_=True)
-                later = [s for s in stored if not s.message.subject.startswith(JOBS_PREFIX + ".")]
+                later = [s for s in stored if not _is_job(s)]
                 task = asyncio.create_task(self._acked(later, await self._send(later)))
                 self._settling.add(task)
                 task.add_done_callback(self._settling.discard)
