@@ -110,8 +110,8 @@ async def test_a_merge_conflict_sends_the_task_back_to_dev_with_a_bug(make_rig: 
     rig.model.script("Add beta", beta)
     async with rig.runner(concurrency=2):
         await rig.to_dev("Add alpha", "Add beta")
-        await hub.wait_state("T-002", "deploy", "awaiting_approval", within=30)
-        await hub.wait_state("T-003", "deploy", "awaiting_approval", within=30)
+        await hub.wait_state("T-002", "deploy", "awaiting_approval", within=90)
+        await hub.wait_state("T-003", "deploy", "awaiting_approval", within=90)
         await hub.cmd("approve", project="demo", task_key="T-002")
         before = git(ws, "rev-parse", main)
 
@@ -125,10 +125,10 @@ async def test_a_merge_conflict_sends_the_task_back_to_dev_with_a_bug(make_rig: 
         assert "shared.py" in bug["title"]
         assert bug["reproduction"]["conflicts"] == ["shared.py"]
         # DEV gets the task back with the bug, and its branch has both sides to resolve.
-        await eventually(lambda: _asked(rig, "Add beta", 3), what="DEV's rework of T-003", within=30)
+        await eventually(lambda: _asked(rig, "Add beta", 3), what="DEV's rework of T-003", within=90)
         rework = rig.model.requests_of("Add beta")[2]
         assert bug["bug_key"] in str(rework["messages"])
-        await hub.wait_state("T-003", "deploy", "awaiting_approval", within=30)
+        await hub.wait_state("T-003", "deploy", "awaiting_approval", within=90)
     assert (await hub.path("T-003"))[-2:] == [("deploy", "dev"), ("dev", "deploy")]
 
     again = await hub.cmd("approve", project="demo", task_key="T-003")

@@ -63,6 +63,51 @@ def test_a_merge_into_a_dirty_main_checkout_is_refused_and_changes_nothing(tmp_p
     assert (repo / "a.txt").read_text() == "the human's edit\n"
 
 
+def _commit(path: Path, name: str, text: str) -> None:
+    (path / name).write_text(text, encoding="utf-8")
+    git(path, "add", name)
+    git(path, "commit", "-q", "-m", f"add {name}")
+
+
+def test_a_merge_reports_what_it_did_and_the_commit_the_main_branch_is_at(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "ws", {"a.txt": "a\n"})
+    path = _task(repo)
+    assert gtasks.merge_task(repo, "T-002") == gtasks.MergeOutcome(
+        "up-to-date", "main", git(repo, "rev-parse", "main")
+    )
+    assert gtasks.merge_task(repo, "T-404", missing_ok=True) is None
+
+    _commit(path, "b.txt", "b\n")
+    ff = gtasks.merge_task(repo, "T-002")
+    assert ff is not None
+    assert (ff.kind, ff.sha) == ("fast-forward", git(path, "rev-parse", "HEAD"))
+    assert git(repo, "rev-parse", "main") == ff.sha
+
+    _commit(path, "c.txt", "c\n")
+    _commit(repo, "d.txt", "d\n")  # the main branch moved on too: a merge commit
+    merged = gtasks.merge_task(repo, "T-002", title="Add c")
+    assert merged is not None
+    assert (merged.kind, merged.sha) == ("merge", git(repo, "rev-parse", "main"))
+    assert git(repo, "log", "-1", "--format=%P", "main").split() == [
+        git(repo, "rev-parse", "main~1"),  # the main branch's own commit, then the task's
+        git(path, "rev-parse", "HEAD"),
+    ]
+    assert git(repo, "log", "-1", "--format=%s", "main") == "Merge wf/T-002: Add c"
+
+
+def test_a_fast_forward_that_git_is_told_not_to_do_reports_the_merge_commit(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "ws", {"a.txt": "a\n"})
+    path = _task(repo)
+    git(repo, "config", "merge.ff", "false")  # the user's own setting
+    _commit(path, "b.txt", "b\n")
+
+    outcome = gtasks.merge_task(repo, "T-002")
+
+    assert outcome is not None
+    assert outcome.kind == "merge"
+    assert outcome.sha == git(repo, "rev-parse", "main") != git(path, "rev-parse", "HEAD")
+
+
 def test_a_directory_in_the_way_of_a_worktree_is_not_overwritten(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "ws", {"a.txt": "a\n"})
     path = worktree_path(repo, "p", "T-002", None)

@@ -91,6 +91,7 @@ async def test_the_standby_takes_over_when_the_active_orchestrator_is_killed(
     await hub.project("demo", tmp_path / "demo")
     await hub.cmd("submit_idea", project="demo", text="An idea")
     pm = await hub.next_job("pm", within=10)
+    await _waits_as_standby(tmp_path, procs.index(standby))  # not still starting up
 
     active.kill()  # SIGKILL: no clean hand-over, the lease has to expire
     await active.wait()
@@ -98,7 +99,7 @@ async def test_the_standby_takes_over_when_the_active_orchestrator_is_killed(
         pm, {"title": "Child", "description": "d", "acceptance_criteria": ["ok"], "priority": 5}
     )
     # The standby applies the result the active one never saw, and takes commands.
-    await hub.wait_state("T-001", "pm", "awaiting_approval", within=30)
+    await hub.wait_state("T-001", "pm", "awaiting_approval", within=60)
     assert await holder_pid(hub) == standby.pid
     await hub.cmd("approve", project="demo", task_key="T-001")
     dev = await hub.next_job("dev", within=10)
@@ -121,15 +122,21 @@ async def test_a_standby_does_nothing_while_the_active_one_runs(
     )
     await eventually(lambda: _answers(hub), within=90, what="the active orchestrator to answer")
     [standby] = [p for p in procs if p.pid != active_pid]
-    log_file = tmp_path / f"orchestrator-{procs.index(standby)}.log"
-    # The standby may still be starting up when the active one already answers.
+    log_file = await _waits_as_standby(tmp_path, procs.index(standby))
+    assert "orchestrator ready" not in log_file.read_text()
+    assert standby.returncode is None
+
+
+async def _waits_as_standby(tmp_path: Path, index: int) -> Path:
+    """The standby's log, once it says it waits (it may still be starting up when the active one
+    already answers)."""
+    log_file = tmp_path / f"orchestrator-{index}.log"
 
     async def says_standby() -> bool:
         return "standby" in log_file.read_text()
 
     await eventually(says_standby, within=90, what="the standby to say so", every=0.2)
-    assert "orchestrator ready" not in log_file.read_text()
-    assert standby.returncode is None
+    return log_file
 
 
 async def _answers(hub: Hub) -> bool:

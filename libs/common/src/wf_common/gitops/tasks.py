@@ -63,6 +63,19 @@ def _rev(g: SafeGit, rev: str) -> str | None:
     return out.strip() if code == 0 and out.strip() else None
 
 
+def _heads(g: SafeGit, *refs: str) -> dict[str, str]:
+    """The commit each of `refs` (full branch names) points at, read with one git process. show-ref
+    reads each ref directly (for-each-ref would walk every branch: one per task) and stops at the
+    first missing one: the ones after it are left out too, and the caller reads them alone."""
+    _, out, _ = g.status("show-ref", "--verify", *refs)
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        sha, _, name = line.partition(" ")
+        if name in refs and sha:
+            found[name] = sha
+    return found
+
+
 def _registered_gitdir(common: Path, path: Path) -> Path | None:
     """The linked worktree's git dir whose `gitdir` file (in the project's own .git) names `path`."""
     root = common / "worktrees"
@@ -241,7 +254,9 @@ def merge_task(
             f"{workspace} has {current.strip() or 'a detached HEAD'} checked out, not {target}; "
             f"check out {target} there and approve again"
         )
-    tip = _rev(g, f"refs/heads/{branch}")
+    main_ref, branch_ref = f"refs/heads/{target}", f"refs/heads/{branch}"
+    heads = _heads(g, main_ref, branch_ref)  # one git process for both, when the main branch has a commit
+    tip = heads.get(branch_ref) or (None if main_ref in heads else _rev(g, branch_ref))
     if tip is None:
         if missing_ok:
             return None
@@ -254,10 +269,14 @@ def merge_task(
             f"the main checkout {workspace} has uncommitted changes to tracked files "
             f"({', '.join(ln[3:] for ln in dirty[:5])}); commit or stash them and approve again"
         )
-    before = _rev(g, "HEAD")
-    if before is not None and g.status("merge-base", "--is-ancestor", tip, before)[0] == 0:
-        return MergeOutcome("up-to-date", target, before)
-    ff = before is None or g.status("merge-base", "--is-ancestor", before, tip)[0] == 0
+    before = heads.get(main_ref)  # None: an unborn branch (no commit yet)
+    base = None
+    if before is not None:
+        code, out, _ = g.status("merge-base", tip, before)  # 1: no common history
+        base = out.strip() if code == 0 else None
+        if base == tip:
+            return MergeOutcome("up-to-date", target, before)
+    ff = before is None or base == before
     message = f"Merge {branch}" + (f": {title}" if title else "")
     code, out, err = g.status("merge", "--no-edit", "-m", message, branch)
     if code != 0:
@@ -267,7 +286,10 @@ def merge_task(
         if conflicts:
             return MergeOutcome("conflict", target, before or "", conflicts, detail)
         raise GitError(f"merging {branch} into {target} failed: {detail}")
-    return MergeOutcome("fast-forward" if ff else "merge", target, _rev(g, "HEAD") or "")
+    if ff and "Fast-forward" in out:  # HEAD is the branch's tip
+        return MergeOutcome("fast-forward", target, tip)
+    # A merge commit (also where a fast-forward was possible but merge.ff=false asked for one).
+    return MergeOutcome("merge", target, _rev(g, "HEAD") or "")
 
 
 def has_remote(workspace: str | Path, remote: str) -> bool:
@@ -290,12 +312,16 @@ def remove_worktree(
         return None
     g = SafeGit(Checkout.main(workspace))
     target = main_branch(workspace, main, git=g)
-    tip = _rev(g, f"refs/heads/{task_branch(task_key)}")
-    if tip is None or g.status("merge-base", "--is-ancestor", tip, f"refs/heads/{target}")[0] != 0:
+    branch = f"refs/heads/{task_branch(task_key)}"
+    # Not 0 also when the branch is gone (128): then nothing says its work is on the main branch.
+    if g.status("merge-base", "--is-ancestor", branch, f"refs/heads/{target}")[0] != 0:
         return f"{task_branch(task_key)} is not merged into {target}"
-    if SafeGit(wt).run("status", "--porcelain=v1").strip():
-        return f"{wt.work_tree} has uncommitted changes"
-    g.run("worktree", "remove", str(wt.work_tree))
+    # git refuses (without --force) a worktree with modified or untracked files: that is the check.
+    code, out, err = g.status("worktree", "remove", str(wt.work_tree))
+    if code != 0:
+        if "modified or untracked files" in err:
+            return f"{wt.work_tree} has uncommitted changes"
+        raise GitError(f"git worktree remove {wt.work_tree} failed: {(out + err).strip()[-500:]}")
     return None
 
 
