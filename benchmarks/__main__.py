@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import platform
+import sys
 import tempfile
 from pathlib import Path
 
@@ -35,6 +36,13 @@ def machine() -> dict[str, object]:
         "os": platform.platform(),
         "python": platform.python_version(),
     }
+
+
+def print_log_tails(root: Path, lines: int = 60) -> None:
+    """The end of every service log of a run that failed, to stderr: the directory goes with the run."""
+    for log in sorted(root.glob("*.log")):
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+        print(f"--- {log.name} (last {len(tail)} lines) ---", *tail, sep="\n", file=sys.stderr)
 
 
 def main() -> None:
@@ -94,6 +102,9 @@ def main() -> None:
                 rss = reads.rss_mb(proc.pid)
             print(json.dumps({"orchestrator_rss_mb": {"rss_mb": rss, "tasks": count}}), flush=True)
             board_ui.run(nats.url, pg, root)  # the board in Chromium (docs/performance.md, "The board")
+        except BaseException:
+            print_log_tails(root)
+            raise
         finally:
             pg.stop()
             nats.stop()

@@ -113,28 +113,36 @@ async def measure(nats_url: str, workdir: Path, *, tasks: int, project: str = "h
     nc = await bus.connect(nats_url, "bench-hops")
     result_at: dict[str, tuple[str, float]] = {}
     samples: list[float] = []
-    done = 0
+    done: set[str] = set()
+    last_seen: dict[str, str] = {}  # task key → the last event it had: what a stalled run reports
     finished = asyncio.Event()
     gates: asyncio.Queue[str] = asyncio.Queue()
+    gate_events: set[str] = set()  # an event published twice (the outbox's retry) is one gate
+    failures: list[str] = []
 
     async def on_result(msg: Any) -> None:
         r = Result.model_validate_json(msg.data)
         result_at[r.task_key] = (r.stage, time.perf_counter())
 
     async def on_event(msg: Any) -> None:
-        nonlocal done
         now = time.perf_counter()
         ev = parse_event(msg.data)
+        if ev.task_key:
+            last_seen[ev.task_key] = f"{ev.type} {getattr(ev, 'stage', '') or ''}".strip()
         if ev.type == "execution.started":
             prev = result_at.pop(ev.task_key or "", None)
             if prev and (prev[0], ev.stage) in DIRECT_HOPS:
                 samples.append(now - prev[1])
-        elif ev.type == "approval.requested":
+        elif ev.type == "approval.requested" and ev.id not in gate_events:
+            gate_events.add(ev.id)
             await gates.put(ev.task_key or "")
         elif ev.type == "task.state_changed" and ev.to_state == "done" and ev.task.parent:
-            done += 1
-            if done == tasks:
+            done.add(ev.task_key or "")
+            if len(done) == tasks:
                 finished.set()
+        elif ev.type == "task.state_changed" and ev.to_state in ("failed", "needs_human"):
+            failures.append(f"{ev.task_key} {ev.to_state}: {ev.task.status_reason}")
+            finished.set()  # the chain cannot finish: say why now, not after the timeout
 
     subs = [
         await nc.subscribe(f"{subjects.RESULTS_PREFIX}.>", cb=on_result),
@@ -147,13 +155,25 @@ async def measure(nats_url: str, workdir: Path, *, tasks: int, project: str = "h
             await command(nc, Approve(project=project, task_key=key, actor="bench"))
 
     approver = asyncio.create_task(approve_gates())
+    waiting = asyncio.create_task(finished.wait())
     ws = make_workspace(workdir / project)
     await command(nc, CreateProject(slug=project, workspace=str(ws), test_command="true", actor="bench"))
     await command(nc, SubmitIdea(project=project, text="bench idea", actor="bench"))
     try:
-        await asyncio.wait_for(finished.wait(), timeout=600)
+        await asyncio.wait({waiting, approver}, timeout=600, return_when=asyncio.FIRST_COMPLETED)
+        if approver.done():
+            approver.result()  # an approval the orchestrator refused: its error, not a 600 s wait
+        if failures:
+            raise RuntimeError(f"the real-runner chain stopped: {'; '.join(failures)}")
+        if not finished.is_set():
+            pending = {k: v for k, v in last_seen.items() if k not in done}
+            raise TimeoutError(
+                f"the real-runner chain stalled: {len(done)} of {tasks} tasks done after 600 s;"
+                f" the others' last events: {pending}"
+            )
     finally:
         approver.cancel()
+        waiting.cancel()
         for s in subs:
             await s.unsubscribe()
         await nc.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,45 @@ def test_a_directory_in_the_way_of_a_worktree_is_not_overwritten(tmp_path: Path)
     with pytest.raises(GitError, match="move it away"):
         gtasks.ensure_worktree(repo, "T-002", path)
     assert (path / "precious.txt").read_text() == "keep me\n"
+
+
+def test_worktrees_are_made_while_another_process_removes_others(tmp_path: Path) -> None:
+    """A runner makes the next task's worktree while the orchestrator removes a finished task's. git's
+    worktree commands race each other: `worktree remove` deletes .git/worktrees when it leaves it
+    empty, and an add meanwhile fails ("could not create directory of …/worktrees/<KEY>", "failed to
+    read …/commondir"); a chain of tasks in `make bench` stopped on it. Every worktree must be made."""
+    repo = make_repo(tmp_path / "ws", {"a.txt": "a\n"})
+    stop = threading.Event()
+    removed = 0
+    failed: list[str] = []
+
+    def orchestrator() -> None:  # finished tasks' worktrees made and removed, over and over
+        nonlocal removed
+        for i in itertools.count(500):
+            if stop.is_set():
+                return
+            try:
+                path = _task(repo, f"T-{i}")
+                kept = gtasks.remove_worktree(repo, f"T-{i}", path)
+            except GitError as err:
+                failed.append(str(err))
+                return
+            if kept is not None:
+                failed.append(kept)
+                return
+            removed += 1
+
+    other = threading.Thread(target=orchestrator)
+    other.start()
+    try:
+        for n in range(2, 152):
+            key = f"T-{n:03d}"
+            path = _task(repo, key)
+            assert git(path, "branch", "--show-current") == f"wf/{key}"
+            assert gtasks.remove_worktree(repo, key, path) is None  # the .git/worktrees dir empties again
+    finally:
+        stop.set()
+        other.join()
+    assert failed == []
+    assert removed > 0
+    assert not (repo / ".git" / "worktrees").exists() or not any((repo / ".git" / "worktrees").iterdir())

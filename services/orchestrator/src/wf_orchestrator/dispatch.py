@@ -29,18 +29,18 @@ from wf_orchestrator.pipeline import selection
 from wf_orchestrator.pipeline.model import Candidate, Load
 from wf_orchestrator.tasks.context import Context
 from wf_orchestrator.tasks.rows import TaskRow
+from wf_orchestrator.tasks.sql import ACTIVE_JOBS
 from wf_orchestrator.uow import Runner, UnitOfWork
 
 log = logging.getLogger(__name__)
 
 DISPATCH_LOCK = 0x77665F64
 
-# Jobs running now per project and stage, read through the small partial index of active executions
-# (not the tasks table, which grows with every task ever made).
+# Jobs running now per project and stage (tasks.sql.ACTIVE_JOBS: through the small partial index of
+# active executions, not the tasks table, which grows with every task ever made).
 _LOAD = text(
-    "SELECT t.project_id, e.stage AS current_stage, count(*) AS n"
-    " FROM executions e JOIN tasks t ON t.id = e.task_id AND t.current_execution_id = e.id"
-    " WHERE e.status IN ('pending', 'running') AND t.state = 'running' GROUP BY 1, 2"
+    "SELECT a.project_id, a.stage AS current_stage, count(*) AS n"
+    " FROM (ACTIVE_JOBS) a WHERE a.project_id IS NOT NULL GROUP BY 1, 2".replace("ACTIVE_JOBS", ACTIVE_JOBS)
 )
 
 # One row per task to start, with an id for its execution, its previous attempts at the stage, its

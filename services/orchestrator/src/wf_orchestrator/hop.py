@@ -48,6 +48,7 @@ from wf_orchestrator.pipeline import machine
 from wf_orchestrator.pipeline import results as result_facts
 from wf_orchestrator.pipeline.model import Decision
 from wf_orchestrator.tasks.context import Context
+from wf_orchestrator.tasks.sql import ACTIVE_JOBS
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +60,9 @@ WITH t AS (
   WHERE id = :tid AND current_execution_id = :eid AND state = 'running' AND current_stage = :s1
     AND updated_at = :seen
     -- A slot for this task and for every task already queued for one, so taking it skips nobody.
-    AND (SELECT count(*) FROM executions e
-         JOIN tasks tt ON tt.id = e.task_id AND tt.current_execution_id = e.id
-         WHERE e.stage = :s2 AND e.status IN ('pending', 'running') AND tt.state = 'running')
+    AND (SELECT count(*) FROM (ACTIVE_JOBS) a WHERE a.stage = :s2 AND a.project_id IS NOT NULL)
       + (SELECT count(*) FROM tasks q WHERE q.current_stage = :s2 AND q.state = 'queued') < :wip
-    AND (SELECT count(*) FROM executions e
-         JOIN tasks tt ON tt.id = e.task_id AND tt.current_execution_id = e.id
-         WHERE tt.project_id = :pid AND e.status IN ('pending', 'running') AND tt.state = 'running')
+    AND (SELECT count(*) FROM (ACTIVE_JOBS) a WHERE a.project_id = :pid)
       + (SELECT count(*) FROM tasks q
          WHERE q.current_stage = ANY(CAST(:agent_stages AS varchar[])) AND q.state = 'queued'
            AND q.project_id = :pid) <= :per_project
@@ -104,7 +101,7 @@ SELECT CASE WHEN (SELECT count(*) FROM t) = (SELECT count(*) FROM ex) THEN (SELE
        (SELECT count(*) FROM h) + (SELECT count(*) FROM e2) AS written,
        (SELECT coalesce(json_object_agg(o.msg_id, o.id), '{}'::json) FROM o) AS outbox_ids,
        (SELECT count(*) FROM tasks q WHERE q.current_stage = :s1 AND q.state = 'queued') AS queued_behind
-"""
+""".replace("ACTIVE_JOBS", ACTIVE_JOBS)
 ).bindparams(
     bindparam("payload", type_=JSONB),
     bindparam("details", type_=JSONB),

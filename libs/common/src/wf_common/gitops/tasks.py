@@ -8,8 +8,11 @@ checkpoints, rolls back, merges at the deploy gate, pushes, and removes a finish
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,6 +118,32 @@ def _exclude_worktrees(main: Checkout) -> None:
         raise GitError(f"cannot write {exclude}: {err.strerror or err}") from None
 
 
+# git's worktree commands are not safe against each other across processes: `worktree remove` and
+# `prune` delete .git/worktrees when they leave it empty, and a `worktree add` running meanwhile fails
+# ("could not create directory of …/worktrees/<KEY>", or "failed to read …/commondir" for an entry
+# being removed). A runner makes the next task's worktree while the orchestrator removes a finished
+# one's, so every change of the worktree list here holds this lock (a file lock on the repository's
+# own .git: the processes share the machine's kernel, containers with the workspace mounted too).
+# A git process of someone else's can still race an add: the first failure is tried again then.
+_LOCK_FILE = "wf-worktrees.lock"
+_LOST_RACE = "could not create directory of"
+_ADD_TRIES = 5
+
+
+@contextlib.contextmanager
+def _worktree_list_locked(main: Checkout) -> Iterator[None]:
+    path = main.common_dir / _LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as err:
+        raise GitError(f"cannot open {path}: {err.strerror or err}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def ensure_worktree(
     workspace: str | Path, task_key: str, path: str | Path, *, main: str | None = None
 ) -> Checkout:
@@ -132,20 +161,31 @@ def ensure_worktree(
         )
     if path.parent == checkout.work_tree / WORKTREES_SUBDIR:
         _exclude_worktrees(checkout)
-    g.run("worktree", "prune")
     branch = task_branch(task_key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if _rev(g, f"refs/heads/{branch}") is not None:
-        g.run("worktree", "add", "-q", str(path), branch)
-    else:
-        start = main_branch(workspace, main, git=g)
-        if _rev(g, f"refs/heads/{start}") is None:
-            raise GitError(f"{workspace} has no commit on {start!r} to start {branch} from; commit first")
-        g.run("worktree", "add", "-q", "-b", branch, str(path), start)
+    with _worktree_list_locked(checkout):
+        g.run("worktree", "prune")
+        for attempt in range(1, _ADD_TRIES + 1):
+            try:
+                _add_worktree(g, workspace, branch, path, main)
+                break
+            except GitError as err:
+                if attempt == _ADD_TRIES or _LOST_RACE not in str(err):
+                    raise
     made = find_worktree(workspace, path)
     if made is None:
         raise GitError(f"git worktree add did not register {path}")
     return made
+
+
+def _add_worktree(g: SafeGit, workspace: str | Path, branch: str, path: Path, main: str | None) -> None:
+    if _rev(g, f"refs/heads/{branch}") is not None:  # also after a try that made the branch only
+        g.run("worktree", "add", "-q", str(path), branch)
+        return
+    start = main_branch(workspace, main, git=g)
+    if _rev(g, f"refs/heads/{start}") is None:
+        raise GitError(f"{workspace} has no commit on {start!r} to start {branch} from; commit first")
+    g.run("worktree", "add", "-q", "-b", branch, str(path), start)
 
 
 def list_checkpoints(workspace: str | Path, task_key: str) -> list[Checkpoint]:
@@ -317,7 +357,8 @@ def remove_worktree(
     if g.status("merge-base", "--is-ancestor", branch, f"refs/heads/{target}")[0] != 0:
         return f"{task_branch(task_key)} is not merged into {target}"
     # git refuses (without --force) a worktree with modified or untracked files: that is the check.
-    code, out, err = g.status("worktree", "remove", str(wt.work_tree))
+    with _worktree_list_locked(g.checkout):
+        code, out, err = g.status("worktree", "remove", str(wt.work_tree))
     if code != 0:
         if "modified or untracked files" in err:
             return f"{wt.work_tree} has uncommitted changes"
