@@ -9,11 +9,13 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 from wf_orchestrator.dispatch import _LOAD
+from wf_orchestrator.hop import HOP_SESSION, HopConnection
 from wf_orchestrator.tasks.sql import ACTIVE_JOBS
 
 TASKS = 600
@@ -102,3 +104,89 @@ async def test_running_jobs_are_counted_right_and_read_once_with_stale_statistic
         # load: its filter and its group): about 9 pages a job. A join planned on the stale
         # statistics read every running task for each job: about 15 times as many.
         assert await _buffers(stale, statement) < 12 * active
+
+
+@pytest.fixture
+async def churned(database_url: str) -> str:
+    """A busy board before autovacuum came by: 30 jobs running at a time, 3,000 finished since, each
+    leaving a dead entry in the partial index of active executions."""
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    async with engine.connect() as conn:
+        await conn.execute(text("ALTER TABLE executions SET (autovacuum_enabled = false)"))
+        await conn.execute(
+            text(
+                "INSERT INTO projects (slug, name, workspace, test_command)"
+                " VALUES ('a', 'a', '/srv/a', 'true')"
+            )
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO tasks (project_id, task_key, title, state, current_stage)"
+                " SELECT (SELECT min(id) FROM projects), 'T-' || i, 't', 'running', 'qa'"
+                " FROM generate_series(1, 30) i"
+            )
+        )
+        await conn.commit()
+        for rnd in range(130):
+            await conn.execute(  # by primary key, as results end them
+                text(
+                    "UPDATE executions SET status = 'completed'"
+                    " WHERE id = ANY(ARRAY(SELECT current_execution_id FROM tasks))"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO executions (task_id, agent_id, stage, attempt, idempotency_key, status)"
+                    " SELECT t.id, (SELECT min(id) FROM agents), 'qa', CAST(:n AS integer),"
+                    " 'k' || t.id || '-' || CAST(:n AS text), 'running'"
+                    " FROM tasks t"
+                ),
+                {"n": rnd + 1},
+            )
+            await conn.execute(
+                text(
+                    "UPDATE tasks t SET current_execution_id = e.id FROM executions e"
+                    " WHERE e.idempotency_key = 'k' || t.id || '-' || :n"
+                ),
+                {"n": str(rnd + 1)},
+            )
+            await conn.commit()
+            if rnd == 30:
+                await conn.execute(text("ANALYZE"))  # a few dozen active: the planner's bitmap case
+                await conn.commit()
+    await engine.dispose()
+    return database_url
+
+
+# The part of ACTIVE_JOBS that reads the active executions' index (the rest reads each one's task).
+ACTIVE_INDEX = "SELECT count(*) FROM executions e WHERE e.status IN ('pending', 'running') AND e.stage = 'qa'"
+
+
+async def _count_buffers(driver: Any) -> int:
+    plan = await driver.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {ACTIVE_INDEX}")
+    top = (plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]
+    return int(top["Shared Hit Blocks"]) + int(top["Shared Read Blocks"])
+
+
+async def test_the_hops_counts_pass_finished_jobs_once_not_every_hop(churned: str) -> None:
+    """The planner picks a bitmap scan of the active executions' index once it expects a few dozen
+    active jobs (it did in `make bench`); a bitmap scan visits every dead entry again at each count.
+    The hop's session allows no bitmap scan: its index scan marks them dead, and the next count skips
+    them."""
+    engine = create_async_engine(churned, poolclass=NullPool)
+    hop = HopConnection(engine)
+    bitmap = await asyncpg.connect(churned.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await bitmap.execute("SET enable_indexscan = off")  # the plan the planner chose in the benchmark
+        again = [await _count_buffers(bitmap) for _ in range(3)]
+        assert min(again) > 50  # the finished executions' heap pages, at every count
+
+        await hop._open()
+        for name, value in HOP_SESSION.items():
+            assert await hop._driver.fetchval(f"SHOW {name}") == value
+        assert await hop._driver.fetchval(AT_STAGE.text) == 30  # the first count passes them once
+        assert await _count_buffers(hop._driver) < min(again) / 2  # the 30 running ones' pages
+    finally:
+        await bitmap.close()
+        await hop.close()
+        await engine.dispose()

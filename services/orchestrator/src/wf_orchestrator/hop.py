@@ -113,6 +113,15 @@ SELECT CASE WHEN (SELECT count(*) FROM t) = (SELECT count(*) FROM ex) THEN (SELE
 )
 
 
+# The hop connection's session. No bitmap scans: the WIP guards count the active executions through
+# their partial index, whose entries for finished executions stay until a vacuum (status is indexed,
+# so ending an execution is no HOT update). An index scan marks the dead entries it meets as such, so
+# the next count skips them; a bitmap scan, which the planner picks once it expects a few dozen
+# active jobs, visits every one of them again, each hop: ~4,000 entries and 0.6 to 4 ms per count within
+# a minute of a busy board (tests/orchestrator/test_load_query.py). Nothing else runs on it.
+HOP_SESSION = {"enable_bitmapscan": "off"}
+
+
 class HopStatementFailed(Exception):
     """The statement failed in the database (nothing was written): the locked path takes the Result."""
 
@@ -147,6 +156,8 @@ class HopConnection:
             held = await held.execution_options(isolation_level="AUTOCOMMIT")
             raw = await held.get_raw_connection()
             driver = raw.driver_connection
+            for name, value in HOP_SESSION.items():
+                await driver.execute(f"SET {name} = {value}")  # type: ignore[union-attr]
             self._statement = await driver.prepare(self._sql)  # type: ignore[union-attr]
         except BaseException:
             await held.invalidate()
@@ -169,7 +180,7 @@ class HopConnection:
             lost = err
         except (TimeoutError, asyncpg.InterfaceError, OSError) as err:
             lost = err
-        await self.close(invalidate=True)
+        await self.close()
         what = type(lost).__name__
         raise ConnectionResetError(f"the hop's database connection was lost ({what})") from lost
 
@@ -195,13 +206,13 @@ class HopConnection:
                 rows.append(HopStatementFailed(f"{type(err).__name__}: {err}"))
         return rows, False
 
-    async def close(self, *, invalidate: bool = False) -> None:
+    async def close(self) -> None:
+        """Drop the connection (never back to the pool: it has HOP_SESSION's settings)."""
         held, self._held, self._statement, self._driver = self._held, None, None, None
         if held is None:
             return
         try:
-            if invalidate:
-                await held.invalidate()
+            await held.invalidate()
         finally:
             await held.close()
 
