@@ -139,7 +139,7 @@ async def test_wip_limits_hold_while_results_arrive_concurrently(make_hub: Any, 
     hub: Hub = await make_hub(config(pipeline=pipeline(wip_limit=3)))
     gates = await prepare(hub, tmp_path, 2)
     assert hub.js is not None
-    stop, held = asyncio.Event(), Held()
+    stop, held = asyncio.Event(), Held(fill={"dev": (3, 20)})
     runner = asyncio.create_task(run_instant_runner(hub.js, WORK, stop, hold=0.02, held=held))
     for slug, key in gates:
         await hub.cmd("approve", project=slug, task_key=key)
