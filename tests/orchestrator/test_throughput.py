@@ -137,17 +137,19 @@ async def test_many_tasks_flow_concurrently_each_exactly_once(make_hub: Any, tmp
 
 async def test_wip_limits_hold_while_results_arrive_concurrently(make_hub: Any, tmp_path: Path) -> None:
     hub: Hub = await make_hub(config(pipeline=pipeline(wip_limit=3)))
-    gates = await prepare(hub, tmp_path, 2)
+    ideas = 2
+    gates = await prepare(hub, tmp_path, ideas)
+    total = ideas * len(PLAN["tasks"])
     assert hub.js is not None
-    stop, held = asyncio.Event(), Held(fill={"dev": (3, 20)})
+    stop, held = asyncio.Event(), Held(fill={"dev": (3, total)})
     runner = asyncio.create_task(run_instant_runner(hub.js, WORK, stop, hold=0.02, held=held))
     for slug, key in gates:
         await hub.cmd("approve", project=slug, task_key=key)
 
     async def all_done() -> bool:
-        return await count(hub, "state = 'done' AND parent_id IS NOT NULL") == 20
+        return await count(hub, "state = 'done' AND parent_id IS NOT NULL") == total
 
-    await eventually(all_done, within=60, every=0.05, what="20 tasks done")
+    await eventually(all_done, within=60, every=0.05, what=f"{total} tasks done")
     stop.set()
     await runner
     assert held.peak["dev"] == 3, "DEV ran as many jobs as its WIP limit allows, never more"
