@@ -56,9 +56,7 @@ class Hub:
         self.settings = OrchestratorSettings(
             nats_url=nats_url,
             database_url=database_url,
-            migrate_on_start=False,
-            sweep_interval_seconds=0.2,
-            **settings,
+            **({"migrate_on_start": False, "sweep_interval_seconds": 0.2} | settings),
         )
         self.orchestrator: Orchestrator | None = None
         self.nc: NATS | None = None

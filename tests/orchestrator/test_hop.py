@@ -4,6 +4,7 @@ next stage is full) nothing is written by it and the locked path does the work."
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,16 @@ async def counted(hub: Hub, **expected: int) -> None:
         return all(getattr(hop, k) == v for k, v in expected.items())
 
     await eventually(check, within=5, what=f"hop counters {expected}")
+
+
+async def approved_breakdown(hub: Hub, tmp_path: Path, *titles: str) -> None:
+    """Project `demo`, an idea broken down into tasks of these titles (T-002 on), approved."""
+    await hub.project("demo", tmp_path / "demo")
+    await hub.cmd("submit_idea", project="demo", text="An idea")
+    step = {"description": "d", "acceptance_criteria": ["ok"], "priority": 5}
+    await hub.breakdown(await hub.next_job("pm"), *({"title": t, **step} for t in titles))
+    await hub.wait_state("T-001", "pm", "awaiting_approval")
+    await hub.cmd("approve", project="demo", task_key="T-001")
 
 
 async def test_a_plain_hop_moves_the_task_and_starts_the_next_job(hub: Hub) -> None:
@@ -142,12 +153,7 @@ async def test_a_full_next_stage_leaves_the_task_queued_until_a_slot_frees(
         if s["name"] == "qa":
             s["wip_limit"] = 1
     hub: Hub = await make_hub(config(pipeline={"stages": stages, "max_parallel_per_project": 5}))
-    await hub.project("demo", tmp_path / "demo")
-    await hub.cmd("submit_idea", project="demo", text="An idea")
-    step = {"description": "d", "acceptance_criteria": ["ok"], "priority": 5}
-    await hub.breakdown(await hub.next_job("pm"), {"title": "First", **step}, {"title": "Second", **step})
-    await hub.wait_state("T-001", "pm", "awaiting_approval")
-    await hub.cmd("approve", project="demo", task_key="T-001")
+    await approved_breakdown(hub, tmp_path, "First", "Second")
     first, second = await hub.next_job("dev"), await hub.next_job("dev")
     await hub.finish(first)
     qa = await hub.next_job("qa")
@@ -167,12 +173,7 @@ async def test_results_that_arrive_together_are_applied_in_one_transaction(
     for s in stages:
         s["wip_limit"] = 10
     hub: Hub = await make_hub(config(pipeline={"stages": stages, "max_parallel_per_project": 10}))
-    await hub.project("demo", tmp_path / "demo")
-    await hub.cmd("submit_idea", project="demo", text="An idea")
-    step = {"description": "d", "acceptance_criteria": ["ok"], "priority": 5}
-    await hub.breakdown(await hub.next_job("pm"), *({"title": f"Part {i}", **step} for i in range(3)))
-    await hub.wait_state("T-001", "pm", "awaiting_approval")
-    await hub.cmd("approve", project="demo", task_key="T-001")
+    await approved_breakdown(hub, tmp_path, *(f"Part {i}" for i in range(3)))
     devs = [await hub.next_job("dev") for _ in range(3)]
     hop = hop_of(hub)
     assert hub.orchestrator is not None
@@ -203,3 +204,73 @@ async def test_results_that_arrive_together_are_applied_in_one_transaction(
             ("qa", "pending"),
         ]
         assert await hub.path(dev.task.key) == [("backlog", "dev"), ("dev", "qa")]
+
+
+async def test_a_result_that_brings_its_task_to_the_deploy_gate_is_one_statement_too(hub: Hub) -> None:
+    job = await dev_job_of_a_child(hub)
+    for stage in ("qa", "sec", "docs"):
+        await hub.finish(job)
+        job = await hub.next_job(stage)
+    await hub.finish(job, summary="documented it")
+    await counted(hub, applied=4, gates=1)  # dev→qa, qa→sec, sec→docs, and docs→deploy
+    task = await hub.wait_state("T-002", "deploy", "awaiting_approval")
+    assert (task["current_execution_id"], task["status_reason"]) == (None, None)
+    assert await hub.path("T-002") == [("backlog", "dev"), ("dev", "qa"), ("qa", "sec"), ("sec", "docs"),
+                                       ("docs", "deploy")]  # fmt: skip
+    gate = (await hub.handoffs("T-002"))[-1]
+    assert (gate["from_execution_id"], gate["to_execution_id"], gate["requires_approval"]) == (
+        job.job_id,
+        None,
+        True,
+    )
+    assert (gate["approved_at"], gate["notes"]) == (None, "documented it")
+    assert (await hub.executions("T-002"))[-1]["status"] == "completed"
+
+    async def asked() -> bool:
+        return [(e.stage, e.handoff_id) for e in hub.events_of("approval.requested", "T-002")] == [
+            ("deploy", gate["id"])
+        ]
+
+    await eventually(asked, within=5, what="one approval.requested for the deploy gate")
+    # The human's approval finds the gate the statement wrote, and the task goes on to testing.
+    await hub.cmd("approve", project="demo", task_key="T-002")
+    testing = await hub.next_job("testing")
+    assert testing.task.key == "T-002"
+    approved = [h for h in await hub.handoffs("T-002") if h["id"] == gate["id"]]
+    assert approved[0]["approved_by"] is not None
+
+
+async def test_a_task_that_stops_at_a_gate_frees_its_projects_slot_for_a_queued_task(
+    make_hub: Any, tmp_path: Path
+) -> None:
+    """One job at a time per project: the second task waits queued while the first works, and starts
+    when the first stops at the deploy gate (its project's slot freed, though no task was queued in
+    the stage it left). No sweep comes to start it in the meantime: only the freed slot can."""
+    hub: Hub = await make_hub(config(pipeline={"max_parallel_per_project": 1}), sweep_interval_seconds=3600)
+    await approved_breakdown(hub, tmp_path, "First", "Second")
+    gated: set[str] = set()
+    finished = 0
+    while gated != {"T-002", "T-003"}:
+        stage = await eventually(
+            functools.partial(_running_stage, hub, after=finished),
+            within=10,
+            what=f"a task running besides {gated}",
+        )
+        job = await hub.next_job(stage)
+        await hub.finish(job)
+        finished = job.job_id
+        if job.stage == "docs":
+            await hub.wait_state(job.task.key, "deploy", "awaiting_approval")
+            gated.add(job.task.key)
+    await counted(hub, gates=2)
+
+
+async def _running_stage(hub: Hub, *, after: int) -> str | None:
+    """The stage of the task running now, other than the one whose execution `after` just finished."""
+    query = text(
+        "SELECT current_stage FROM tasks"
+        " WHERE state = 'running' AND parent_id IS NOT NULL AND current_execution_id <> :after"
+    )
+    async with hub.db.connect() as conn:
+        stage: str | None = await conn.scalar(query, {"after": after})
+    return stage

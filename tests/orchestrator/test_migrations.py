@@ -37,10 +37,6 @@ async def test_migrate_is_idempotent_and_matches_the_table_definitions(empty_dat
         ("sec", False, True), ("docs", False, False), ("testing", False, True),
     ]  # fmt: skip
     pm = rows[0]
-    assert (
-        pm["display_name"] == "PM Agent"
-    )
-    assert (
-        "Break features into small, testable tasks" in pm["principles"]
-    )
+    assert pm["display_name"] == "PM Agent"
+    assert "Break features into small, testable tasks" in pm["principles"]
     assert all(r["prompt_template"] and r["principles"] for r in rows)

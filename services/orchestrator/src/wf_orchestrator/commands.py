@@ -188,9 +188,16 @@ class CommandServer:
     async def execute(self, cmd: Command) -> dict[str, Any]:
         handler = _TASK_HANDLERS.get(type(cmd))
 
-        async def default() -> dict[str, Any]:
+        async def default(also: Callable[[UnitOfWork], None] | None = None) -> dict[str, Any]:
             assert handler is not None  # noqa: S101 - only passed for commands with a handler
-            return await self._runner.run(lambda uow: handler(uow, self._ctx, cmd), must_publish=False)
+
+            async def work(uow: UnitOfWork) -> dict[str, Any]:
+                data = await handler(uow, self._ctx, cmd)
+                if also is not None:
+                    also(uow)
+                return data
+
+            return await self._runner.run(work, must_publish=False)
 
         if self._branches is not None:
             data = await self._branches.handle(cmd, default)

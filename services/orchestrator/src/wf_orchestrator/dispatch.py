@@ -114,6 +114,13 @@ RETURNING id, msg_id
 )
 
 
+# Whether a pass can start anything: most kicks come from a slot that freed (a task done, at a gate)
+# with nothing queued for it, and a pass's transaction, lock and two reads would find nothing.
+_ANY_QUEUED = text(
+    "SELECT EXISTS (SELECT 1 FROM tasks WHERE current_stage = ANY(CAST(:stages AS varchar[]))"
+    " AND state = 'queued')"
+)
+
 _NEXT_EXECUTION_ID = text("SELECT nextval(pg_get_serial_sequence('executions', 'id'))")
 
 
@@ -138,6 +145,7 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._busy = False
         self.passes = 0
+        self.skipped = 0  # kicks that found nothing queued
 
     def kick(self) -> None:
         self._wake.set()
@@ -184,6 +192,12 @@ class Dispatcher:
         """One pass; returns how many jobs it started."""
         if self._paused():
             return 0
+        # Read outside the pass: a task queued after this read was queued by a writer that kicks
+        # again, and a kick during this pass makes another one follow.
+        async with self._runner.engine.connect() as conn:
+            if not await conn.scalar(_ANY_QUEUED, {"stages": self._ctx.pipeline.agent_stages}):
+                self.skipped += 1
+                return 0
         self.passes += 1
         self._busy = True
         lock = self._runner.dispatch_lock

@@ -126,8 +126,8 @@ class ResultsConsumer:
             log.info("hop for %s failed (%s); taking the locked path", result.idempotency_key, _describe(err))
             self._ctx.memory.forget_task_of(result.job_id)
             return False
-        if applied and self._hop.queued_behind:
-            self._kick()  # the stage it left has a free slot for a queued task
+        if applied and self._hop.freed_a_slot:
+            self._kick()  # a queued task may take the slot it freed
         return applied
 
     async def _failed(self, delivery: bus.Delivery, result: Result, err: BaseException) -> None:

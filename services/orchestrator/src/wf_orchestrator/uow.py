@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -54,6 +54,13 @@ class UnitOfWork:
         self.messages.append(
             Outgoing(job_subject(job.stage), job.model_dump_json().encode(), job.idempotency_key)
         )
+
+
+class OwnHandler(Protocol):
+    """A command's own handler, run in a unit of work of its own; `also` adds to that transaction
+    (an event that must commit with the change, or not at all)."""
+
+    def __call__(self, also: Callable[[UnitOfWork], None] | None = None) -> Awaitable[dict[str, Any]]: ...
 
 
 class Runner:

@@ -3,7 +3,6 @@ scoped pause/resume, rollback, list_checkpoints, and approve at the merge stage.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from wf_common.commands import Approve, Command, ListCheckpoints, Pause, Resume, Rollback
@@ -11,6 +10,7 @@ from wf_common.commands import Approve, Command, ListCheckpoints, Pause, Resume,
 from wf_orchestrator.branches.deploy import DeployMerge
 from wf_orchestrator.branches.rollback import Rollbacks
 from wf_orchestrator.branches.scopes import PauseScopes
+from wf_orchestrator.uow import OwnHandler
 
 
 class BranchCommands:
@@ -19,9 +19,7 @@ class BranchCommands:
         self.rollbacks = rollbacks
         self.deploy = deploy
 
-    async def handle(
-        self, cmd: Command, default: Callable[[], Awaitable[dict[str, Any]]]
-    ) -> dict[str, Any] | None:
+    async def handle(self, cmd: Command, default: OwnHandler) -> dict[str, Any] | None:
         """The reply's data, or None when the command is not one of these (the server goes on)."""
         match cmd:
             case Pause() | Resume() if cmd.project is not None:

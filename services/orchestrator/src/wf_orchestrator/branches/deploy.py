@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import update
 from wf_common.commands import Approve
 from wf_common.config import GitConfig
-from wf_common.db.tables import handoffs
 from wf_common.errors import CommandError
 from wf_common.events import TaskMerged
 from wf_common.gitops import tasks as gtasks
@@ -34,7 +31,7 @@ from wf_orchestrator.pipeline import machine
 from wf_orchestrator.pipeline.model import Decision, Handoff, NewBug
 from wf_orchestrator.tasks import repo, transitions
 from wf_orchestrator.tasks.context import Context
-from wf_orchestrator.uow import Runner, UnitOfWork
+from wf_orchestrator.uow import OwnHandler, Runner, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +43,7 @@ class DeployMerge:
         self._git = git
         self._pushes = pushes
 
-    async def approve(self, cmd: Approve, approve: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+    async def approve(self, cmd: Approve, approve: OwnHandler) -> dict[str, Any]:
         try:
             project, task = await reads.project_and_task(self._runner.engine, cmd.project, cmd.task_key)
         except CommandError:
@@ -77,7 +74,6 @@ class DeployMerge:
                     "unavailable", f"the deploy merge found conflicts and then failed: {err}"
                 ) from None
             return await self._runner.run(lambda uow: self._back_to_dev(uow, cmd, outcome, into, head))
-        data = await approve()
         merged = TaskMerged(
             project=project.slug,
             task_key=key,
@@ -87,7 +83,7 @@ class DeployMerge:
             kind=outcome.kind,
             sha=outcome.sha,
         )
-        await self._runner.run(lambda uow: _emit(uow, merged), must_publish=False)
+        data = await approve(lambda uow: uow.emit(merged))  # committed with the approval
         data["merge"] = {"kind": outcome.kind, "into": into, "sha": outcome.sha}
         if await asyncio.to_thread(gtasks.has_remote, ws, self._git.remote):
             data["merge"]["push"] = await self._pushes.enqueue(project.id, self._git.remote, into)
@@ -107,13 +103,7 @@ class DeployMerge:
         now = utcnow()
         files = ", ".join(outcome.conflicts)
         why = f"merging {task_branch(task.task_key)} into {into} conflicts in {files}"
-        pending = await repo.pending_gate(uow.conn, task.id)
-        if pending is not None:
-            await uow.conn.execute(
-                update(handoffs)
-                .where(handoffs.c.id == pending["id"])
-                .values(rejected_at=now, rejected_by=cmd.actor[:100], decision_note=why)
-            )
+        await repo.decide_pending_gate(uow.conn, task.id, approved=False, at=now, by=cmd.actor, note=why)
         dev = machine.first_work_stage(pipeline)
         conflict = {"into": into, "files": outcome.conflicts, "main": outcome.sha, "branch_head": head}
         decision = Decision(
@@ -152,7 +142,3 @@ class DeployMerge:
                 "bug": applied.bug_key,
             },
         }
-
-
-async def _emit(uow: UnitOfWork, event: TaskMerged) -> None:
-    uow.emit(event)

@@ -6,6 +6,7 @@ import base64
 import binascii
 from typing import Any
 
+from wf_common.events import ExecutionFinished
 from wf_common.jobs import Result
 
 from wf_orchestrator.pipeline.model import ResultFacts
@@ -59,6 +60,35 @@ def result_details(result: Result) -> dict[str, Any]:
         "skipped": result.skipped,
         "files": [f.filename for f in result.files],
     }
+
+
+def execution_record(result: Result) -> dict[str, Any]:
+    """The columns of the execution that record this result (status aside: the decision sets it)."""
+    return {
+        "result_status": result.status.value,
+        "result_summary": result.summary,
+        "result_details": result_details(result),
+        "usage": result.usage.model_dump(mode="json"),
+        "started_at": result.started_at,
+        "completed_at": result.finished_at,
+        "runner_id": result.runner_id[:100] or None,
+    }
+
+
+def finished_event(
+    result: Result, *, project: str, task_key: str, actor: str, stage: str
+) -> ExecutionFinished:
+    """`execution.finished` for the execution this result ends (as the runner reported it)."""
+    return ExecutionFinished(
+        project=project,
+        task_key=task_key,
+        actor=actor,
+        execution_id=result.job_id,
+        stage=stage,
+        status=result.status.value,
+        summary=result.summary,
+        usage=result.usage,
+    )
 
 
 def facts(result: Result) -> ResultFacts:

@@ -19,7 +19,7 @@ from wf_common.commands import (
     SubmitIdea,
 )
 from wf_common.config import ENTRY_STAGE
-from wf_common.db.tables import bugs, feedback, handoffs, tasks
+from wf_common.db.tables import bugs, feedback, tasks
 from wf_common.errors import CommandError
 from wf_common.events import (
     ApprovalGranted,
@@ -49,13 +49,15 @@ async def project_of(uow: UnitOfWork, ctx: Context, slug: str) -> ProjectRow:
 
 
 async def _task(uow: UnitOfWork, ctx: Context, slug: str, key: str) -> tuple[ProjectRow, TaskRow, bool]:
-    project = await project_of(uow, ctx, slug)
-    found = await repo.lock_task_by_key(uow.conn, project.id, key)
+    found = await repo.task_in_project(uow.conn, slug, key, lock=True)
     if found is None:
+        await project_of(uow, ctx, slug)  # raises when it is the project that is missing
         raise CommandError("not_found", f"there is no task {key} in project {slug!r}")
+    project, task, ready = found
+    ctx.projects[project.id] = project
     # A human touched the task: the hop must not build its next job from what it cached.
-    ctx.memory.forget_task(found[0].id)
-    return project, found[0], found[1]
+    ctx.memory.forget_task(task.id)
+    return project, task, ready
 
 
 async def insert_entry_task(
@@ -127,20 +129,17 @@ async def _drafts(uow: UnitOfWork, idea: TaskRow) -> list[tuple[TaskRow, bool]]:
 
 async def approve(uow: UnitOfWork, ctx: Context, cmd: Approve) -> dict[str, Any]:
     project, task, blockers_done = await _task(uow, ctx, cmd.project, cmd.task_key)
-    pending = await repo.pending_gate(uow.conn, task.id)
+    now = utcnow()
+    # Marked approved before the decision: a decision that refuses raises, and all is rolled back.
+    pending = await repo.decide_pending_gate(
+        uow.conn, task.id, approved=True, at=now, by=cmd.actor, note=cmd.note
+    )
     decision = machine.on_approve(
         ctx.pipeline,
         task.facts(blockers_done=blockers_done),
         dict(pending["payload"]) if pending else {},
         cmd.note,
     )
-    now = utcnow()
-    if pending is not None:
-        await uow.conn.execute(
-            update(handoffs)
-            .where(handoffs.c.id == pending["id"])
-            .values(approved_at=now, approved_by=cmd.actor[:100], decision_note=cmd.note or None)
-        )
     released = []
     if machine.is_breakdown_gate(ctx.pipeline, task.facts()):
         for child, child_ready in await _drafts(uow, task):
@@ -208,13 +207,9 @@ async def reject(uow: UnitOfWork, ctx: Context, cmd: Reject) -> dict[str, Any]:
     project, task, blockers_done = await _task(uow, ctx, cmd.project, cmd.task_key)
     decision = machine.on_reject(ctx.pipeline, task.facts(blockers_done=blockers_done), cmd.reason)
     now = utcnow()
-    pending = await repo.pending_gate(uow.conn, task.id)
-    if pending is not None:
-        await uow.conn.execute(
-            update(handoffs)
-            .where(handoffs.c.id == pending["id"])
-            .values(rejected_at=now, rejected_by=cmd.actor[:100], decision_note=cmd.reason)
-        )
+    pending = await repo.decide_pending_gate(
+        uow.conn, task.id, approved=False, at=now, by=cmd.actor, note=cmd.reason
+    )
     uow.emit(
         ApprovalRejected(
             project=project.slug,

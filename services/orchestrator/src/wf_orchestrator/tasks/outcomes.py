@@ -100,27 +100,12 @@ async def apply_result(uow: UnitOfWork, ctx: Context, result: Result) -> bool:
         raise RuntimeError("invariant broken: decision.execution_status is not None")
     slug = (await ctx.project(uow.conn, task.project_id)).slug
     uow.emit(
-        ExecutionFinished(
-            project=slug,
-            task_key=task.task_key,
-            actor=actor,
-            execution_id=result.job_id,
-            stage=stage,
-            status=result.status.value,
-            summary=result.summary,
-            usage=result.usage,
-        )
+        result_facts.finished_event(result, project=slug, task_key=task.task_key, actor=actor, stage=stage)
     )
     record = {
         "id": result.job_id,
         "status": decision.execution_status.value,
-        "result_status": result.status.value,
-        "result_summary": result.summary,
-        "result_details": result_facts.result_details(result),
-        "usage": result.usage.model_dump(mode="json"),
-        "started_at": result.started_at,
-        "completed_at": result.finished_at,
-        "runner_id": result.runner_id[:100] or None,
+        **result_facts.execution_record(result),
     }
     if current:
         await transitions.apply(

@@ -41,6 +41,35 @@ async def project_by_slug(conn: AsyncConnection, slug: str) -> ProjectRow | None
     return ProjectRow.of(row) if row else None
 
 
+# A task by its project's slug and its key, with its project's columns (p_*) and whether its
+# blockers are done: one round trip where a project read and a task read were two.
+_TASK_IN_PROJECT = (
+    select(
+        tasks,
+        blockers_done_expr(tasks.c.blocked_by).label("blockers_done"),
+        *(projects.c[c].label(f"p_{c}") for c in ("slug", "name", "workspace", "test_command")),
+    )
+    .select_from(tasks.join(projects, projects.c.id == tasks.c.project_id))
+    .where(projects.c.slug == bindparam("slug"), tasks.c.task_key == bindparam("key"))
+)
+_LOCK_TASK_IN_PROJECT = _TASK_IN_PROJECT.with_for_update(of=tasks)
+
+
+async def task_in_project(
+    conn: AsyncConnection, slug: str, key: str, *, lock: bool
+) -> tuple[ProjectRow, TaskRow, bool] | None:
+    """The project `slug`, its task `key` (locked when `lock`) and whether the task's blockers are
+    done; None when either does not exist (`project_by_slug` tells which)."""
+    query = _LOCK_TASK_IN_PROJECT if lock else _TASK_IN_PROJECT
+    row = (await conn.execute(query, {"slug": slug, "key": key})).mappings().first()
+    if row is None:
+        return None
+    project = ProjectRow(
+        row["project_id"], row["p_slug"], row["p_name"], row["p_workspace"], row["p_test_command"]
+    )
+    return project, TaskRow.of(row), bool(row["blockers_done"])
+
+
 async def project_workspaces(conn: AsyncConnection) -> dict[str, str]:
     """Every project's workspace → its slug."""
     rows = await conn.execute(select(projects.c.workspace, projects.c.slug))
@@ -166,20 +195,42 @@ async def reserve_task_ids(conn: AsyncConnection, n: int) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-async def pending_gate(conn: AsyncConnection, task_id: int) -> RowMapping | None:
-    """The latest handoff of the task that waits for a human decision."""
-    query = (
-        select(handoffs)
-        .where(
-            handoffs.c.task_id == task_id,
-            handoffs.c.requires_approval.is_(True),
-            handoffs.c.approved_at.is_(None),
-            handoffs.c.rejected_at.is_(None),
-        )
-        .order_by(handoffs.c.id.desc())
-        .limit(1)
+_PENDING_GATE_ID = (
+    select(handoffs.c.id)
+    .where(
+        handoffs.c.task_id == bindparam("gate_task_id"),
+        handoffs.c.requires_approval.is_(True),
+        handoffs.c.approved_at.is_(None),
+        handoffs.c.rejected_at.is_(None),
     )
-    return (await conn.execute(query)).mappings().first()
+    .order_by(handoffs.c.id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_DECIDE_PENDING_GATE = {
+    approved: update(handoffs)
+    .where(handoffs.c.id == _PENDING_GATE_ID)
+    .values(
+        {
+            handoffs.c[f"{verb}_at"]: bindparam("at"),
+            handoffs.c[f"{verb}_by"]: bindparam("by"),
+            handoffs.c.decision_note: bindparam("note"),
+        }
+    )
+    .returning(handoffs)
+    for approved, verb in ((True, "approved"), (False, "rejected"))
+}
+
+
+async def decide_pending_gate(
+    conn: AsyncConnection, task_id: int, *, approved: bool, at: Any, by: str, note: str | None
+) -> RowMapping | None:
+    """The task's latest handoff that waits for a human decision, marked approved (or rejected) by
+    `by` in the same round trip; None when the task has none. A caller whose decision then refuses
+    (the task is not at a gate) raises, and the transaction rolls the mark back."""
+    params = {"gate_task_id": task_id, "at": at, "by": by[:100], "note": note or None}
+    row: RowMapping | None = (await conn.execute(_DECIDE_PENDING_GATE[approved], params)).mappings().first()
+    return row
 
 
 async def last_handoff_id(conn: AsyncConnection, task_id: int) -> int | None:
