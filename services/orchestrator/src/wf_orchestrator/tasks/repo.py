@@ -115,6 +115,10 @@ async def lock_and_read(conn: AsyncConnection, ids: Sequence[int]) -> list[tuple
         return []
     ids = sorted(set(ids))
     await conn.execute(_LOCK_IDS, {"ids": ids})
+    return await _read(conn, ids)
+
+
+async def _read(conn: AsyncConnection, ids: Sequence[int]) -> list[tuple[TaskRow, bool, list[str]]]:
     rows = (await conn.execute(_READ, {"ids": ids})).mappings().all()
     return sorted(
         ((TaskRow.of(r), bool(r["blockers_done"]), list(r["child_states"] or [])) for r in rows),
@@ -122,25 +126,42 @@ async def lock_and_read(conn: AsyncConnection, ids: Sequence[int]) -> list[tuple
     )
 
 
-_FOLLOWERS = union_all(
-    select(tasks.c.id).where(
-        # current_stage lets the (current_stage, state) index find the blocked tasks.
-        tasks.c.current_stage == any_(bindparam("stages")),
-        tasks.c.state == TaskState.BLOCKED.value,
-        tasks.c.project_id == bindparam("project_id"),
-        bindparam("task_id", type_=Integer) == any_(tasks.c.blocked_by),
-    ),
-    select(tasks.c.id).where(tasks.c.id == bindparam("parent_id", type_=Integer)),
+# The tasks a task reaching done may move on: the blocked tasks waiting for it, and its parent;
+# found and locked in id order in one statement (a fixed order, as in lock_tasks).
+_LOCK_FOLLOWERS = (
+    select(tasks.c.id)
+    .where(
+        tasks.c.id.in_(
+            union_all(
+                select(tasks.c.id).where(
+                    # current_stage lets the (current_stage, state) index find the blocked tasks.
+                    tasks.c.current_stage == any_(bindparam("stages")),
+                    tasks.c.state == TaskState.BLOCKED.value,
+                    tasks.c.project_id == bindparam("project_id"),
+                    bindparam("task_id", type_=Integer) == any_(tasks.c.blocked_by),
+                ),
+                select(tasks.c.id).where(tasks.c.id == bindparam("parent_id", type_=Integer)),
+            )
+        )
+    )
+    .order_by(tasks.c.id)
+    .with_for_update()
 )
 
 
-async def followers(conn: AsyncConnection, task: TaskRow, stages: list[str]) -> list[int]:
-    """The tasks a task reaching done may move on: the blocked tasks waiting for it, and its parent."""
-    rows = await conn.execute(
-        _FOLLOWERS,
-        {"stages": stages, "project_id": task.project_id, "task_id": task.id, "parent_id": task.parent_id},
-    )
-    return list(rows.scalars())
+async def lock_and_read_followers(
+    conn: AsyncConnection, task: TaskRow, stages: list[str]
+) -> list[tuple[TaskRow, bool, list[str]]]:
+    """`lock_and_read` of the tasks `task` reaching done may move on (the blocked tasks waiting for
+    it, and its parent), found and locked by one statement."""
+    params = {
+        "stages": stages,
+        "project_id": task.project_id,
+        "task_id": task.id,
+        "parent_id": task.parent_id,
+    }
+    ids = list((await conn.execute(_LOCK_FOLLOWERS, params)).scalars())
+    return await _read(conn, ids) if ids else []
 
 
 async def blockers_done(conn: AsyncConnection, blocked_by: Sequence[int]) -> bool:

@@ -308,8 +308,9 @@ async def _create_children(
 async def _follow_done(uow: UnitOfWork, ctx: Context, task: TaskRow, actor: str, now: datetime) -> None:
     """Dependencies start work by themselves, and an idea is done when all its tasks are."""
     conn = uow.conn
-    ids = await repo.followers(conn, task, ctx.pipeline.agent_stages)
-    for other, ready, child_states in await repo.lock_and_read(conn, ids):
+    for other, ready, child_states in await repo.lock_and_read_followers(
+        conn, task, ctx.pipeline.agent_stages
+    ):
         if other.id == task.parent_id:
             if other.state == TaskState.WAITING_SUBTASKS and machine.idea_finished(child_states):
                 await apply(uow, ctx, other, machine.on_idea_finished(other.facts()), actor="system", now=now)
