@@ -125,11 +125,17 @@ class Orchestrator:
             ctx,
             concurrency=s.result_concurrency,
             apply_tries=wf.orchestrator.result_apply_tries,
-            hop=Hop(engine, self.outbox, ctx, runner.dispatch_lock, held=self.branches.scopes.held)
+            hop=Hop(
+                engine,
+                self.outbox,
+                ctx,
+                runner.dispatch_lock,
+                held=self.branches.scopes.held,
+                kick=lambda: self.dispatcher.kick(),
+            )
             if s.one_statement_hop
             else None,
             paused=lambda: self.control.paused,
-            kick=lambda: self.dispatcher.kick(),
         )
         self.commands = CommandServer(
             nc, runner, ctx, self.control, concurrency=s.command_concurrency, branches=self.branches.commands

@@ -145,7 +145,6 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._busy = False
         self.passes = 0
-        self.skipped = 0  # kicks that found nothing queued
 
     def kick(self) -> None:
         self._wake.set()
@@ -196,7 +195,6 @@ class Dispatcher:
         # again, and a kick during this pass makes another one follow.
         async with self._runner.engine.connect() as conn:
             if not await conn.scalar(_ANY_QUEUED, {"stages": self._ctx.pipeline.agent_stages}):
-                self.skipped += 1
                 return 0
         self.passes += 1
         self._busy = True

@@ -311,6 +311,7 @@ class Hop:
         lock: asyncio.Lock,
         *,
         held: Callable[[], tuple[Collection[int], Collection[int]]] | None = None,
+        kick: Callable[[], None] = lambda: None,
     ) -> None:
         self._held = held or (lambda: ((), ()))  # paused projects and tasks: the locked path decides
         self._connection = HopConnection(engine)
@@ -321,9 +322,9 @@ class Hop:
         self.gates = 0  # of them, arrivals at a gate (the GATE statement)
         self.declined = 0
         self.guard_failed = 0
-        # The last write freed a slot a queued task may take: tasks are queued in the stage a hop
-        # left, or in the stage or the project of a task that stopped at a gate.
-        self.freed_a_slot = False
+        # Called once a write freed a slot a queued task may take (tasks are queued in the stage a
+        # hop left, or in the stage or the project of a task that stopped at a gate): the dispatcher's.
+        self._kick = kick
         self.batches = 0  # transactions that applied more than one hop
         self._queue: list[tuple[_Pending, asyncio.Future[bool]]] = []
 
@@ -384,10 +385,10 @@ class Hop:
         entry, d, kind = planned
         if d.handoff is None:  # plan() checked; for the type checker
             return False
-        hid, now = await ids.handoff(), utcnow()
         project, task = entry.project, entry.task
-        actor = f"agent:{entry.job.role}"
         s1, s2 = entry.job.stage, d.place.stage
+        hid, now = await ids.handoff(), utcnow()
+        actor = f"agent:{entry.job.role}"
         payload = dict(d.handoff.payload)
         common = {"project": project.slug, "task_key": task.task_key}
         finished = result_facts.finished_event(
@@ -419,10 +420,11 @@ class Hop:
             updated_at=now,
             current_execution_id=None,
         )
+        snap = ctx.snapshot_cached(waiting)
         moved = TaskMoved(
             **common,
             actor=actor,
-            task=ctx.snapshot_cached(waiting),
+            task=snap,
             from_stage=s1,
             to_stage=s2,
             handoff_id=hid,
@@ -430,7 +432,6 @@ class Hop:
         )
         if kind == "gate":
             # The events the locked path sends for the same change (tasks.transitions.apply).
-            snap = ctx.snapshot_cached(waiting)
             messages.emit(finished)
             if s2 != s1:
                 messages.emit(moved)
@@ -447,12 +448,11 @@ class Hop:
         pipeline = ctx.pipeline
         nxt = pipeline.stage(s2)
         attempt = ctx.memory.next_attempt(task.id, s2)
-        if nxt is None or nxt.agent is None or attempt is None:
+        if nxt is None or nxt.agent is None or attempt is None:  # not loaded yet (plan checked the stage)
             return False
         eid2 = await ids.execution()
         key2 = idempotency_key(project.slug, task.task_key, s2, attempt)
-        queued = waiting
-        running = replace(queued, state=TaskState.RUNNING.value, current_execution_id=eid2)
+        running = replace(waiting, state=TaskState.RUNNING.value, current_execution_id=eid2)
         job = _next_job(entry.job, eid2, key2, s2, nxt.agent, attempt, payload, nxt.timeout_seconds, now)
         messages.send_job(job)  # first: published first
         # The events the locked path would send for the same change (result applied, then dispatched).
@@ -462,7 +462,7 @@ class Hop:
             TaskStateChanged(
                 **common,
                 actor=actor,
-                task=ctx.snapshot_cached(queued),
+                task=snap,
                 from_state=task.state,
                 to_state=TaskState.QUEUED.value,
             ),
@@ -532,7 +532,7 @@ class Hop:
         self.batches += batched
         written: list[_Written] = []
         memory = self._ctx.memory
-        self.freed_a_slot = False
+        freed_a_slot = False
         for (p, done), row in zip(unique, rows, strict=True):
             if isinstance(row, HopStatementFailed):
                 done.set_exception(row)
@@ -544,10 +544,12 @@ class Hop:
                 memory.ended(p.execution_id)
                 if p.entry is not None:
                     memory.started(p.entry)
-                self.freed_a_slot = self.freed_a_slot or bool(row["queued_behind"])
+                freed_a_slot = freed_a_slot or bool(row["queued_behind"])
                 ids = row["outbox_ids"]
                 stored = [Stored(ids[m.msg_id], m) for m in p.messages]
                 written.append(_Written(stored, done, p.kind == "gate"))
+        if freed_a_slot:
+            self._kick()  # committed: the dispatcher's pass sees the freed slot
         return written
 
     async def _publish(self, written: list[_Written]) -> None:

@@ -47,11 +47,9 @@ class ResultsConsumer:
         apply_tries: int = 5,
         hop: Hop | None = None,
         paused: Callable[[], bool] = lambda: False,
-        kick: Callable[[], None] = lambda: None,
     ) -> None:
         self._hop = hop
         self._paused = paused
-        self._kick = kick
         self._nc = nc
         self._js = js
         self._runner = runner
@@ -126,8 +124,6 @@ class ResultsConsumer:
             log.info("hop for %s failed (%s); taking the locked path", result.idempotency_key, _describe(err))
             self._ctx.memory.forget_task_of(result.job_id)
             return False
-        if applied and self._hop.freed_a_slot:
-            self._kick()  # a queued task may take the slot it freed
         return applied
 
     async def _failed(self, delivery: bus.Delivery, result: Result, err: BaseException) -> None:
