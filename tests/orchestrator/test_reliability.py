@@ -136,6 +136,43 @@ async def test_a_job_running_past_its_timeout_fails_the_task(make_hub: Any, tmp_
     assert await hub.state("T-001") == ("pm", "failed")
 
 
+async def test_jobs_started_while_the_orchestrator_was_down_are_all_recorded_in_one_batch(
+    hub: Hub, tmp_path: Path
+) -> None:
+    # Two runners start two jobs while the orchestrator is down: at start it reads both events in
+    # one batch. That batch once stopped the orchestrator (an `IN` list cannot go with executemany).
+    await hub.project("other", tmp_path / "other")
+    jobs = []
+    for slug in ("demo", "other"):
+        await hub.cmd("submit_idea", project=slug, text="An idea")
+        jobs.append(await hub.next_job("pm"))
+    await hub.stop_orchestrator()
+    assert hub.js is not None
+    for job, runner in zip(jobs, ("r1", "r2"), strict=True):
+        started = ExecutionStarted(
+            project=job.project.slug,
+            task_key=job.task.key,
+            execution_id=job.job_id,
+            stage="pm",
+            runner_id=runner,
+        )
+        await hub.js.publish(started.subject(), started.model_dump_json().encode())
+    await hub.start()
+
+    async def both_running() -> bool:
+        async with hub.db.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT runner_id FROM executions WHERE status = 'running' ORDER BY runner_id")
+            )
+            return [r[0] for r in rows] == ["r1", "r2"]
+
+    await eventually(both_running, what="both executions to be marked running by their runners")
+    await hub.breakdown(
+        jobs[0], {"title": "Child", "description": "d", "acceptance_criteria": ["ok"], "priority": 5}
+    )
+    await hub.wait_state("T-001", "pm", "awaiting_approval")  # the orchestrator still applies results
+
+
 async def test_messages_left_in_the_outbox_by_a_crash_are_published_at_start(hub: Hub) -> None:
     await hub.stop_orchestrator()
     event = FeedbackAdded(project="demo", task_key="T-001", text="written before the crash")

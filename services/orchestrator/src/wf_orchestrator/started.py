@@ -20,7 +20,7 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pydantic import ValidationError
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from wf_common.db.tables import executions, tasks
@@ -37,7 +37,11 @@ _MARK = (
     update(executions)
     .where(
         executions.c.id == bindparam("eid"),
-        executions.c.status.in_([ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value]),
+        # Not `in_`: its expanding parameter cannot be sent with executemany (a batch of many).
+        or_(
+            executions.c.status == ExecutionStatus.PENDING.value,
+            executions.c.status == ExecutionStatus.RUNNING.value,
+        ),
     )
     .values(status=ExecutionStatus.RUNNING.value, started_at=bindparam("at"), runner_id=bindparam("runner"))
 )
