@@ -44,8 +44,9 @@ sandbox-tools: $(SANDBOX_TOOLS)/.installed ## Tools for the bubblewrap sandbox (
 test: install sandbox-tools ## Install if needed, then run the whole test suite
 	$(VENV)/bin/python -m pytest $(ARGS)
 
-lint: install ## ruff and mypy
+lint: install ## ruff (rules and format) and mypy
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy libs/common/src cli/src services/*/src tests
 
 bench: install ## Benchmarks: JetStream latency, orchestration overhead, transitions/s

@@ -86,9 +86,10 @@ async def test_two_tasks_run_in_parallel_on_their_own_branches_and_merge_at_depl
 
     # Done and merged: the worktrees go, the branches stay.
     async def removed() -> bool:
-        return not (ws / ".workflow" / "worktrees" / "T-002").exists() and not (
-            ws / ".workflow" / "worktrees" / "T-003"
-        ).exists()
+        return (
+            not (ws / ".workflow" / "worktrees" / "T-002").exists()
+            and not (ws / ".workflow" / "worktrees" / "T-003").exists()
+        )
 
     await eventually(removed, what="the finished tasks' worktrees to be removed")
     assert git(ws, "branch", "--list", "wf/*").split() == ["wf/T-002", "wf/T-003"]

@@ -10,6 +10,8 @@ from wf_common.config import BusConfig
 from wf_common.errors import BusError
 from wf_common.jobs import Usage
 
+from tests.orchestrator.hub import eventually
+
 
 async def test_unreachable_server_fails_with_a_message_that_says_what_to_do() -> None:
     url = f"nats://127.0.0.1:{free_port()}"
@@ -66,3 +68,147 @@ async def test_a_service_that_is_not_the_owner_only_looks_at_an_existing_topolog
         assert (await js.consumer_info(subjects.JOBS_STREAM, "dev")).config.ack_wait == 5
     finally:
         await nc.close()
+
+
+async def test_a_lone_message_reaches_its_handler_without_waiting_for_a_batch_to_fill(
+    nats_server: NatsServer,
+) -> None:
+    """A consumer with 16 slots asks for up to 16 messages; one message published while it idles is
+    handled as it arrives, not when the request expires or the batch fills. (With `fetch(16)` the
+    orchestrator held some Results to the fetch's deadline: sec→docs hops of 60 to 175 ms behind its
+    250 ms fetch in the real-runner bench, 3 to 10 ms with `fetch(1)` or this consumer.)"""
+    nc = await bus.connect(nats_server.url, "t")
+    js = nc.jetstream()
+    await bus.ensure_topology(js, BusConfig(), ["dev"])
+    got = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def handler(d: bus.Delivery) -> None:
+        got.set()
+
+    expiry = 4.0
+    consumer = asyncio.create_task(
+        bus.consume(
+            nc,
+            js,
+            stream=subjects.JOBS_STREAM,
+            durable="dev",
+            handler=handler,
+            stop=stop,
+            batch=16,
+            concurrency=16,
+            fetch_timeout=expiry,
+        )
+    )
+    try:
+
+        async def waiting() -> int:
+            return int((await js.consumer_info(subjects.JOBS_STREAM, "dev")).num_waiting)
+
+        await eventually(waiting, what="the consumer's pull request at the server")
+        await bus.publish(js, subjects.job_subject("dev"), Usage(model="m"))
+        try:
+            await asyncio.wait_for(got.wait(), timeout=expiry / 2)
+        except TimeoutError:
+            pytest.fail(f"the message waited for the pull request to expire ({expiry} s)")
+    finally:
+        stop.set()
+        await asyncio.wait_for(consumer, expiry + 5)
+    info = await js.consumer_info(subjects.JOBS_STREAM, "dev")
+    assert info.num_ack_pending == 0, "the handled message was acked"
+    await nc.close()
+
+
+async def test_a_burst_is_handled_once_each_and_never_beyond_the_concurrency(nats_server: NatsServer) -> None:
+    nc = await bus.connect(nats_server.url, "t")
+    js = nc.jetstream()
+    await bus.ensure_topology(js, BusConfig(), ["dev"])
+    for i in range(60):
+        await bus.publish(js, subjects.job_subject("dev"), Usage(model=f"m{i}"))
+    seen: list[str] = []
+    active = 0
+    most = 0
+    stop = asyncio.Event()
+
+    async def handler(d: bus.Delivery) -> None:
+        nonlocal active, most
+        active += 1
+        most = max(most, active)
+        await asyncio.sleep(0)  # let the others in
+        await asyncio.sleep(0.001)
+        seen.append(str(Usage.model_validate_json(d.data).model))
+        active -= 1
+        if len(seen) == 60:
+            stop.set()
+
+    await asyncio.wait_for(
+        bus.consume(
+            nc,
+            js,
+            stream=subjects.JOBS_STREAM,
+            durable="dev",
+            handler=handler,
+            stop=stop,
+            batch=8,
+            concurrency=4,
+            fetch_timeout=0.5,
+        ),
+        30,
+    )
+    assert sorted(seen) == sorted(f"m{i}" for i in range(60)), "each message handled exactly once"
+    assert most == 4, "four handlers ran at once, never more"
+    info = await js.consumer_info(subjects.JOBS_STREAM, "dev")
+    assert (info.num_pending, info.num_ack_pending) == (0, 0), "all acked, nothing left behind"
+    await nc.close()
+
+
+async def test_a_message_that_reaches_a_stopping_consumer_goes_back_to_the_next_one(
+    nats_server: NatsServer,
+) -> None:
+    """Stopping, the consumer still has a pull request at the server; a message published then is
+    delivered to it. It must be given back (nak), not dropped with the inbox: with a 300 s ack wait
+    the next consumer would otherwise not see it for five minutes."""
+    nc = await bus.connect(nats_server.url, "t")
+    js = nc.jetstream()
+    await bus.ensure_topology(js, BusConfig(ack_wait_seconds=300), ["dev"])
+    first: list[str | None] = []
+    stop = asyncio.Event()
+
+    async def record_first(d: bus.Delivery) -> None:
+        first.append(Usage.model_validate_json(d.data).model)
+
+    stopping = asyncio.create_task(
+        bus.consume(
+            nc,
+            js,
+            stream=subjects.JOBS_STREAM,
+            durable="dev",
+            handler=record_first,
+            stop=stop,
+            concurrency=2,
+            fetch_timeout=3,
+        )
+    )
+
+    async def waiting() -> int:
+        return int((await js.consumer_info(subjects.JOBS_STREAM, "dev")).num_waiting)
+
+    await eventually(waiting, what="the consumer's pull request at the server")
+    stop.set()
+    await bus.publish(js, subjects.job_subject("dev"), Usage(model="late"))
+    await asyncio.wait_for(stopping, 10)
+    assert first == [], "a stopping consumer starts no new work"
+
+    second: list[tuple[str | None, int]] = []
+    done = asyncio.Event()
+
+    async def record_second(d: bus.Delivery) -> None:
+        second.append((Usage.model_validate_json(d.data).model, d.num_delivered))
+        done.set()
+
+    await asyncio.wait_for(
+        bus.consume(nc, js, stream=subjects.JOBS_STREAM, durable="dev", handler=record_second, stop=done),
+        20,  # far below the ack wait
+    )
+    assert second == [("late", 2)], "delivered to the stopping consumer, given back, handled once"
+    await nc.close()

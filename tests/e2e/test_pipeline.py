@@ -296,9 +296,12 @@ def test_idea_to_committed_tested_code_and_a_runner_killed_mid_job(
         timeout=30,
         what="the finished task's worktree to be removed",
     )
-    assert add_key in subprocess.run(
-        ["git", "-C", str(workspace), "branch", "--list", f"wf/{add_key}"], capture_output=True, text=True
-    ).stdout
+    assert (
+        add_key
+        in subprocess.run(
+            ["git", "-C", str(workspace), "branch", "--list", f"wf/{add_key}"], capture_output=True, text=True
+        ).stdout
+    )
     refused = stack.wf("rollback", add_key, "--to", "dev", "--project", "calc", check=False)
     assert refused.returncode != 0
     assert "is done" in refused.stderr + refused.stdout

@@ -173,6 +173,47 @@ async def test_jobs_started_while_the_orchestrator_was_down_are_all_recorded_in_
     await hub.wait_state("T-001", "pm", "awaiting_approval")  # the orchestrator still applies results
 
 
+async def test_a_runner_event_that_cannot_be_recorded_is_terminated_and_the_rest_of_its_batch_recorded(
+    hub: Hub, tmp_path: Path
+) -> None:
+    # A runner id with a NUL byte: PostgreSQL refuses it every time. In one batch with a good event, it
+    # once kept both unrecorded, redelivered until the consumer's max deliveries.
+    await hub.project("other", tmp_path / "other")
+    jobs = []
+    for slug in ("demo", "other"):
+        await hub.cmd("submit_idea", project=slug, text="An idea")
+        jobs.append(await hub.next_job("pm"))
+    await hub.stop_orchestrator()
+    assert hub.js is not None
+    for job, runner in zip(jobs, ("r1", "bad\x00runner"), strict=True):
+        started = ExecutionStarted(
+            project=job.project.slug,
+            task_key=job.task.key,
+            execution_id=job.job_id,
+            stage="pm",
+            runner_id=runner,
+        )
+        await hub.js.publish(started.subject(), started.model_dump_json().encode())
+    await hub.start()
+
+    async def runners() -> list[tuple[int, str | None]]:
+        async with hub.db.connect() as conn:
+            rows = await conn.execute(text("SELECT id, runner_id FROM executions WHERE status = 'running'"))
+            return [(r[0], r[1]) for r in rows]
+
+    async def settled() -> bool:
+        assert hub.js is not None
+        info = await hub.js.consumer_info(subjects.EVENTS_STREAM, subjects.RUNNER_EVENTS_CONSUMER)
+        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+
+    await eventually(settled, what="both events settled: one recorded, one terminated")
+    assert await runners() == [(jobs[0].job_id, "r1")], "the good event is recorded, the bad one is not"
+    await hub.breakdown(
+        jobs[0], {"title": "Child", "description": "d", "acceptance_criteria": ["ok"], "priority": 5}
+    )
+    await hub.wait_state("T-001", "pm", "awaiting_approval")  # the orchestrator carries on
+
+
 async def test_messages_left_in_the_outbox_by_a_crash_are_published_at_start(hub: Hub) -> None:
     await hub.stop_orchestrator()
     event = FeedbackAdded(project="demo", task_key="T-001", text="written before the crash")

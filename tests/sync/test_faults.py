@@ -83,6 +83,7 @@ async def test_an_expired_asana_sync_token_means_a_full_resync_and_nothing_is_mi
         return bool((await hub.task("T-001"))["title"] == "Asana idea, renamed")
 
     await eventually(renamed, within=20, what="the rename after the token expired")
+
     # The rename may also arrive with a hub-driven sync of T-001; the expired token must still be
     # noticed and answered with a full resync on a fresh token, after which polling goes on.
     def expired() -> int:

@@ -8,7 +8,9 @@ messages (the reason goes to the server and the log), and `in_progress()` heartb
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -386,6 +388,52 @@ class Delivery:
 
 Handler = Callable[[Delivery], Awaitable[None]]
 
+_WAKE = object()  # a handler finished, stop was set, or a tick: look at the requests again
+_STATUS_HEADER = "Status"
+
+
+class _PullRequests:
+    """The pull requests we have outstanding on one consumer, oldest first.
+
+    The server serves waiting requests in order and ends each with a 408 (expired) or 409 (e.g. the
+    consumer changed); a request whose end we never hear of (lost in a reconnect) is dropped once it
+    is past its expiry by `grace`, so the count of messages the server may still send never sticks.
+    """
+
+    def __init__(self, expires: float, grace: float = 2.0) -> None:
+        self.expires = expires
+        self._grace = grace
+        self._open: collections.deque[list[float]] = collections.deque()  # [deadline, undelivered]
+
+    @property
+    def pending(self) -> int:
+        return int(sum(r[1] for r in self._open))
+
+    def __bool__(self) -> bool:
+        return bool(self._open)
+
+    def issued(self, batch: int, now: float) -> None:
+        self._open.append([now + self.expires, batch])
+
+    def delivered(self) -> None:
+        """One message arrived: it belongs to the oldest request."""
+        if self._open:
+            self._open[0][1] -= 1
+            if self._open[0][1] <= 0:
+                self._open.popleft()
+
+    def ended(self) -> None:
+        """The server ended a request (408/409) before it filled: the oldest one."""
+        if self._open:
+            self._open.popleft()
+
+    def forget_all(self) -> None:
+        self._open.clear()
+
+    def drop_lost(self, now: float) -> None:
+        while self._open and self._open[0][0] + self._grace < now:
+            self._open.popleft()
+
 
 async def consume(
     nc: NATS,
@@ -401,14 +449,31 @@ async def consume(
 ) -> None:
     """Pull from a durable consumer until `stop` is set, running up to `concurrency` handlers at once.
 
-    A handler that raises gets its message nak'ed with a short delay; an unsettled message after a
-    handler returns is acked (the handler finished its work).
+    Pull requests stay outstanding for every free slot (asking for up to `batch` messages each, each
+    expiring after `fetch_timeout`, which is also about how long a stop waits), and each message goes
+    to a handler the moment it arrives: nothing waits for a batch to fill, as a `fetch(n)` does until
+    its deadline. A handler that raises gets its message nak'ed with a short delay; an unsettled
+    message after a handler returns is acked (the handler finished its work).
     """
-    psub = await js.pull_subscribe_bind(durable=durable, stream=stream)
-    slots = asyncio.Semaphore(concurrency)
-    running: set[asyncio.Task[None]] = set()
+    arrivals: asyncio.Queue[Any] = asyncio.Queue()
+    next_subject = f"{js._prefix}.CONSUMER.MSG.NEXT.{stream}.{durable}"  # the API prefix (domain)
+    inbox = nc.new_inbox()
+
+    async def arrived(msg: Msg) -> None:
+        arrivals.put_nowait(msg)
+
+    sub = await nc.subscribe(inbox, cb=arrived)
+    requests = _PullRequests(expires=fetch_timeout)
+    running: set[asyncio.Task[None]] = set()  # handlers and naks, for the wait at the end
+    busy = 0  # handlers not yet finished (a task leaves `running` only after the loop has woken)
+    backlog: collections.deque[Msg] = collections.deque()
+    # Ask again once this many slots are free (or nothing is outstanding): fewer, larger requests.
+    refill_at = max(1, min(batch, concurrency) // 2)
+    not_before = 0.0  # after a failed request, when to ask again
+    loop = asyncio.get_running_loop()
 
     async def run(d: Delivery) -> None:
+        nonlocal busy
         try:
             await handler(d)
             await d.ack()
@@ -419,39 +484,106 @@ async def consume(
             with contextlib.suppress(Exception):
                 await d.nak(delay=min(30.0, 0.5 * d.num_delivered))
         finally:
-            slots.release()
+            busy -= 1
+            arrivals.put_nowait(_WAKE)
+
+    def start(msg: Msg) -> None:
+        nonlocal busy
+        busy += 1
+        t = asyncio.create_task(run(Delivery(msg, nc)))
+        running.add(t)
+        t.add_done_callback(running.discard)
+
+    async def ticks() -> None:
+        """Wake the loop on stop, and now and then to drop requests whose end never came."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(fetch_timeout, 0.5))
+            arrivals.put_nowait(_WAKE)
+
+    ticker = asyncio.create_task(ticks())
+
+    async def ask() -> None:
+        nonlocal not_before
+        now = loop.time()
+        requests.drop_lost(now)
+        while backlog and busy < concurrency:
+            start(backlog.popleft())
+        free = concurrency - busy - len(backlog) - requests.pending
+        if stop.is_set() or free <= 0 or now < not_before or (requests and free < refill_at):
+            return
+        n = min(free, batch)
+        body = json.dumps({"batch": n, "expires": int(fetch_timeout * 1e9)}).encode()
+        try:
+            await nc.publish(next_subject, body, reply=inbox)
+        except Exception as err:  # noqa: BLE001 - the loop must outlive a failed request (a reconnect)
+            log.warning("pull request to %s/%s failed: %s", stream, durable, err)
+            not_before = now + 0.5
+            return
+        requests.issued(n, now)
+
+    def settle(msg: Msg) -> None:
+        nonlocal not_before
+        status = JetStreamContext.is_status_msg(msg)
+        if not status:
+            requests.delivered()
+            if stop.is_set():
+                _nak_soon(msg)
+            elif busy < concurrency:
+                start(msg)
+            else:
+                backlog.append(msg)  # more than we asked for (a request we had given up on)
+            return
+        if status == "100":  # an idle heartbeat
+            return
+        if status in ("408", "409"):  # the request expired, or the server ended it
+            requests.ended()
+            if status == "409":
+                why = msg.headers.get("Description") if msg.headers else None
+                log.info("pull request on %s/%s ended: %s", stream, durable, why)
+            return
+        # 503 (no such consumer: nobody took the request) or anything else: back off and ask again.
+        log.warning(
+            "pull request on %s/%s refused (%s %s); asking again shortly",
+            stream,
+            durable,
+            status,
+            msg.headers.get("Description", "") if msg.headers else "",
+        )
+        requests.forget_all()
+        not_before = loop.time() + 0.5
+
+    def _nak_soon(msg: Msg) -> None:
+        t = asyncio.create_task(msg.nak())
+        running.add(t)
+        t.add_done_callback(running.discard)
 
     try:
+        await ask()
         while not stop.is_set():
-            free = 0
-            await slots.acquire()
-            free = 1
-            # Take as many free slots as are available without waiting, up to the batch size.
-            while free < min(batch, concurrency) and not slots.locked():
-                await slots.acquire()
-                free += 1
-            try:
-                msgs = await psub.fetch(free, timeout=fetch_timeout)
-            except (TimeoutError, nats.errors.TimeoutError):
-                msgs = []
-            except Exception as err:  # noqa: BLE001 - the loop must outlive any failed fetch
-                if stop.is_set():
-                    msgs = []
-                else:
-                    log.warning("fetch from %s/%s failed: %s", stream, durable, err)
-                    msgs = []
-                    await asyncio.sleep(0.5)
-            for _ in range(free - len(msgs)):
-                slots.release()
-            for m in msgs:
-                t = asyncio.create_task(run(Delivery(m, nc)))
-                running.add(t)
-                t.add_done_callback(running.discard)
+            item = await arrivals.get()
+            if item is not _WAKE:
+                settle(item)
+            await ask()
+        # Stopping: outstanding requests end within their expiry; whatever they still bring goes back.
+        deadline = loop.time() + fetch_timeout + 0.5
+        while requests and loop.time() < deadline:
+            with contextlib.suppress(TimeoutError):
+                item = await asyncio.wait_for(arrivals.get(), timeout=max(0.0, deadline - loop.time()))
+                if item is not _WAKE:
+                    settle(item)
+        while not arrivals.empty():
+            item = arrivals.get_nowait()
+            if item is not _WAKE and not JetStreamContext.is_status_msg(item):
+                _nak_soon(item)
+        while backlog:
+            _nak_soon(backlog.popleft())
     finally:
+        ticker.cancel()
         if running:
             await asyncio.gather(*running, return_exceptions=True)
         with contextlib.suppress(Exception):
-            await psub.unsubscribe()
+            await sub.unsubscribe()
 
 
 async def request(nc: NATS, subject: str, payload: BaseModel, timeout: float = 10.0) -> bytes:  # noqa: ASYNC109

@@ -42,10 +42,7 @@ LINKS: dict[tuple[str, str, str], list[tuple[str, str, dict[str, str]]]] = {
     ("post", f"{_PROJECT}/ideas", "201"): [
         ("get", _TASK, _NEW_TASK),
         ("patch", _TASK, _NEW_TASK),
-        *(
-            ("get", f"{_TASK}/{what}", _NEW_TASK)
-            for what in ("executions", "diff", "output", "checkpoints")
-        ),
+        *(("get", f"{_TASK}/{what}", _NEW_TASK) for what in ("executions", "diff", "output", "checkpoints")),
         *(
             ("post", f"{_TASK}/{what}", _NEW_TASK)
             for what in ("approve", "reject", "feedback", "retry", "move", "pause", "resume", "rollback")

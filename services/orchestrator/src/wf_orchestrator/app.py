@@ -141,7 +141,7 @@ class Orchestrator:
             nc, runner, ctx, self.control, concurrency=s.command_concurrency, branches=self.branches.commands
         )
         self.advisories = DeliveryAdvisories(nc, js, runner, ctx)
-        self.started = StartedTracker(js, engine)
+        self.started = StartedTracker(nc, js, engine)
         self.sweeper = Sweeper(
             runner,
             ctx,

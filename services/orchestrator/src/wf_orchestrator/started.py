@@ -6,7 +6,10 @@
 - `execution.waiting`: the job waits for an unreachable model server; the task's status reason says
   so ("waiting for the model server at …, retry 3 in 30 s") until the job starts again.
 
-Writes are batched: one transaction per fetched batch, then the batch is acked.
+Writes are batched: one transaction per fetched batch, then the batch is acked. A batch that fails
+on what one of its events holds (not because the database is away) is recorded event by event; an
+event that cannot be recorded on its own is terminated with the reason, so it neither comes back
+nor keeps the others of its batch from being recorded.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ import logging
 from typing import Any
 
 import nats.errors
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from pydantic import ValidationError
 from sqlalchemy import bindparam, or_, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, NotSupportedError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from wf_common.bus import Delivery
 from wf_common.db.tables import executions, tasks
 from wf_common.events import ExecutionStarted, ExecutionWaiting, parse_event
 from wf_common.jobs import utcnow
@@ -64,8 +69,32 @@ _CLEAR_WAITING = (
 )
 
 
+# What an event holds makes these fail every time (SQLSTATE classes: data exception, integrity
+# constraint, syntax or access rule); any other database error (a lost connection, a restart, a
+# timeout) is the database's and passes.
+_BAD_DATA = (DataError, IntegrityError, NotSupportedError, ProgrammingError)
+_BAD_DATA_SQLSTATE_CLASSES = ("22", "23", "42")
+
+
+def _database_away(err: BaseException) -> bool:
+    if isinstance(err, OSError | TimeoutError):
+        return True
+    if not isinstance(err, DBAPIError) or isinstance(err, _BAD_DATA):
+        return False
+    sqlstate = getattr(err.orig, "sqlstate", None) or ""
+    return not sqlstate.startswith(_BAD_DATA_SQLSTATE_CLASSES)
+
+
+def _cause(err: BaseException) -> str:
+    """The driver's words for a database error, without the statement's parameters (what a runner
+    sent, a model server's address), for the log and a terminated event's reason."""
+    cause = getattr(err, "orig", None) or err
+    return f"{type(cause).__name__}: {str(cause)[:300]}"
+
+
 class StartedTracker:
-    def __init__(self, js: JetStreamContext, engine: AsyncEngine, *, batch: int = 500) -> None:
+    def __init__(self, nc: NATS, js: JetStreamContext, engine: AsyncEngine, *, batch: int = 500) -> None:
+        self._nc = nc
         self._js = js
         self._engine = engine
         self._batch = batch
@@ -118,10 +147,13 @@ class StartedTracker:
                     continue
                 try:
                     await self.record(msgs)
-                except (DBAPIError, OSError) as err:
-                    # Not acked: redelivered after ack_wait, when the database is back.
-                    log.warning("could not record %d runner event(s): %s", len(msgs), err)
-                    await asyncio.sleep(0.5)
+                except Exception as err:  # noqa: BLE001 - sorted below: the database's, or an event's
+                    if _database_away(err):
+                        # Not acked: redelivered after ack_wait, when the database is back.
+                        log.warning("could not record %d runner event(s): %s", len(msgs), _cause(err))
+                        await asyncio.sleep(0.5)
+                    else:
+                        await self._record_each(msgs)
                     continue
                 for m in msgs:
                     with contextlib.suppress(nats.errors.Error):
@@ -129,3 +161,22 @@ class StartedTracker:
         finally:
             with contextlib.suppress(nats.errors.Error):
                 await psub.unsubscribe()
+
+    async def _record_each(self, msgs: list[Msg]) -> None:
+        """Record a failed batch one event at a time: each that is recorded is acked, each that fails
+        on its own is terminated with the reason; once the database itself fails, the rest stay
+        unacked (redelivered after ack_wait)."""
+        for m in msgs:
+            delivery = Delivery(m, self._nc)
+            try:
+                await self.record([m])
+            except Exception as err:  # noqa: BLE001 - the database's failure stops; an event's is terminated
+                if _database_away(err):
+                    log.warning("could not record runner events: %s", _cause(err))
+                    await asyncio.sleep(0.5)
+                    return
+                with contextlib.suppress(nats.errors.Error):
+                    await delivery.term(f"cannot be recorded: {_cause(err)}")
+                continue
+            with contextlib.suppress(nats.errors.Error):
+                await delivery.ack(wait=False)

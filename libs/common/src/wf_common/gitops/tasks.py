@@ -44,9 +44,7 @@ class MergeOutcome:
     detail: str = ""
 
 
-def main_branch(
-    workspace: str | Path, configured: str | None = None, *, git: SafeGit | None = None
-) -> str:
+def main_branch(workspace: str | Path, configured: str | None = None, *, git: SafeGit | None = None) -> str:
     """The configured main branch, else the branch checked out in the project's main checkout
     (read with `git`, that checkout's SafeGit, when the caller has one: one git process fewer)."""
     if configured:

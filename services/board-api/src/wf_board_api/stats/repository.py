@@ -65,6 +65,7 @@ ORDER BY e.id
 """
 )
 
+
 async def _all(conn: AsyncConnection, query: object, **params: object) -> list[RowMapping]:
     return list((await conn.execute(query, params)).mappings())  # type: ignore[call-overload]
 
