@@ -1,8 +1,10 @@
 """NATS helpers against a real server: topology, de-duplication, term, and a clear connect error."""
 
 import asyncio
+import functools
 
 import pytest
+from nats.js import JetStreamContext
 from wf_cli.embedded import NatsServer
 from wf_cli.embedded.ports import free_port
 from wf_common import bus, subjects
@@ -11,6 +13,14 @@ from wf_common.errors import BusError
 from wf_common.jobs import Usage
 
 from tests.orchestrator.hub import eventually
+
+# `bus.consume` on the dev stage's job consumer.
+_consume_dev = functools.partial(bus.consume, stream=subjects.JOBS_STREAM, durable="dev")
+
+
+async def _pull_waiting(js: JetStreamContext) -> int:
+    """How many pull requests the dev consumer holds at the server (truthy once one is there)."""
+    return int((await js.consumer_info(subjects.JOBS_STREAM, "dev")).num_waiting)
 
 
 async def test_unreachable_server_fails_with_a_message_that_says_what_to_do() -> None:
@@ -88,24 +98,10 @@ async def test_a_lone_message_reaches_its_handler_without_waiting_for_a_batch_to
 
     expiry = 4.0
     consumer = asyncio.create_task(
-        bus.consume(
-            nc,
-            js,
-            stream=subjects.JOBS_STREAM,
-            durable="dev",
-            handler=handler,
-            stop=stop,
-            batch=16,
-            concurrency=16,
-            fetch_timeout=expiry,
-        )
+        _consume_dev(nc, js, handler=handler, stop=stop, batch=16, concurrency=16, fetch_timeout=expiry)
     )
     try:
-
-        async def waiting() -> int:
-            return int((await js.consumer_info(subjects.JOBS_STREAM, "dev")).num_waiting)
-
-        await eventually(waiting, what="the consumer's pull request at the server")
+        await eventually(lambda: _pull_waiting(js), what="the consumer's pull request at the server")
         await bus.publish(js, subjects.job_subject("dev"), Usage(model="m"))
         try:
             await asyncio.wait_for(got.wait(), timeout=expiry / 2)
@@ -142,17 +138,7 @@ async def test_a_burst_is_handled_once_each_and_never_beyond_the_concurrency(nat
             stop.set()
 
     await asyncio.wait_for(
-        bus.consume(
-            nc,
-            js,
-            stream=subjects.JOBS_STREAM,
-            durable="dev",
-            handler=handler,
-            stop=stop,
-            batch=8,
-            concurrency=4,
-            fetch_timeout=0.5,
-        ),
+        _consume_dev(nc, js, handler=handler, stop=stop, batch=8, concurrency=4, fetch_timeout=0.5),
         30,
     )
     assert sorted(seen) == sorted(f"m{i}" for i in range(60)), "each message handled exactly once"
@@ -178,22 +164,9 @@ async def test_a_message_that_reaches_a_stopping_consumer_goes_back_to_the_next_
         first.append(Usage.model_validate_json(d.data).model)
 
     stopping = asyncio.create_task(
-        bus.consume(
-            nc,
-            js,
-            stream=subjects.JOBS_STREAM,
-            durable="dev",
-            handler=record_first,
-            stop=stop,
-            concurrency=2,
-            fetch_timeout=3,
-        )
+        _consume_dev(nc, js, handler=record_first, stop=stop, concurrency=2, fetch_timeout=3)
     )
-
-    async def waiting() -> int:
-        return int((await js.consumer_info(subjects.JOBS_STREAM, "dev")).num_waiting)
-
-    await eventually(waiting, what="the consumer's pull request at the server")
+    await eventually(lambda: _pull_waiting(js), what="the consumer's pull request at the server")
     stop.set()
     await bus.publish(js, subjects.job_subject("dev"), Usage(model="late"))
     await asyncio.wait_for(stopping, 10)
@@ -207,7 +180,7 @@ async def test_a_message_that_reaches_a_stopping_consumer_goes_back_to_the_next_
         done.set()
 
     await asyncio.wait_for(
-        bus.consume(nc, js, stream=subjects.JOBS_STREAM, durable="dev", handler=record_second, stop=done),
+        _consume_dev(nc, js, handler=record_second, stop=done),
         20,  # far below the ack wait
     )
     assert second == [("late", 2)], "delivered to the stopping consumer, given back, handled once"

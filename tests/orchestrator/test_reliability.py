@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select, text
 from wf_common import subjects
 from wf_common.db.tables import outbox
 from wf_common.events import ExecutionStarted, FeedbackAdded
-from wf_common.jobs import ErrorInfo
+from wf_common.jobs import ErrorInfo, Job
 
 from tests.orchestrator.conftest import config
 from tests.orchestrator.hub import Hub, eventually
@@ -136,11 +136,11 @@ async def test_a_job_running_past_its_timeout_fails_the_task(make_hub: Any, tmp_
     assert await hub.state("T-001") == ("pm", "failed")
 
 
-async def test_jobs_started_while_the_orchestrator_was_down_are_all_recorded_in_one_batch(
-    hub: Hub, tmp_path: Path
-) -> None:
-    # Two runners start two jobs while the orchestrator is down: at start it reads both events in
-    # one batch. That batch once stopped the orchestrator (an `IN` list cannot go with executemany).
+async def _two_pm_jobs_started_while_the_orchestrator_was_down(
+    hub: Hub, tmp_path: Path, runners: tuple[str, str]
+) -> list[Job]:
+    """Two ideas (two projects) give two PM jobs; with the orchestrator down, each is reported started
+    by its runner; then the orchestrator starts and reads both events in one batch."""
     await hub.project("other", tmp_path / "other")
     jobs = []
     for slug in ("demo", "other"):
@@ -148,7 +148,7 @@ async def test_jobs_started_while_the_orchestrator_was_down_are_all_recorded_in_
         jobs.append(await hub.next_job("pm"))
     await hub.stop_orchestrator()
     assert hub.js is not None
-    for job, runner in zip(jobs, ("r1", "r2"), strict=True):
+    for job, runner in zip(jobs, runners, strict=True):
         started = ExecutionStarted(
             project=job.project.slug,
             task_key=job.task.key,
@@ -158,6 +158,15 @@ async def test_jobs_started_while_the_orchestrator_was_down_are_all_recorded_in_
         )
         await hub.js.publish(started.subject(), started.model_dump_json().encode())
     await hub.start()
+    return jobs
+
+
+async def test_jobs_started_while_the_orchestrator_was_down_are_all_recorded_in_one_batch(
+    hub: Hub, tmp_path: Path
+) -> None:
+    # Two runners start two jobs while the orchestrator is down: at start it reads both events in
+    # one batch. That batch once stopped the orchestrator (an `IN` list cannot go with executemany).
+    jobs = await _two_pm_jobs_started_while_the_orchestrator_was_down(hub, tmp_path, ("r1", "r2"))
 
     async def both_running() -> bool:
         async with hub.db.connect() as conn:
@@ -178,23 +187,7 @@ async def test_a_runner_event_that_cannot_be_recorded_is_terminated_and_the_rest
 ) -> None:
     # A runner id with a NUL byte: PostgreSQL refuses it every time. In one batch with a good event, it
     # once kept both unrecorded, redelivered until the consumer's max deliveries.
-    await hub.project("other", tmp_path / "other")
-    jobs = []
-    for slug in ("demo", "other"):
-        await hub.cmd("submit_idea", project=slug, text="An idea")
-        jobs.append(await hub.next_job("pm"))
-    await hub.stop_orchestrator()
-    assert hub.js is not None
-    for job, runner in zip(jobs, ("r1", "bad\x00runner"), strict=True):
-        started = ExecutionStarted(
-            project=job.project.slug,
-            task_key=job.task.key,
-            execution_id=job.job_id,
-            stage="pm",
-            runner_id=runner,
-        )
-        await hub.js.publish(started.subject(), started.model_dump_json().encode())
-    await hub.start()
+    jobs = await _two_pm_jobs_started_while_the_orchestrator_was_down(hub, tmp_path, ("r1", "bad\x00runner"))
 
     async def runners() -> list[tuple[int, str | None]]:
         async with hub.db.connect() as conn:

@@ -389,7 +389,6 @@ class Delivery:
 Handler = Callable[[Delivery], Awaitable[None]]
 
 _WAKE = object()  # a handler finished, stop was set, or a tick: look at the requests again
-_STATUS_HEADER = "Status"
 
 
 class _PullRequests:
@@ -487,12 +486,15 @@ async def consume(
             busy -= 1
             arrivals.put_nowait(_WAKE)
 
+    def track(work: Awaitable[Any]) -> None:
+        t = asyncio.ensure_future(work)
+        running.add(t)
+        t.add_done_callback(running.discard)
+
     def start(msg: Msg) -> None:
         nonlocal busy
         busy += 1
-        t = asyncio.create_task(run(Delivery(msg, nc)))
-        running.add(t)
-        t.add_done_callback(running.discard)
+        track(run(Delivery(msg, nc)))
 
     async def ticks() -> None:
         """Wake the loop on stop, and now and then to drop requests whose end never came."""
@@ -528,7 +530,7 @@ async def consume(
         if not status:
             requests.delivered()
             if stop.is_set():
-                _nak_soon(msg)
+                track(msg.nak())
             elif busy < concurrency:
                 start(msg)
             else:
@@ -553,11 +555,6 @@ async def consume(
         requests.forget_all()
         not_before = loop.time() + 0.5
 
-    def _nak_soon(msg: Msg) -> None:
-        t = asyncio.create_task(msg.nak())
-        running.add(t)
-        t.add_done_callback(running.discard)
-
     try:
         await ask()
         while not stop.is_set():
@@ -575,9 +572,9 @@ async def consume(
         while not arrivals.empty():
             item = arrivals.get_nowait()
             if item is not _WAKE and not JetStreamContext.is_status_msg(item):
-                _nak_soon(item)
+                track(item.nak())
         while backlog:
-            _nak_soon(backlog.popleft())
+            track(backlog.popleft().nak())
     finally:
         ticker.cancel()
         if running:
