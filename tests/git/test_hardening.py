@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from wf_agent_runner import gitrepo
+from wf_common.gitops import safe
 from wf_common.gitops import tasks as gtasks
 from wf_common.gitops.layout import worktree_path
 
@@ -91,3 +92,38 @@ async def test_a_worktree_git_file_is_not_trusted_unless_registered(tmp_path: Pa
         await gitrepo.commit_job(
             checkout.work_tree, ["a.txt"], subject="s", body="", key="p/T-002/dev/1", author=AUTHOR
         )
+
+
+async def test_a_filter_planted_after_the_configuration_was_read_does_nothing(tmp_path: Path) -> None:
+    # The repository's configuration is listed once and kept while its files are unchanged: a key
+    # planted later, by git or by an in-place rewrite that keeps the file's size, is seen.
+    repo = make_repo(tmp_path / "ws", {"a.txt": "a\n", "b.txt": "b\n"})
+    (repo / ".gitattributes").write_text("*.txt filter=evil\n", encoding="utf-8")
+    git(repo, "config", "wf.padding", "x" * 300)
+    assert await _agent_commit(repo, "a.txt", "first\n", "p/T-002/dev/1") is not None
+    reads = safe._LISTINGS.reads
+    assert await _agent_commit(repo, "a.txt", "second\n", "p/T-002/dev/2") is not None
+    assert safe._LISTINGS.reads == reads  # unchanged configuration: no git process to list it again
+
+    marker = tmp_path / "filter-ran"
+    config = repo / ".git" / "config"
+    text = config.read_text(encoding="utf-8")
+    planted = f'[filter "evil"]\n\tclean = {_script(tmp_path / "clean.sh", marker)}\n'
+    padding = "\tpadding = " + "x" * 300 + "\n"
+    assert len(planted) <= len(padding)
+    with config.open("r+", encoding="utf-8") as f:  # same inode, same size
+        f.write(text.replace(padding, planted + "#" * (len(padding) - len(planted) - 1) + "\n"))
+    assert config.stat().st_size == len(text.encode())
+    sha = await _agent_commit(repo, "b.txt", "the agent's text\n", "p/T-002/dev/3")
+
+    assert sha is not None
+    assert git(repo, "show", f"{sha}:b.txt") == "the agent's text"
+    assert not marker.exists()
+
+
+def test_a_remote_added_after_a_first_look_is_found(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "ws", {"a.txt": "a\n"})
+    assert not gtasks.has_remote(repo, "up.stream")
+    git(repo, "remote", "add", "up.stream", str(tmp_path / "nowhere"))
+    assert gtasks.has_remote(repo, "up.stream")
+    assert not gtasks.has_remote(repo, "up")

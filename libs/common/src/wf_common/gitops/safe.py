@@ -12,6 +12,9 @@ services run therefore:
   textconv/command, merge drivers, ssh/askpass/proxy commands, credential helpers, signing programs):
   each is overridden with an empty value on the command line. The user's global configuration is
   trusted (the workspace cannot write it), so a git-lfs filter or an ssh command set there still works.
+  The keys come from `git config --list`, kept per git directory while none of the files it reads
+  changed (`_ConfigListings`: inode, size, mtime and ctime of each, taken before the listing), so a
+  key planted at any time is seen by the next command and an unchanged configuration costs no process.
 
 Errors: `GitError` (a command failed; the message names the command, the directory and git's own
 message).
@@ -19,8 +22,10 @@ message).
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,18 +125,18 @@ class SafeGit:
         opts += [f"user.name={name}", f"user.email={email}"]
         return [arg for o in opts for arg in ("-c", o)]
 
+    def config_names(self) -> tuple[tuple[str, str], ...]:
+        """Every configured key as (scope, name), read through `_LISTINGS` (a git process only when a
+        configuration file changed since the last read)."""
+        return _LISTINGS.names(self)
+
     def _program_keys(self) -> list[str]:
-        code, out, _ = self._exec(
-            ["config", "--list", "--includes", "--show-scope", "--name-only"], check=False, options=[]
-        )
-        if code != 0:
-            return []
-        keys = []
-        for line in out.splitlines():
-            scope, _, name = line.partition("\t")
-            if scope in ("local", "worktree") and _RUNS_PROGRAM.match(name.lower()):
-                keys.append(name)
-        return sorted(set(keys))
+        keys = {
+            name
+            for scope, name in self.config_names()
+            if scope in ("local", "worktree") and _RUNS_PROGRAM.match(name.lower())
+        }
+        return sorted(keys)
 
     def run(
         self, *args: str, stdin: str | None = None, check: bool = True, env: dict[str, str] | None = None
@@ -182,6 +187,89 @@ class SafeGit:
                 f"git {_subcommand(args)} failed in {self.checkout.work_tree} (exit {code}): {detail[-1500:]}"
             )
         return int(code or 0), text_out, text_err
+
+
+class _ConfigListings:
+    """`git config --list` of each git directory, kept while none of the files it can come from
+    changed. The fingerprint is taken before the listing is read (a change made while git reads is
+    seen next time) and covers every file git would read, present or not: the repository's config and
+    config.worktree, the global and system files, and the environment that names them. A listing
+    with an include (its files and conditions are not all covered) or a key from anything but a
+    file is read again every time, as before."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: dict[Path, tuple[tuple[object, ...], tuple[tuple[str, str], ...]]] = {}
+        self.reads = 0  # git processes run for a listing (tests)
+
+    def names(self, g: SafeGit) -> tuple[tuple[str, str], ...]:
+        c = g.checkout
+        fingerprint = _fingerprint(_candidates(c))
+        with self._lock:
+            kept = self._kept.get(c.git_dir)
+        if kept is not None and kept[0] == fingerprint:
+            return kept[1]
+        self.reads += 1
+        code, out, _ = g._exec(
+            ["config", "--list", "--includes", "--show-scope", "--show-origin", "--name-only", "-z"],
+            check=False,
+            options=[],
+        )
+        if code != 0:
+            return ()
+        fields = out.split("\0")
+        rows = [tuple(fields[i : i + 3]) for i in range(0, len(fields) - 2, 3)]
+        names = tuple((scope, name) for scope, _, name in rows)
+        known = {str(p) for p in _candidates(c)}
+        cacheable = all(
+            origin.startswith("file:")
+            and _absolute(c, origin[5:]) in known
+            and not name.startswith("include")  # include.path, includeif.*.path
+            for _, origin, name in rows
+        )
+        with self._lock:
+            if cacheable:
+                self._kept[c.git_dir] = (fingerprint, names)
+            else:
+                self._kept.pop(c.git_dir, None)
+        return names
+
+
+def _candidates(c: Checkout) -> list[Path]:
+    env = os.environ
+    home = Path(env.get("HOME") or Path.home())
+    xdg = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else home / ".config"
+    files = [c.common_dir / "config", c.git_dir / "config.worktree"]
+    files += [home / ".gitconfig", xdg / "git" / "config"]
+    files += [Path(env[k]) for k in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM") if env.get(k)]
+    files.append(Path("/etc/gitconfig"))
+    return files
+
+
+def _fingerprint(files: list[Path]) -> tuple[object, ...]:
+    env = tuple(os.environ.get(k) for k in _CONFIG_ENVIRONMENT)
+    stats: list[object] = [env]
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            stats.append(None)
+            continue
+        stats.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return tuple(stats)
+
+
+def _absolute(c: Checkout, origin: str) -> str:
+    path = Path(origin)
+    return str(path if path.is_absolute() else c.work_tree / path)
+
+
+# Environment variables that change which configuration git reads.
+_CONFIG_ENVIRONMENT = (
+    "HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_NOSYSTEM",
+    "GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG",
+)  # fmt: skip
+_LISTINGS = _ConfigListings()
 
 
 def _subcommand(args: Sequence[str]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -57,6 +58,24 @@ def main_branch(workspace: str | Path, configured: str | None = None, *, git: Sa
             "or set git.main_branch in config.yaml"
         )
     return out.strip()
+
+
+def _checked_out(g: SafeGit) -> str:
+    """The branch checked out in `g`'s checkout ("" when HEAD is detached), from its HEAD file as git
+    writes it (`ref: refs/heads/<name>`); anything else (a reftable repository's placeholder, a
+    symlinked HEAD) is asked of git."""
+    try:
+        head = (g.checkout.git_dir / "HEAD").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        head = ""
+    prefix = "ref: refs/heads/"
+    name = head.strip()[len(prefix) :] if head.startswith(prefix) else ""
+    if name and name != ".invalid" and not (g.checkout.git_dir / "HEAD").is_symlink():
+        return name
+    if re.fullmatch(r"[0-9a-f]{40}([0-9a-f]{24})?", head.strip()):
+        return ""  # detached
+    code, out, _ = g.status("symbolic-ref", "--short", "-q", "HEAD")
+    return out.strip() if code == 0 else ""
 
 
 def _rev(g: SafeGit, rev: str) -> str | None:
@@ -285,11 +304,11 @@ def merge_task(
     checkout = Checkout.main(workspace)
     g = SafeGit(checkout)
     branch = task_branch(task_key)
-    code, current, _ = g.status("symbolic-ref", "--short", "-q", "HEAD")
-    target = main or (current.strip() if code == 0 and current.strip() else main_branch(workspace, git=g))
-    if code != 0 or current.strip() != target:
+    current = _checked_out(g)
+    target = main or current or main_branch(workspace, git=g)
+    if current != target:
         raise MergeBlocked(
-            f"{workspace} has {current.strip() or 'a detached HEAD'} checked out, not {target}; "
+            f"{workspace} has {current or 'a detached HEAD'} checked out, not {target}; "
             f"check out {target} there and approve again"
         )
     main_ref, branch_ref = f"refs/heads/{target}", f"refs/heads/{branch}"
@@ -308,15 +327,12 @@ def merge_task(
             f"({', '.join(ln[3:] for ln in dirty[:5])}); commit or stash them and approve again"
         )
     before = heads.get(main_ref)  # None: an unborn branch (no commit yet)
-    base = None
-    if before is not None:
-        code, out, _ = g.status("merge-base", tip, before)  # 1: no common history
-        base = out.strip() if code == 0 else None
-        if base == tip:
-            return MergeOutcome("up-to-date", target, before)
-    ff = before is None or base == before
     message = f"Merge {branch}" + (f": {title}" if title else "")
+    # git itself finds the branch merged already, or to fast-forward to (LC_ALL=C: its words are
+    # stable); a merge-base beforehand would be one process more for what the merge prints anyway.
     code, out, err = g.status("merge", "--no-edit", "-m", message, branch)
+    if code == 0 and before is not None and re.match(r"Already up.to.date", out):
+        return MergeOutcome("up-to-date", target, before)
     if code != 0:
         conflicts = [p for p in g.run("diff", "--name-only", "--diff-filter=U", "-z").split("\0") if p]
         g.status("merge", "--abort")
@@ -324,15 +340,22 @@ def merge_task(
         if conflicts:
             return MergeOutcome("conflict", target, before or "", conflicts, detail)
         raise GitError(f"merging {branch} into {target} failed: {detail}")
-    if ff and "Fast-forward" in out:  # HEAD is the branch's tip
+    if before is None or "\nFast-forward" in f"\n{out}":  # HEAD is the branch's tip
         return MergeOutcome("fast-forward", target, tip)
     # A merge commit (also where a fast-forward was possible but merge.ff=false asked for one).
     return MergeOutcome("merge", target, _rev(g, "HEAD") or "")
 
 
 def has_remote(workspace: str | Path, remote: str) -> bool:
-    g = SafeGit(Checkout.main(workspace))
-    return remote in g.run("remote").split()
+    """Whether `git remote` would list `remote`: a `remote.<name>.*` key, or a legacy
+    `.git/remotes/<name>` or `.git/branches/<name>` file (read from the configuration listing that
+    SafeGit keeps, so no git process while the configuration is unchanged)."""
+    checkout = Checkout.main(workspace)
+    for _, name in SafeGit(checkout).config_names():
+        section, _, rest = name.partition(".")
+        if section == "remote" and rest.rpartition(".")[0] == remote:
+            return True
+    return any((checkout.common_dir / d / remote).is_file() for d in ("remotes", "branches"))
 
 
 def push(workspace: str | Path, remote: str, branch: str) -> None:
