@@ -204,7 +204,8 @@ class _ConfigListings:
 
     def names(self, g: SafeGit) -> tuple[tuple[str, str], ...]:
         c = g.checkout
-        fingerprint = _fingerprint(_candidates(c))
+        files = _candidates(c)
+        fingerprint = _fingerprint(files)
         with self._lock:
             kept = self._kept.get(c.git_dir)
         if kept is not None and kept[0] == fingerprint:
@@ -220,7 +221,7 @@ class _ConfigListings:
         fields = out.split("\0")
         rows = [tuple(fields[i : i + 3]) for i in range(0, len(fields) - 2, 3)]
         names = tuple((scope, name) for scope, _, name in rows)
-        known = {str(p) for p in _candidates(c)}
+        known = {str(p) for p in files}
         cacheable = all(
             origin.startswith("file:")
             and _absolute(c, origin[5:]) in known

@@ -340,7 +340,7 @@ def merge_task(
         if conflicts:
             return MergeOutcome("conflict", target, before or "", conflicts, detail)
         raise GitError(f"merging {branch} into {target} failed: {detail}")
-    if before is None or "\nFast-forward" in f"\n{out}":  # HEAD is the branch's tip
+    if before is None or re.search(r"^Fast-forward", out, re.MULTILINE):  # HEAD is the branch's tip
         return MergeOutcome("fast-forward", target, tip)
     # A merge commit (also where a fast-forward was possible but merge.ff=false asked for one).
     return MergeOutcome("merge", target, _rev(g, "HEAD") or "")
