@@ -254,3 +254,18 @@ async def test_a_blocked_task_whose_blockers_are_done_is_released_by_the_sweep(h
             text("UPDATE tasks SET state = 'done', current_stage = 'done' WHERE task_key = 'T-002'")
         )
     assert (await hub.next_job("dev", within=5)).task.key == "T-003"
+
+
+async def test_an_idea_whose_tasks_a_crash_left_all_done_is_finished_by_the_sweep(hub: Hub) -> None:
+    await hub.cmd("submit_idea", project="demo", text="An idea")
+    step = {"description": "d", "acceptance_criteria": ["ok"], "priority": 5}
+    await hub.breakdown(await hub.next_job("pm"), {"title": "Only", **step})
+    await hub.wait_state("T-001", "pm", "awaiting_approval")
+    await hub.cmd("approve", project="demo", task_key="T-001")
+    await hub.next_job("dev")
+    # As if the orchestrator had died between T-002's commit to done and the idea's own transaction.
+    async with hub.db.begin() as conn:
+        await conn.execute(
+            text("UPDATE tasks SET state = 'done', current_stage = 'done' WHERE task_key = 'T-002'")
+        )
+    await hub.wait_state("T-001", "done", "done")

@@ -4,8 +4,9 @@
 - executions whose job no runner ever started and that have no job left in WF_JOBS (the stage's
   consumer has nothing pending or in flight, and no job waits in the outbox) are failed too: their
   job is gone (deleted, or terminated with its advisory lost), so they would otherwise wait forever;
-- safety nets for what a race could leave behind: blocked tasks whose blockers are all done, ideas
-  whose tasks are all done, outbox rows whose publication failed;
+- safety nets for what a race or a crash could leave behind: blocked tasks whose blockers are all
+  done, ideas whose tasks are all done (a crash between a last task's commit and the idea's own),
+  outbox rows whose publication failed;
 - a dispatch pass, so nothing waits for a kick that never came.
 """
 
@@ -197,7 +198,7 @@ class Sweeper:
         for tid in blocked:
             await self._runner.run(partial(self._unblock, task_id=tid))
         for tid in ideas:
-            await self._runner.run(partial(self._finish_idea, task_id=tid))
+            await self._runner.run(partial(transitions.finish_idea_if_done, ctx=self._ctx, idea_id=tid))
         return len(blocked) + len(ideas)
 
     async def _unblock(self, uow: UnitOfWork, task_id: int) -> None:
@@ -205,10 +206,3 @@ class Sweeper:
             d = machine.on_blockers_changed(task.facts(blockers_done=ready))
             if d is not None:
                 await transitions.apply(uow, self._ctx, task, d, actor="system", now=utcnow())
-
-    async def _finish_idea(self, uow: UnitOfWork, task_id: int) -> None:
-        for task, _, child_states in await repo.lock_and_read(uow.conn, [task_id]):
-            if task.state == TaskState.WAITING_SUBTASKS and machine.idea_finished(child_states):
-                await transitions.apply(
-                    uow, self._ctx, task, machine.on_idea_finished(task.facts()), actor="system", now=utcnow()
-                )

@@ -44,6 +44,10 @@ class UnitOfWork:
     made_ready: bool = False
     # Updates of the orchestrator's memory (wf_orchestrator.hop.Memory), made once the work committed.
     after_commit: list[Callable[[], None]] = field(default_factory=list)
+    # Work for units of work of their own, run once this one committed and published (each its own
+    # transaction, so its locks are not held across this one's commit). A crash before they ran
+    # leaves what the sweeper's safety nets find (e.g. an idea whose tasks are all done).
+    follow_ups: list[Callable[[UnitOfWork], Awaitable[object]]] = field(default_factory=list)
 
     def emit(self, event: _Event) -> None:
         self.messages.append(Outgoing(event.subject(), event.model_dump_json().encode(), event.id))
@@ -134,4 +138,9 @@ class Runner:
                 len(stored),
                 err or type(err).__name__,
             )
+        for follow_up in uow.follow_ups:
+            try:
+                await self.run(follow_up, must_publish=False)
+            except Exception as err:  # noqa: BLE001 - committed work stands; the sweeper retries this
+                log.warning("a follow-up of a committed change failed (%s); the sweeper retries it", err)
         return value

@@ -38,6 +38,7 @@ from wf_common.subjects import EVENTS_PREFIX
 log = logging.getLogger(__name__)
 
 _ACTIVE = [ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value]
+_DONE = f'"{TaskState.DONE.value}"'.encode()
 
 
 class BranchTracker:
@@ -107,6 +108,10 @@ class BranchTracker:
             )
 
     async def _on_state(self, msg: Msg) -> None:
+        # Most of them are the orchestrator's own hops (queued, running): not parsed at all. A change
+        # to done has the JSON string "done" in it, however its encoder spaced it.
+        if _DONE not in msg.data:
+            return
         try:
             ev = TaskStateChanged.model_validate_json(msg.data)
         except ValidationError:

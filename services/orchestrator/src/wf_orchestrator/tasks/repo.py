@@ -17,7 +17,6 @@ from sqlalchemy import (
     insert,
     not_,
     select,
-    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -126,23 +125,17 @@ async def _read(conn: AsyncConnection, ids: Sequence[int]) -> list[tuple[TaskRow
     )
 
 
-# The tasks a task reaching done may move on: the blocked tasks waiting for it, and its parent;
-# found and locked in id order in one statement (a fixed order, as in lock_tasks).
+# The blocked tasks waiting for a task that reached done, found and locked in id order (a fixed
+# order, as in lock_tasks). Its parent is not among them: siblings finishing together would queue on
+# its row lock until each other's commit; the idea is finished after the commit (finish_idea_if_done).
 _LOCK_FOLLOWERS = (
     select(tasks.c.id)
     .where(
-        tasks.c.id.in_(
-            union_all(
-                select(tasks.c.id).where(
-                    # current_stage lets the (current_stage, state) index find the blocked tasks.
-                    tasks.c.current_stage == any_(bindparam("stages")),
-                    tasks.c.state == TaskState.BLOCKED.value,
-                    tasks.c.project_id == bindparam("project_id"),
-                    bindparam("task_id", type_=Integer) == any_(tasks.c.blocked_by),
-                ),
-                select(tasks.c.id).where(tasks.c.id == bindparam("parent_id", type_=Integer)),
-            )
-        )
+        # current_stage lets the (current_stage, state) index find the blocked tasks.
+        tasks.c.current_stage == any_(bindparam("stages")),
+        tasks.c.state == TaskState.BLOCKED.value,
+        tasks.c.project_id == bindparam("project_id"),
+        bindparam("task_id", type_=Integer) == any_(tasks.c.blocked_by),
     )
     .order_by(tasks.c.id)
     .with_for_update()
@@ -152,16 +145,27 @@ _LOCK_FOLLOWERS = (
 async def lock_and_read_followers(
     conn: AsyncConnection, task: TaskRow, stages: list[str]
 ) -> list[tuple[TaskRow, bool, list[str]]]:
-    """`lock_and_read` of the tasks `task` reaching done may move on (the blocked tasks waiting for
-    it, and its parent), found and locked by one statement."""
-    params = {
-        "stages": stages,
-        "project_id": task.project_id,
-        "task_id": task.id,
-        "parent_id": task.parent_id,
-    }
+    """`lock_and_read` of the blocked tasks waiting for `task` (which reached done), found and
+    locked by one statement."""
+    params = {"stages": stages, "project_id": task.project_id, "task_id": task.id}
     ids = list((await conn.execute(_LOCK_FOLLOWERS, params)).scalars())
     return await _read(conn, ids) if ids else []
+
+
+# Whether an idea waits for its tasks and none of them is still open (no lock: see the caller).
+_IDEA_FINISHED = select(
+    tasks.c.state == TaskState.WAITING_SUBTASKS.value,
+    ~exists().where(
+        _blocker.c.parent_id == tasks.c.id,
+        _blocker.c.state.not_in([TaskState.DONE.value, TaskState.CANCELLED.value]),
+    ),
+).where(tasks.c.id == bindparam("idea_id"))
+
+
+async def idea_may_be_finished(conn: AsyncConnection, idea_id: int) -> bool:
+    """The idea waits for its tasks and none is open, as last committed: a cheap read, no lock."""
+    row = (await conn.execute(_IDEA_FINISHED, {"idea_id": idea_id})).first()
+    return bool(row and row[0] and row[1])
 
 
 async def blockers_done(conn: AsyncConnection, blocked_by: Sequence[int]) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import insert
@@ -18,7 +19,7 @@ from wf_common.events import (
     TaskMoved,
     TaskStateChanged,
 )
-from wf_common.jobs import PlannedTask
+from wf_common.jobs import PlannedTask, utcnow
 from wf_common.states import TaskState
 
 from wf_orchestrator.outbox import Stored
@@ -308,13 +309,26 @@ async def _create_children(
 async def _follow_done(uow: UnitOfWork, ctx: Context, task: TaskRow, actor: str, now: datetime) -> None:
     """Dependencies start work by themselves, and an idea is done when all its tasks are."""
     conn = uow.conn
-    for other, ready, child_states in await repo.lock_and_read_followers(
-        conn, task, ctx.pipeline.agent_stages
-    ):
-        if other.id == task.parent_id:
-            if other.state == TaskState.WAITING_SUBTASKS and machine.idea_finished(child_states):
-                await apply(uow, ctx, other, machine.on_idea_finished(other.facts()), actor="system", now=now)
-        elif other.state == TaskState.BLOCKED and task.id in other.blocked_by:
+    for other, ready, _ in await repo.lock_and_read_followers(conn, task, ctx.pipeline.agent_stages):
+        if other.state == TaskState.BLOCKED and task.id in other.blocked_by:
             d = machine.on_blockers_changed(other.facts(blockers_done=ready))
             if d is not None:
                 await apply(uow, ctx, other, d, actor="system", now=now)
+    if task.parent_id is not None:
+        # After this commit, in a transaction of its own: it then sees every sibling that committed
+        # before, so the last of them to commit finishes the idea, and siblings never wait for each
+        # other's commit on the idea's row.
+        uow.follow_ups.append(partial(finish_idea_if_done, ctx=ctx, idea_id=task.parent_id))
+
+
+async def finish_idea_if_done(uow: UnitOfWork, *, ctx: Context, idea_id: int) -> bool:
+    """Move the idea to done when it waits for its tasks and all of them are done (or cancelled).
+    Reads without a lock first (most tasks are not their idea's last); locks and reads again only
+    when it may be finished. True when it was finished here."""
+    if not await repo.idea_may_be_finished(uow.conn, idea_id):
+        return False
+    for idea, _, child_states in await repo.lock_and_read(uow.conn, [idea_id]):
+        if idea.state == TaskState.WAITING_SUBTASKS and machine.idea_finished(child_states):
+            await apply(uow, ctx, idea, machine.on_idea_finished(idea.facts()), actor="system", now=utcnow())
+            return True
+    return False
