@@ -111,12 +111,19 @@ WITH t AS (
          status_reason = NULL, updated_at = :now
   WHERE STILL_RUNNING
     -- A slot for this task and for every task already queued for one, so taking it skips nobody.
-    AND (SELECT count(*) FROM (ACTIVE_JOBS) a WHERE a.stage = :s2 AND a.project_id IS NOT NULL)
-      + (SELECT count(*) FROM tasks q WHERE q.current_stage = :s2 AND q.state = 'queued') < :wip
-    AND (SELECT count(*) FROM (ACTIVE_JOBS) a WHERE a.project_id = :pid)
-      + (SELECT count(*) FROM tasks q
+    -- The jobs running now are counted only when memory's upper bound of them leaves no room (the
+    -- count visits every active execution; an OR evaluates its right side only when the left fails).
+    AND (CAST(:stage_jobs AS bigint) + (SELECT count(*) FROM tasks q WHERE q.current_stage = :s2
+                                          AND q.state = 'queued') < :wip
+         OR (SELECT count(*) FROM (ACTIVE_JOBS) a WHERE a.stage = :s2 AND a.project_id IS NOT NULL)
+            + (SELECT count(*) FROM tasks q WHERE q.current_stage = :s2 AND q.state = 'queued') < :wip)
+    AND (CAST(:project_jobs AS bigint) + (SELECT count(*) FROM tasks q
          WHERE q.current_stage = ANY(CAST(:agent_stages AS varchar[])) AND q.state = 'queued'
            AND q.project_id = :pid) <= :per_project
+         OR (SELECT count(*) FROM (ACTIVE_JOBS) a WHERE a.project_id = :pid)
+            + (SELECT count(*) FROM tasks q
+               WHERE q.current_stage = ANY(CAST(:agent_stages AS varchar[])) AND q.state = 'queued'
+                 AND q.project_id = :pid) <= :per_project)
     AND NOT EXISTS (SELECT 1 FROM executions p
                     WHERE p.task_id = :tid AND p.stage = :s2 AND p.attempt >= :attempt)
   RETURNING id
@@ -526,9 +533,8 @@ class Hop:
             else:
                 seen.add(item[0].execution_id)
                 unique.append(item)
-        rows, batched = (
-            await self._connection.run([(p.kind, p.params) for p, _ in unique]) if unique else ([], False)
-        )
+        statements = self._with_job_bounds([p for p, _ in unique])
+        rows, batched = await self._connection.run(statements) if unique else ([], False)
         self.batches += batched
         written: list[_Written] = []
         memory = self._ctx.memory
@@ -551,6 +557,29 @@ class Hop:
         if freed_a_slot:
             self._kick()  # committed: the dispatcher's pass sees the freed slot
         return written
+
+    def _with_job_bounds(self, batch: list[_Pending]) -> list[tuple[str, dict[str, Any]]]:
+        """Each statement of `batch` with memory's upper bounds of the jobs running in its next stage
+        and its project, counting the hops before it in the batch as started (memory learns of them
+        after the commit); no bound known, one that never leaves room: the statement counts."""
+        memory = self._ctx.memory
+        in_stage: dict[str, int] = {}
+        in_project: dict[int, int] = {}
+        out: list[tuple[str, dict[str, Any]]] = []
+        for p in batch:
+            if p.kind == "hop":
+                stage, project = p.params["s2"], p.params["pid"]
+                known_s, known_p = memory.jobs_in_stage(stage), memory.jobs_in_project(project)
+                p.params["stage_jobs"] = (
+                    p.params["wip"] if known_s is None else known_s + in_stage.get(stage, 0)
+                )
+                p.params["project_jobs"] = (
+                    p.params["per_project"] + 1 if known_p is None else known_p + in_project.get(project, 0)
+                )
+                in_stage[stage] = in_stage.get(stage, 0) + 1
+                in_project[project] = in_project.get(project, 0) + 1
+            out.append((p.kind, p.params))
+        return out
 
     async def _publish(self, written: list[_Written]) -> None:
         """The next Jobs first, then the events (each task's in order); the futures once all are acked."""

@@ -7,6 +7,7 @@
 - safety nets for what a race or a crash could leave behind: blocked tasks whose blockers are all
   done, ideas whose tasks are all done (a crash between a last task's commit and the idea's own),
   outbox rows whose publication failed;
+- memory's bound of the jobs running now read again (an end it missed left it too high);
 - a dispatch pass, so nothing waits for a kick that never came.
 """
 
@@ -112,7 +113,15 @@ class Sweeper:
         await self.fail_lost()
         await self.release_stuck()
         await self._outbox.publish_leftovers(older_than_seconds=OUTBOX_GRACE_SECONDS)
+        await self.reload_jobs()
         self._kick()
+
+    async def reload_jobs(self) -> None:
+        """Memory's bound of the jobs running now, from the database, while nothing starts one."""
+        if not self._ctx.memory.loaded:
+            return
+        async with self._runner.dispatch_lock, self._runner.engine.connect() as conn:
+            await self._ctx.memory.load_jobs(conn)
 
     async def fail_overdue(self) -> int:
         async with self._runner.engine.connect() as conn:
