@@ -113,6 +113,19 @@ async def test_feedback_reaches_the_next_job_of_the_task_and_of_its_children(hub
     assert len(hub.events_of("feedback.added")) == 2
 
 
+async def test_feedback_on_the_idea_while_a_child_works_reaches_the_childs_next_stage(hub: Hub) -> None:
+    """The child's next job is built from what the orchestrator remembers of it: feedback given to
+    its parent meanwhile must make it forget that, or the QA agent would never see the feedback."""
+    await to_breakdown_gate(hub, "Child")
+    await hub.cmd("approve", project="demo", task_key="T-001")
+    dev = await hub.next_job("dev")
+    assert dev.feedback == []
+    await hub.cmd("add_feedback", project="demo", task_key="T-001", text="mind the tests", actor="ann")
+    await hub.finish(dev)
+    qa = await hub.next_job("qa")
+    assert [f.text for f in qa.feedback] == ["mind the tests"]
+
+
 async def test_edit_task_changes_fields_and_dependencies(hub: Hub) -> None:
     await to_breakdown_gate(hub, "First", "Second", "Third")
     reply = await hub.cmd(
@@ -166,8 +179,9 @@ async def test_a_killed_bug_no_longer_goes_to_agents(hub: Hub) -> None:
 async def test_a_card_moved_back_by_hand_is_reworked_and_a_line_comment_reaches_the_agent(hub: Hub) -> None:
     await to_breakdown_gate(hub, "Login page")
     await hub.cmd("approve", project="demo", task_key="T-001")
-    await hub.cmd("pause")  # so the task waits, queued, in qa
-    await hub.finish(await hub.next_job("dev"))
+    dev = await hub.next_job("dev")
+    await hub.cmd("pause")  # so the task waits, queued, in qa (a pause before the job went out kept it)
+    await hub.finish(dev)
     await hub.wait_state("T-002", "qa", "queued")
     forward = await refused(hub, "move_task", project="demo", task_key="T-002", to_stage="sec")
     assert forward.code == "conflict"

@@ -55,6 +55,7 @@ class Memory:
     inflight: dict[int, Inflight] = field(default_factory=dict)  # execution id → what it runs
     attempts: dict[tuple[int, str], int] = field(default_factory=dict)
     _by_task: dict[int, int] = field(default_factory=dict)  # task id → its in-flight execution id
+    _by_parent: dict[int, set[int]] = field(default_factory=dict)  # parent task id → children's executions
     jobs: dict[int, tuple[str, int]] = field(default_factory=dict)  # execution id → (stage, project id)
     _in_stage: Counter[str] = field(default_factory=Counter)
     _in_project: Counter[int] = field(default_factory=Counter)
@@ -103,6 +104,8 @@ class Memory:
         self.forget_task(entry.task.id)
         self.inflight[eid] = entry
         self._by_task[entry.task.id] = eid
+        if entry.task.parent_id is not None:
+            self._by_parent.setdefault(entry.task.parent_id, set()).add(eid)
         key = (entry.task.id, entry.job.stage)
         self.attempts[key] = max(self.attempts.get(key, 0), entry.job.attempt)
         self._job_started(eid, entry.job.stage, entry.task.project_id)
@@ -118,8 +121,15 @@ class Memory:
 
     def _drop(self, execution_id: int) -> None:
         entry = self.inflight.pop(execution_id, None)
-        if entry is not None and self._by_task.get(entry.task.id) == execution_id:
+        if entry is None:
+            return
+        if self._by_task.get(entry.task.id) == execution_id:
             del self._by_task[entry.task.id]
+        parent = entry.task.parent_id
+        if parent is not None and (siblings := self._by_parent.get(parent)) is not None:
+            siblings.discard(execution_id)
+            if not siblings:
+                del self._by_parent[parent]
 
     def forget_task_of(self, execution_id: int) -> None:
         entry = self.inflight.get(execution_id)
@@ -129,8 +139,8 @@ class Memory:
     def forget_task(self, task_id: int) -> None:
         """A human command (or anything but a hop) touched the task: its cached job is stale. The
         jobs of its children too: they carry their parent's feedback."""
-        eid = self._by_task.pop(task_id, None)
+        eid = self._by_task.get(task_id)
         if eid is not None:
-            self.inflight.pop(eid, None)
-        for child in [e for e in self.inflight.values() if e.task.parent_id == task_id]:
-            self._drop(child.job.job_id)  # forgotten, not ended: its job still runs
+            self._drop(eid)
+        for child in list(self._by_parent.get(task_id, ())):
+            self._drop(child)  # forgotten, not ended: its job still runs
